@@ -1,0 +1,304 @@
+"""Runs a build: a worker pool turns each layer node into cached layers, then the image is
+assembled. Every stage reports to one event sink.
+
+    spec -> plan (per layer, with cache key) -> cache hit | produce -> assemble -> BuildResult
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.cache.atomic import write_atomic
+from engine.cache.records import LayerRecord, RecordIndex
+from engine.cache.store import BlobStore
+from engine.canonical import canonical_json
+from engine.codec import Codec, get_codec
+from engine.descriptor import Descriptor
+from engine.digest import Digest
+from engine.errors import BuildCancelled, VinciError
+from engine.events import (
+    BuildFailed,
+    BuildFinished,
+    BuildStarted,
+    CancelToken,
+    EventSink,
+    ImageAssembled,
+    LayerCached,
+    LayerDone,
+    LayerFailed,
+    LayerQueued,
+    LayerStarted,
+    discard,
+)
+from engine.image import LayerPart, assemble
+from engine.imports import import_layers
+from engine.layerbuild import write_layer
+from engine.plan import LayerPlan, Planner
+from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
+
+DEFAULT_JOBS = 2
+
+
+def source_date_epoch_from_env() -> int:
+    """SOURCE_DATE_EPOCH if set (whole seconds), else 0: the one clock an image may show."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return 0
+    try:
+        epoch = int(value)
+    except ValueError:
+        raise VinciError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds") from None
+    if epoch < 0:
+        raise VinciError("SOURCE_DATE_EPOCH must not be negative")
+    return epoch
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    index: int
+    label: str
+    summary: str
+    record: LayerRecord
+    cache_hit: bool
+    seconds: float
+    plan: LayerPlan | None = None  # None for import layers
+
+    @property
+    def parts(self) -> list[LayerPart]:
+        return [
+            LayerPart(d, i, self.summary)
+            for d, i in zip(self.record.descriptors, self.record.diff_ids, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    spec: Spec
+    manifest: Descriptor
+    config: Descriptor
+    layers: tuple[LayerResult, ...]
+    codec: Codec
+    seconds: float
+    created: int
+    cache_root: str = field(default="")
+
+    @property
+    def cached(self) -> int:
+        return sum(1 for r in self.layers if r.cache_hit)
+
+    def to_json(self) -> dict[str, Any]:
+        layers = []
+        for r in self.layers:
+            for d, diff_id, usize in zip(
+                r.record.descriptors, r.record.diff_ids, r.record.uncompressed_sizes, strict=True
+            ):
+                layers.append(
+                    {
+                        "index": r.index,
+                        "label": r.label,
+                        "summary": r.summary,
+                        "digest": str(d.digest),
+                        "diff_id": str(diff_id),
+                        "size": d.size,
+                        "uncompressed_size": usize,
+                        "media_type": d.media_type,
+                        "cache_hit": r.cache_hit,
+                        "cache_key": r.record.key,
+                        "seconds": round(r.seconds, 6),
+                    }
+                )
+        return {
+            "manifest_digest": str(self.manifest.digest),
+            "manifest_size": self.manifest.size,
+            "config_digest": str(self.config.digest),
+            "media_type": self.manifest.media_type,
+            "codec": {"name": self.codec.name, "identity": self.codec.identity},
+            "platform": str(self.spec.platform),
+            "created": self.created,
+            "seconds": round(self.seconds, 6),
+            "layers": layers,
+        }
+
+
+class Builder:
+    """Builds specs against one cache. Safe to use from several threads, one build each."""
+
+    def __init__(
+        self,
+        store: BlobStore | None = None,
+        codec: Codec | None = None,
+        jobs: int = DEFAULT_JOBS,
+        threads: int = 0,
+    ) -> None:
+        if jobs < 1:
+            raise VinciError("--jobs must be at least 1")
+        self.store = store or BlobStore()
+        self.codec = codec or get_codec()
+        self.jobs = jobs
+        self.threads = threads
+        self.index = RecordIndex(self.store)
+
+    def build(
+        self,
+        spec: Spec,
+        sink: EventSink = discard,
+        cancel: CancelToken | None = None,
+        created: int = 0,
+    ) -> BuildResult:
+        started = time.monotonic()
+        token = CancelToken(cancel)
+        sink(BuildStarted(spec.display_path, len(spec.layers), self.jobs, self.codec.identity))
+        for i, layer in enumerate(spec.layers):
+            sink(LayerQueued(i, layer.label))
+        planner = Planner(self.store, self.codec, created, sink, token)
+        try:
+            results = self._run(spec, planner, sink, token)
+            base = self._base_config(spec, results)
+            parts = [p for r in results for p in r.parts]
+            manifest, config = assemble(spec, parts, self.store, created, base)
+        except VinciError as e:
+            sink(BuildFailed(str(e), isinstance(e, BuildCancelled)))
+            raise
+        except Exception as e:
+            sink(BuildFailed(f"internal error: {e!r}", False))
+            raise
+        sink(ImageAssembled(manifest, config))
+        result = BuildResult(
+            spec,
+            manifest,
+            config,
+            tuple(results),
+            self.codec,
+            time.monotonic() - started,
+            created,
+            str(self.store.root),
+        )
+        self._record_build(result)
+        sink(BuildFinished(manifest.digest, result.seconds, len(results), result.cached))
+        return result
+
+    def _run(
+        self, spec: Spec, planner: Planner, sink: EventSink, token: CancelToken
+    ) -> list[LayerResult]:
+        if not spec.layers:
+            return []
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="vinci-layer") as pool:
+            futures: list[Future[LayerResult]] = [
+                pool.submit(self._layer, spec, i, node, planner, sink, token)
+                for i, node in enumerate(spec.layers)
+            ]
+            _done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f.done() and f.exception() is not None]
+            if failed:
+                # Stop the siblings at their next chunk, wait for them, then report the
+                # first failure in spec order (a cancelled sibling is not the cause).
+                token.cancel()
+                wait(futures)
+                errors = [f.exception() for f in futures if f.exception() is not None]
+                real = [e for e in errors if not isinstance(e, BuildCancelled)]
+                error = (real or errors)[0]
+                assert error is not None
+                raise error
+            return [f.result() for f in futures]
+
+    def _layer(
+        self,
+        spec: Spec,
+        index: int,
+        node: LayerSpec,
+        planner: Planner,
+        sink: EventSink,
+        token: CancelToken,
+    ) -> LayerResult:
+        started = time.monotonic()
+        summary = layer_summary(node)
+        try:
+            token.check()
+            sink(LayerStarted(index, node.label))
+            if isinstance(node, ImportSpec | ImportOCISpec):
+                record, hit = import_layers(node, self.store, spec.platform, index, sink, token)
+                result = LayerResult(
+                    index, node.label, summary, record, hit, time.monotonic() - started
+                )
+            else:
+                plan = planner.plan(node, index)
+                cached = self.index.get(plan.key)
+                hit = cached is not None
+                if cached is not None:
+                    record = cached
+                    sink(LayerCached(index, plan.key, record.descriptors))
+                else:
+                    built = write_layer(
+                        plan, self.codec, self.store, index, sink, token, self.threads
+                    )
+                    record = LayerRecord(
+                        key=plan.key,
+                        descriptors=(built.descriptor,),
+                        diff_ids=(built.diff_id,),
+                        codec=self.codec.identity,
+                        uncompressed_sizes=(built.uncompressed_size,),
+                        summary=summary,
+                    )
+                    self.index.put(record)
+                result = LayerResult(
+                    index, node.label, summary, record, hit, time.monotonic() - started, plan
+                )
+        except BuildCancelled:
+            sink(LayerFailed(index, "cancelled"))
+            raise
+        except VinciError as e:
+            sink(LayerFailed(index, str(e)))
+            raise
+        sink(
+            LayerDone(index, record.descriptors, record.diff_ids, result.cache_hit, result.seconds)
+        )
+        return result
+
+    def _base_config(self, spec: Spec, results: Sequence[LayerResult]) -> dict[str, Any] | None:
+        base = None
+        for node, result in zip(spec.layers, results, strict=True):
+            if isinstance(node, ImportSpec | ImportOCISpec) and node.inherit_config:
+                config_digest = dict(result.record.extra).get("config")
+                if config_digest:
+                    data = json.loads(self.store.read_blob(Digest.parse(config_digest)))
+                    base = data.get("config") or {}
+        return base
+
+    def _record_build(self, result: BuildResult) -> None:
+        """Remember what this spec's latest build references, so gc keeps it."""
+        ident = hashlib.sha256(os.fsencode(result.spec.path)).hexdigest()
+        blobs = [str(result.manifest.digest), str(result.config.digest)]
+        for r in result.layers:
+            blobs.extend(str(d.digest) for d in r.record.descriptors)
+        data = {
+            "spec": str(result.spec.path),
+            "time": int(time.time()),
+            "manifest": str(result.manifest.digest),
+            "keys": [r.record.key for r in result.layers],
+            "blobs": blobs,
+        }
+        with contextlib.suppress(OSError):
+            write_atomic(self.store.build_dir / f"{ident}.json", canonical_json(data))
+
+
+def build(
+    spec: Spec,
+    *,
+    store: BlobStore | None = None,
+    codec: Codec | None = None,
+    jobs: int = DEFAULT_JOBS,
+    sink: EventSink = discard,
+    cancel: CancelToken | None = None,
+    created: int = 0,
+    threads: int = 0,
+) -> BuildResult:
+    """Build `spec` into the cache and return its result."""
+    return Builder(store, codec, jobs, threads).build(spec, sink, cancel, created)

@@ -1,0 +1,1 @@
+"""The content-addressed layer cache: blob store, cache-key records, stat memo, maintenance."""

@@ -1,0 +1,125 @@
+"""The cache's on-disk layout and its content-addressed blob store.
+
+    <root>/v1/blobs/sha256/<hex>        every blob: layers, configs, manifests
+    <root>/v1/layers/<key>.json         cache key -> the layer's descriptors (LayerRecord)
+    <root>/v1/memo/<id>.json            stat memo: (path, size, mtime, inode, ctime) -> digest
+    <root>/v1/builds/<id>.json          what the last build of each spec referenced (for gc)
+    <root>/v1/sources/<hex>.json        where a blob was fetched from (registry, repository)
+
+A blob file exists only when complete and verified (see atomic.py). Last use is the mtime of
+the layer record, touched on every hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from engine.cache.atomic import AtomicFile
+from engine.digest import Digest
+from engine.errors import CacheError
+
+LAYOUT_VERSION = "v1"
+
+
+def default_cache_root() -> Path:
+    env = os.environ.get("VINCI_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "vinci"
+
+
+class BlobWriter:
+    """Streams a blob into the store, hashing as it goes. Nothing is visible until commit."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._file = AtomicFile(store.blob_dir)
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def digest(self) -> Digest:
+        return Digest(self._hash.hexdigest())
+
+    def commit(self, expected: Digest | None = None) -> Digest:
+        digest = self.digest
+        if expected is not None and digest != expected:
+            self._file.discard()
+            raise CacheError(f"blob content is {digest}, expected {expected}; not stored")
+        self._file.commit(self._store.blob_path(digest))
+        return digest
+
+    def discard(self) -> None:
+        self._file.discard()
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.discard()
+
+
+class BlobStore:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or default_cache_root()) / LAYOUT_VERSION
+        self.blob_dir = self.root / "blobs" / "sha256"
+        self.layer_dir = self.root / "layers"
+        self.memo_dir = self.root / "memo"
+        self.build_dir = self.root / "builds"
+        self.source_dir = self.root / "sources"
+        try:
+            for d in (
+                self.blob_dir,
+                self.layer_dir,
+                self.memo_dir,
+                self.build_dir,
+                self.source_dir,
+            ):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CacheError(f"cannot use cache directory {self.root}: {e.strerror}") from None
+
+    def blob_path(self, digest: Digest) -> Path:
+        return self.blob_dir / digest.hex
+
+    def has_blob(self, digest: Digest, size: int | None = None) -> bool:
+        try:
+            st = os.stat(self.blob_path(digest))
+        except FileNotFoundError:
+            return False
+        return size is None or st.st_size == size
+
+    def open_blob(self, digest: Digest) -> BinaryIO:
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise CacheError(f"blob {digest} is not in the cache ({self.root})") from None
+
+    def read_blob(self, digest: Digest) -> bytes:
+        """Whole blob; only for small JSON blobs (configs, manifests, indexes)."""
+        with self.open_blob(digest) as f:
+            return f.read()
+
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self)
+
+    def put_bytes(self, data: bytes) -> Digest:
+        with self.writer() as w:
+            w.write(data)
+            return w.commit()

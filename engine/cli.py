@@ -1,0 +1,342 @@
+"""The `vinci` command line.
+
+Errors become one line each (spec problems as file:line:col: message) and a nonzero exit:
+2 for an invalid spec or usage, 1 for a failed build, 130 when interrupted. Never a traceback.
+Heavy modules (the registry client, the workbench) are imported only by the commands that use
+them, so a local build starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.errors import SpecError, VinciError
+
+SPEC_NAMES = ("vinci.yaml", "vinci.yml")
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = t[-1:] if t[-1:] in units and t[-1:] != "" and not t[-1:].isdigit() else ""
+    number = t[: len(t) - len(unit)] if unit else t
+    try:
+        return int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 500M or 2G") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def find_spec(given: str | None) -> str:
+    if given:
+        path = Path(given)
+        if path.is_dir():
+            for name in SPEC_NAMES:
+                if (path / name).is_file():
+                    return str(path / name)
+            raise VinciError(f"no vinci.yaml in {given}")
+        return given
+    for name in SPEC_NAMES:
+        if Path(name).is_file():
+            return name
+    raise VinciError("no spec given and no vinci.yaml in the current directory")
+
+
+def _add_cache_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="cache location (default: $VINCI_CACHE_DIR, else ~/.cache/vinci)",
+    )
+
+
+def _add_build_args(p: argparse.ArgumentParser) -> None:
+    _add_cache_args(p)
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive,
+        default=2,
+        metavar="N",
+        help="layers built at once (default 2)",
+    )
+    p.add_argument(
+        "--compression",
+        default="gzip",
+        metavar="CODEC",
+        help="gzip (default, isal), gzip-zlib (system zlib), zstd or none",
+    )
+    p.add_argument(
+        "--compression-level", type=int, metavar="N", help="codec level (default per codec)"
+    )
+    p.add_argument(
+        "--source-date-epoch",
+        type=int,
+        metavar="SECONDS",
+        help="timestamp for files and config (default: $SOURCE_DATE_EPOCH, else 0)",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="vinci", description="Declarative, reproducible OCI container images."
+    )
+    top.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+
+    b = sub.add_parser("build", help="build a spec into an image")
+    b.add_argument("spec", nargs="?", help="spec file or its directory (default: ./vinci.yaml)")
+    b.add_argument(
+        "--output",
+        "-o",
+        metavar="TARGET",
+        help="oci:DIR (default: the spec's path with .oci), oci-archive:FILE, docker-archive:FILE",
+    )
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    b.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    _add_build_args(b)
+
+    v = sub.add_parser("validate", help="check a spec without building it")
+    v.add_argument("spec", nargs="?")
+
+    c = sub.add_parser("cache", help="inspect and maintain the layer cache")
+    csub = c.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    cl = csub.add_parser("ls", help="list cached blobs")
+    cl.add_argument("--json", action="store_true")
+    _add_cache_args(cl)
+    cv = csub.add_parser("verify", help="re-hash every blob; exit 1 on any corruption")
+    cv.add_argument("--json", action="store_true")
+    _add_cache_args(cv)
+    cg = csub.add_parser("gc", help="remove what recent builds do not reference")
+    cg.add_argument("--keep-days", type=float, default=30.0, metavar="DAYS", help="default 30")
+    cg.add_argument("--max-size", type=_size, metavar="SIZE", help="size budget, e.g. 5G")
+    cg.add_argument("--json", action="store_true")
+    _add_cache_args(cg)
+    cp = csub.add_parser("path", help="print the cache directory")
+    _add_cache_args(cp)
+
+    s = sub.add_parser("schema", help="print the spec's JSON Schema")
+    s.add_argument("--markdown", action="store_true", help="the key reference as Markdown")
+
+    t = sub.add_parser("tui", help="open the workbench")
+    t.add_argument("spec", nargs="?")
+    t.add_argument("--no-watch", action="store_true", help="start with watch mode off")
+    _add_build_args(t)
+
+    for name, helptext in _EXTRA_COMMANDS.items():
+        sub.add_parser(name, help=helptext, add_help=False)
+    return top
+
+
+# Commands implemented in their own modules; each module defines add_arguments(parser) and
+# run(args) -> int. Kept as names so `vinci build` never imports them.
+_EXTRA_COMMANDS: dict[str, str] = {}
+_EXTRA_MODULES: dict[str, str] = {}
+
+
+def register(name: str, module: str, helptext: str) -> None:
+    _EXTRA_COMMANDS[name] = helptext
+    _EXTRA_MODULES[name] = module
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from engine.cache.store import BlobStore
+
+    return BlobStore(Path(args.cache_dir) if getattr(args, "cache_dir", None) else None)
+
+
+def _codec(args: argparse.Namespace) -> Any:
+    from engine.codec import get_codec
+
+    try:
+        return get_codec(args.compression, args.compression_level)
+    except ValueError as e:
+        raise VinciError(str(e)) from None
+
+
+def _created(args: argparse.Namespace) -> int:
+    from engine.build import source_date_epoch_from_env
+
+    if args.source_date_epoch is not None:
+        if args.source_date_epoch < 0:
+            raise VinciError("--source-date-epoch must not be negative")
+        return int(args.source_date_epoch)
+    return source_date_epoch_from_env()
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from engine.build import Builder
+    from engine.events import EventSink, discard
+    from engine.output import default_output, parse_output
+    from engine.output.write import write_output
+    from engine.spec import load_spec
+
+    spec = load_spec(find_spec(args.spec))
+    target = parse_output(args.output) if args.output else default_output(spec.path)
+    progress = None
+    sink: EventSink = discard
+    if not args.quiet and not args.json and sys.stderr.isatty():
+        from engine.cli_progress import TerminalProgress
+
+        progress = TerminalProgress()
+        sink = progress
+    builder = Builder(_store(args), _codec(args), args.jobs)
+    try:
+        result = builder.build(spec, sink, created=_created(args))
+    finally:
+        if progress is not None:
+            progress.finish()
+    write_output(target, result, builder.store)
+    if args.json:
+        data = result.to_json()
+        data["output"] = str(target)
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        if progress is not None:
+            print(
+                f"built {spec.display_path} in {result.seconds:.2f}s "
+                f"({result.cached}/{len(result.layers)} layers cached) -> {target}",
+                file=sys.stderr,
+            )
+        print(result.manifest.digest)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.spec import load_spec
+
+    spec = load_spec(find_spec(args.spec))
+    print(f"{spec.display_path}: ok ({len(spec.layers)} layers)")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from engine.cache import maintenance
+    from engine.cli_progress import human_bytes
+
+    store = _store(args)
+    if args.cache_command == "path":
+        print(store.root)
+        return 0
+    if args.cache_command == "ls":
+        entries = maintenance.list_entries(store)
+        if args.json:
+            print(
+                json.dumps([e.__dict__ | {"used_by": list(e.used_by)} for e in entries], indent=2)
+            )
+            return 0
+        for e in entries:
+            what = e.summary or e.media_type
+            print(f"{e.digest[:19]}  {e.kind:8} {human_bytes(e.size):>10}  {what}")
+        print(f"{len(entries)} blobs, {human_bytes(sum(e.size for e in entries))} in {store.root}")
+        return 0
+    if args.cache_command == "verify":
+        report = maintenance.verify(store)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "blobs": report.blobs,
+                        "bytes": report.bytes,
+                        "problems": list(report.problems),
+                    }
+                )
+            )
+        else:
+            for problem in report.problems:
+                print(problem)
+            status = "ok" if report.ok else f"{len(report.problems)} problems"
+            print(f"verified {report.blobs} blobs ({human_bytes(report.bytes)}): {status}")
+        return 0 if report.ok else 1
+    report_gc = maintenance.collect_garbage(store, args.keep_days, args.max_size)
+    if args.json:
+        print(json.dumps(report_gc.__dict__))
+    else:
+        print(
+            f"removed {report_gc.removed_blobs} blobs ({human_bytes(report_gc.freed_bytes)}) and "
+            f"{report_gc.removed_records} layer records; kept {report_gc.kept_blobs} blobs "
+            f"({human_bytes(report_gc.kept_bytes)})"
+        )
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from engine.spec import schema
+
+    if args.markdown:
+        print(schema.markdown_reference(), end="")
+    else:
+        print(json.dumps(schema.json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from vinci_tui.app import run_workbench  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as e:
+        raise VinciError(f"the workbench is not installed: {e}") from None
+    return int(run_workbench(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Extra commands parse their own arguments.
+    if argv and argv[0] in _EXTRA_MODULES:
+        import importlib
+
+        module = importlib.import_module(_EXTRA_MODULES[argv[0]])
+        p = argparse.ArgumentParser(prog=f"vinci {argv[0]}", description=_EXTRA_COMMANDS[argv[0]])
+        module.add_arguments(p)
+        return _guard(lambda: int(module.run(p.parse_args(argv[1:]))))
+    args = parser().parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        print(f"vinci {version('vinci')}")
+        return 0
+    commands = {
+        "build": cmd_build,
+        "validate": cmd_validate,
+        "cache": cmd_cache,
+        "schema": cmd_schema,
+        "tui": cmd_tui,
+    }
+    if args.command is None:
+        parser().print_help()
+        return 2
+    return _guard(lambda: commands[args.command](args))
+
+
+def _guard(run: Any) -> int:
+    try:
+        return int(run())
+    except SpecError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return e.exit_code
+    except VinciError as e:
+        print(f"vinci: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("vinci: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Typed build events: the one stream every consumer (CLI, workbench, tests) reads.
+
+Events are frozen values, emitted from worker threads into a single sink (a callable). Layers
+are identified by their index in the spec's `layers` list; an import layer node that yields
+several image layers reports them under the same index.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.descriptor import Descriptor
+from engine.digest import Digest
+
+
+@dataclass(frozen=True)
+class BuildStarted:
+    spec_path: str
+    layer_count: int
+    jobs: int
+    codec: str
+
+
+@dataclass(frozen=True)
+class LayerQueued:
+    index: int
+    label: str
+
+
+@dataclass(frozen=True)
+class LayerStarted:
+    index: int
+    label: str
+
+
+@dataclass(frozen=True)
+class LayerProgress:
+    """Bytes done of a phase: 'hashing' (reading sources for the cache key), 'building'
+    (tar + compression), 'fetching' (imports) or 'pushing'."""
+
+    index: int
+    phase: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class LayerCached:
+    """The layer's cache key was found: nothing is rebuilt."""
+
+    index: int
+    key: str
+    descriptors: tuple[Descriptor, ...]
+
+
+@dataclass(frozen=True)
+class LayerDone:
+    index: int
+    descriptors: tuple[Descriptor, ...]
+    diff_ids: tuple[Digest, ...]
+    cache_hit: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LayerFailed:
+    index: int
+    error: str
+
+
+@dataclass(frozen=True)
+class ImageAssembled:
+    manifest: Descriptor
+    config: Descriptor
+
+
+@dataclass(frozen=True)
+class BuildFinished:
+    manifest_digest: Digest
+    seconds: float
+    layers: int
+    cached: int
+
+
+@dataclass(frozen=True)
+class BuildFailed:
+    error: str
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class OutputWritten:
+    target: str
+
+
+@dataclass(frozen=True)
+class Log:
+    """A line of build log that is not tied to a layer state change."""
+
+    level: str
+    message: str
+
+
+Event = (
+    BuildStarted
+    | LayerQueued
+    | LayerStarted
+    | LayerProgress
+    | LayerCached
+    | LayerDone
+    | LayerFailed
+    | ImageAssembled
+    | BuildFinished
+    | BuildFailed
+    | OutputWritten
+    | Log
+)
+EventSink = Callable[[Event], None]
+
+
+def discard(_event: Event) -> None:
+    """A sink that drops every event."""
+
+
+class ProgressThrottle:
+    """Rate-limits LayerProgress at the source: at most one event per interval per layer,
+    plus the final one, so a multi-GB layer does not flood the consumers."""
+
+    def __init__(self, sink: EventSink, index: int, phase: str, total: int, interval: float = 0.1):
+        self._sink = sink
+        self._index = index
+        self._phase = phase
+        self._total = total
+        self._interval = interval
+        self._last = 0.0
+        self.done = 0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._last >= self._interval or self.done >= self._total:
+            self._last = now
+            self._sink(LayerProgress(self._index, self._phase, self.done, self._total))
+
+
+class CancelToken:
+    """Cooperative cancellation: jobs check it between chunks. A child token is cancelled
+    with its parent, or on its own (one failed layer stops its siblings, not the caller)."""
+
+    def __init__(self, parent: CancelToken | None = None) -> None:
+        self._event = threading.Event()
+        self._parent = parent
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set() or (self._parent is not None and self._parent.cancelled)
+
+    def check(self) -> None:
+        if self.cancelled:
+            from engine.errors import BuildCancelled
+
+            raise BuildCancelled("build cancelled")

@@ -1,0 +1,402 @@
+"""Plans a layer: the exact list of tar entries a file/directory/symlink/combined node makes,
+each with its content digest, and the cache key derived from them.
+
+Planning reads no file contents when the stat memo knows a file; otherwise it hashes it. The
+cache key covers everything that reaches the layer's bytes (paths, types, modes, owners, sizes,
+content digests, link targets, mtime, tar format, codec identity) and nothing else: no host
+paths, so another checkout directory hits the same cache entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from engine.cache.memo import StatKey, StatMemo, stat_key
+from engine.cache.store import BlobStore
+from engine.canonical import canonical_json
+from engine.codec import Codec
+from engine.errors import SourceError, SpecError, SpecProblem
+from engine.events import CancelToken, EventSink, Log, ProgressThrottle
+from engine.spec.model import CombinablePart, CombinedSpec, DirectorySpec, FileSpec, SymlinkSpec
+from engine.tarformat import TAR_FORMAT
+
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class PlannedEntry:
+    """One tar entry to write. `path` is the in-image path without the leading '/'."""
+
+    path: str
+    type: str  # "file" | "dir" | "symlink"
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    digest: str  # content sha256 hex for files, "" otherwise
+    target: str  # symlink target
+    origin: str  # the spec node that put it here, e.g. "layers[2].directory"
+    source: str  # host file to read ("" for inline contents and non-files)
+    inline: bytes | None
+    stat: StatKey | None
+
+    def key_fields(self) -> list[object]:
+        return [
+            self.path,
+            self.type,
+            self.mode,
+            self.uid,
+            self.gid,
+            self.size,
+            self.digest,
+            self.target,
+        ]
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    entries: tuple[PlannedEntry, ...]
+    key: str
+    mtime: int
+    hashed_bytes: int  # bytes read to compute digests (0 on a fully memoized plan)
+
+    @property
+    def content_bytes(self) -> int:
+        return sum(e.size for e in self.entries)
+
+
+def sort_key(path: str) -> tuple[bytes, ...]:
+    """Entries sort by path component, so a directory's children follow it directly."""
+    return tuple(p.encode("utf-8") for p in path.split("/"))
+
+
+def cache_key(entries: Iterable[PlannedEntry], mtime: int, codec: Codec) -> str:
+    body = {
+        "tar": TAR_FORMAT,
+        "codec": codec.identity,
+        "mtime": mtime,
+        "entries": [e.key_fields() for e in entries],
+    }
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def hash_file(path: str, cancel: CancelToken | None, progress: ProgressThrottle | None) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(READ_CHUNK)
+    view = memoryview(buf)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SourceError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        while n := os.readv(fd, [view]):
+            h.update(view[:n])
+            if progress is not None:
+                progress.advance(n)
+            if cancel is not None:
+                cancel.check()
+    finally:
+        os.close(fd)
+    return h.hexdigest()
+
+
+@cache
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A glob as a regex over '/'-separated relative paths: `*` and `?` stay within a name,
+    `**` crosses directories; a pattern without '/' matches a name at any depth."""
+    anchored = "/" in pattern.rstrip("/")
+    pattern = pattern.rstrip("/")
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j == -1:
+                out.append(re.escape(c))
+                i += 1
+            else:
+                body = pattern[i + 1 : j].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    prefix = "" if anchored else "(?:.*/)?"
+    return re.compile(f"^{prefix}{''.join(out)}$")
+
+
+def glob_match(patterns: Iterable[str], rel: str) -> bool:
+    return any(_glob_regex(p).match(rel) for p in patterns)
+
+
+class Planner:
+    """Plans layer nodes against one cache's stat memos."""
+
+    def __init__(
+        self,
+        store: BlobStore,
+        codec: Codec,
+        mtime: int,
+        sink: EventSink,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        self.store = store
+        self.codec = codec
+        self.mtime = mtime
+        self.sink = sink
+        self.cancel = cancel
+
+    def plan(self, node: CombinablePart | CombinedSpec, index: int) -> LayerPlan:
+        parts: tuple[CombinablePart, ...] = (
+            node.parts if isinstance(node, CombinedSpec) else (node,)
+        )
+        raw: list[_Raw] = []
+        for part in parts:
+            raw.extend(self._entries(part))
+        by_path: dict[str, _Raw] = {}
+        for r in raw:
+            if r.path in by_path:
+                first = by_path[r.path]
+                raise SpecError(
+                    [
+                        SpecProblem(
+                            r.part.pos,
+                            f"{r.part.label}: /{r.path} is already in this layer "
+                            f"(from {first.part.label} at {first.part.pos})",
+                        )
+                    ]
+                )
+            by_path[r.path] = r
+        ordered = sorted(by_path.values(), key=lambda r: sort_key(r.path))
+        entries, hashed = self._digest_all(ordered, index)
+        return LayerPlan(
+            tuple(entries), cache_key(entries, self.mtime, self.codec), self.mtime, hashed
+        )
+
+    # -- entries per node kind ---------------------------------------------------------------
+
+    def _entries(self, part: CombinablePart) -> list[_Raw]:
+        if isinstance(part, FileSpec):
+            return [self._file(part)]
+        if isinstance(part, SymlinkSpec):
+            return [
+                _Raw(
+                    part,
+                    part.path.lstrip("/"),
+                    "symlink",
+                    0o777,
+                    part.uid,
+                    part.gid,
+                    target=part.target,
+                )
+            ]
+        return list(self._directory(part))
+
+    def _file(self, part: FileSpec) -> _Raw:
+        rel = part.path.lstrip("/")
+        if part.contents is not None:
+            return _Raw(
+                part,
+                rel,
+                "file",
+                0o644 if part.mode is None else part.mode,
+                part.uid,
+                part.gid,
+                size=len(part.contents),
+                inline=part.contents,
+                digest=hashlib.sha256(part.contents).hexdigest(),
+            )
+        assert part.source is not None
+        # A file source may be a symlink: we copy what it points to.
+        real = os.path.realpath(part.source)
+        try:
+            st = os.stat(real)
+        except OSError as e:
+            raise SourceError(
+                f"{part.pos}: {part.label}.source: {part.source}: {e.strerror}"
+            ) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceError(
+                f"{part.pos}: {part.label}.source: {part.source} is not a regular file"
+            )
+        mode = part.mode if part.mode is not None else (0o755 if st.st_mode & 0o111 else 0o644)
+        return _Raw(
+            part,
+            rel,
+            "file",
+            mode,
+            part.uid,
+            part.gid,
+            size=st.st_size,
+            source=real,
+            memo_root=real,
+            memo_rel="",
+            stat=stat_key(st),
+        )
+
+    def _directory(self, part: DirectorySpec) -> Iterator[_Raw]:
+        base = part.path.lstrip("/")
+        if base:
+            yield _Raw(part, base, "dir", part.mode, part.uid, part.gid)
+        if part.source is None:
+            return
+        root = os.path.realpath(part.source)
+        if not os.path.isdir(root):
+            raise SourceError(f"{part.pos}: {part.label}.source: {part.source} is not a directory")
+        yield from self._walk(part, root, "", base)
+
+    def _walk(self, part: DirectorySpec, root: str, rel_dir: str, image_dir: str) -> Iterator[_Raw]:
+        here = os.path.join(root, rel_dir) if rel_dir else root
+        try:
+            with os.scandir(here) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            raise SourceError(
+                f"{part.pos}: {part.label}: cannot list {here}: {e.strerror}"
+            ) from None
+        for child in children:
+            if self.cancel is not None:
+                self.cancel.check()
+            rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
+            image_path = f"{image_dir}/{child.name}" if image_dir else child.name
+            if part.exclude and glob_match(part.exclude, rel):
+                continue
+            try:
+                st = child.stat(follow_symlinks=False)
+            except OSError as e:
+                raise SourceError(
+                    f"{part.pos}: {part.label}: cannot stat {child.path}: {e.strerror}"
+                ) from None
+            if stat.S_ISDIR(st.st_mode):
+                below = list(self._walk(part, root, rel, image_path))
+                if below or not part.include or glob_match(part.include, rel):
+                    yield _Raw(part, image_path, "dir", part.dir_mode, part.uid, part.gid)
+                    yield from below
+                continue
+            if part.include and not glob_match(part.include, rel):
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                # Kept as a link, never followed: nothing outside the tree is ever read.
+                yield _Raw(
+                    part,
+                    image_path,
+                    "symlink",
+                    0o777,
+                    part.uid,
+                    part.gid,
+                    target=os.readlink(child.path),
+                )
+            elif stat.S_ISREG(st.st_mode):
+                mode = part.file_mode
+                if mode is None:
+                    mode = 0o755 if st.st_mode & 0o111 else 0o644
+                yield _Raw(
+                    part,
+                    image_path,
+                    "file",
+                    mode,
+                    part.uid,
+                    part.gid,
+                    size=st.st_size,
+                    source=child.path,
+                    memo_root=root,
+                    memo_rel=rel,
+                    stat=stat_key(st),
+                )
+            else:
+                self.sink(
+                    Log("warning", f"{part.label}: skipped {rel}: not a file, directory or symlink")
+                )
+
+    # -- content digests -------------------------------------------------------------------
+
+    def _digest_all(self, raws: list[_Raw], index: int) -> tuple[list[PlannedEntry], int]:
+        memos: dict[str, StatMemo] = {}
+        pending: list[tuple[int, _Raw, StatMemo]] = []
+        digests: dict[int, str] = {}
+        for i, r in enumerate(raws):
+            if r.type != "file" or r.inline is not None:
+                continue
+            memo = memos.get(r.memo_root)
+            if memo is None:
+                memo = memos[r.memo_root] = StatMemo(self.store, Path(r.memo_root))
+            assert r.stat is not None
+            known = memo.lookup(r.memo_rel, r.stat)
+            if known is not None:
+                digests[i] = known
+            else:
+                pending.append((i, r, memo))
+        total = sum(r.size for _, r, _ in pending)
+        progress = ProgressThrottle(self.sink, index, "hashing", total) if pending else None
+        for i, r, memo in pending:
+            digest = hash_file(r.source, self.cancel, progress)
+            # The file must still be what we stat'ed, or the digest may not match the bytes
+            # the tar writer will read.
+            try:
+                after = stat_key(os.lstat(r.source))
+            except OSError as e:
+                raise SourceError(f"cannot read {r.source}: {e.strerror}") from None
+            if after != r.stat:
+                raise SourceError(f"{r.source} changed while it was being read; build again")
+            digests[i] = digest
+            memo.remember(r.memo_rel, r.stat, digest)
+        for memo in memos.values():
+            memo.save()
+        entries = [
+            PlannedEntry(
+                path=r.path,
+                type=r.type,
+                mode=r.mode,
+                uid=r.uid,
+                gid=r.gid,
+                size=r.size if r.type == "file" else 0,
+                digest=digests.get(i, r.digest),
+                target=r.target,
+                origin=r.part.label,
+                source=r.source,
+                inline=r.inline,
+                stat=r.stat,
+            )
+            for i, r in enumerate(raws)
+        ]
+        return entries, total
+
+
+@dataclass
+class _Raw:
+    part: CombinablePart
+    path: str
+    type: str
+    mode: int
+    uid: int
+    gid: int
+    size: int = 0
+    target: str = ""
+    source: str = ""
+    inline: bytes | None = None
+    digest: str = ""
+    memo_root: str = ""
+    memo_rel: str = ""
+    stat: StatKey | None = None
