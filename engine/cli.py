@@ -44,7 +44,7 @@ def _positive(text: str) -> int:
 def find_spec(given: str | None) -> str:
     if given:
         path = Path(given)
-        if path.is_dir():
+        if os.path.isdir(path):
             for name in SPEC_NAMES:
                 if (path / name).is_file():
                     return str(path / name)
@@ -334,6 +334,11 @@ def _guard(run: Any) -> int:
     except KeyboardInterrupt:
         print("vinci: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        # Anything the filesystem refuses that no layer turned into a VinciError.
+        where = f": {e.filename}" if e.filename else ""
+        print(f"vinci: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         os._exit(1)
 
