@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from engine.digest import Digest, is_digest
 
 DEFAULT_REGISTRY = "docker.io"
+# docker's limit on registry/repository, so a name we accept is one a registry accepts.
+MAX_NAME_LENGTH = 255
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DOMAIN = re.compile(
@@ -57,14 +59,19 @@ def parse_reference(text: str) -> ImageReference:
     digest = None
     if at:
         if not is_digest(digest_text):
-            raise ValueError(f"{text!r}: {digest_text!r} is not a sha256 digest")
+            raise ValueError(
+                f"{text!r}: {digest_text!r} is not a digest (sha256: and 64 lowercase hex digits)"
+            )
         digest = Digest.parse(digest_text)
     parts = rest.split("/")
     registry = DEFAULT_REGISTRY
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+    if len(parts) > 1 and _is_host(parts[0]):
         registry = parts.pop(0)
         if not _DOMAIN.match(registry):
             raise ValueError(f"{text!r}: {registry!r} is not a registry host")
+        if registry == "index.docker.io":
+            # Docker Hub's old name; normalized before the library/ rule below applies to it.
+            registry = DEFAULT_REGISTRY
     last = parts[-1]
     tag = ""
     if ":" in last:
@@ -80,6 +87,13 @@ def parse_reference(text: str) -> ImageReference:
             )
     if registry == DEFAULT_REGISTRY and len(parts) == 1:
         parts.insert(0, "library")
-    if registry == "index.docker.io":
-        registry = DEFAULT_REGISTRY
-    return ImageReference(registry, "/".join(parts), tag, digest)
+    repository = "/".join(parts)
+    if len(registry) + 1 + len(repository) > MAX_NAME_LENGTH:
+        raise ValueError(f"{text!r}: the name is longer than {MAX_NAME_LENGTH} characters")
+    return ImageReference(registry, repository, tag, digest)
+
+
+def _is_host(first: str) -> bool:
+    """Whether the first '/'-separated part names a registry, by docker's rule: it has a '.' or
+    ':', is localhost, or has an uppercase letter (which a repository cannot)."""
+    return "." in first or ":" in first or first == "localhost" or first != first.lower()
