@@ -45,6 +45,7 @@ from engine.plan import LayerPlan, Planner
 from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
 
 DEFAULT_JOBS = 2
+BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
 
 
 def source_date_epoch_from_env() -> int:
@@ -273,20 +274,29 @@ class Builder:
         return base
 
     def _record_build(self, result: BuildResult) -> None:
-        """Remember what this spec's latest build references, so gc keeps it."""
+        """Remember what this spec's recent builds reference, so gc keeps it."""
         ident = hashlib.sha256(os.fsencode(result.spec.path)).hexdigest()
+        path = self.store.build_dir / f"{ident}.json"
         blobs = [str(result.manifest.digest), str(result.config.digest)]
         for r in result.layers:
             blobs.extend(str(d.digest) for d in r.record.descriptors)
-        data = {
-            "spec": str(result.spec.path),
+            config = dict(r.record.extra).get("config")
+            if config:
+                blobs.append(config)
+        entry = {
             "time": int(time.time()),
             "manifest": str(result.manifest.digest),
             "keys": [r.record.key for r in result.layers],
             "blobs": blobs,
         }
+        try:
+            history = list(json.loads(path.read_bytes()).get("builds", []))
+        except (OSError, ValueError, AttributeError):
+            history = []
+        history = [entry, *(h for h in history if h.get("manifest") != entry["manifest"])]
+        data = {"spec": str(result.spec.path), "builds": history[:BUILD_HISTORY]}
         with contextlib.suppress(OSError):
-            write_atomic(self.store.build_dir / f"{ident}.json", canonical_json(data))
+            write_atomic(path, canonical_json(data))
 
 
 def build(

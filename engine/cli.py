@@ -341,6 +341,15 @@ def _guard(run: Any) -> int:
         return 1
     except BrokenPipeError:
         os._exit(1)
+    except Exception as e:
+        # A bug, not bad input: one line, and the traceback only on request.
+        if os.environ.get("VINCI_DEBUG"):
+            raise
+        print(
+            f"vinci: internal error: {type(e).__name__}: {e} (VINCI_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 70
 
 
 if __name__ == "__main__":

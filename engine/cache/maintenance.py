@@ -9,8 +9,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.cache.atomic import write_atomic
 from engine.cache.records import RecordIndex
 from engine.cache.store import BlobStore
+from engine.canonical import canonical_json
 from engine.digest import CHUNK
 
 STALE_TMP_SECONDS = 3600
@@ -37,20 +39,22 @@ class BuildRef:
 
 
 def build_refs(store: BlobStore) -> list[BuildRef]:
+    """Every remembered build of every spec, newest first per spec."""
     out = []
     for path in sorted(store.build_dir.glob("*.json")):
         try:
             data = json.loads(path.read_bytes())
-            out.append(
-                BuildRef(
-                    str(data["spec"]),
-                    float(data["time"]),
-                    str(data["manifest"]),
-                    tuple(data.get("keys", ())),
-                    tuple(data.get("blobs", ())),
+            for b in data["builds"]:
+                out.append(
+                    BuildRef(
+                        str(data["spec"]),
+                        float(b["time"]),
+                        str(b["manifest"]),
+                        tuple(b.get("keys", ())),
+                        tuple(b.get("blobs", ())),
+                    )
                 )
-            )
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             continue
     return out
 
@@ -157,6 +161,24 @@ def verify(store: BlobStore) -> VerifyReport:
     return VerifyReport(count, total, tuple(problems))
 
 
+def _forget_builds_before(store: BlobStore, horizon: float) -> None:
+    for path in store.build_dir.glob("*.json"):
+        try:
+            data = json.loads(path.read_bytes())
+            keep_newest = os.path.exists(str(data["spec"]))
+            builds = [
+                b
+                for i, b in enumerate(data["builds"])
+                if float(b["time"]) >= horizon or (i == 0 and keep_newest)
+            ]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not builds:
+            path.unlink(missing_ok=True)
+        elif len(builds) != len(data["builds"]):
+            write_atomic(path, canonical_json({**data, "builds": builds}))
+
+
 @dataclass(frozen=True)
 class GcReport:
     removed_records: int
@@ -174,13 +196,19 @@ def collect_garbage(
 ) -> GcReport:
     """Drop what recent builds do not reference.
 
-    Kept: the blobs of every spec's latest build made within `keep_days`, and layer records
-    used within `keep_days`. Then, over `max_bytes`, the least recently used records go first.
+    Kept: the newest build of every spec that still exists, every build made within
+    `keep_days`, and layer records used within `keep_days`. Then, over `max_bytes`, the least
+    recently used records that no kept build needs go first.
     """
     now = time.time() if now is None else now
     horizon = now - keep_days * 86400
     index = RecordIndex(store)
-    recent = [b for b in build_refs(store) if b.time >= horizon]
+    all_builds = build_refs(store)
+    newest: dict[str, BuildRef] = {}
+    for b in all_builds:
+        if os.path.exists(b.spec) and (b.spec not in newest or b.time > newest[b.spec].time):
+            newest[b.spec] = b
+    recent = [b for b in all_builds if b.time >= horizon] + list(newest.values())
     pinned_blobs = {blob for b in recent for blob in b.blobs}
     pinned_keys = {k for b in recent for k in b.keys}
     records = index.all()
@@ -192,10 +220,7 @@ def collect_garbage(
         else:
             index.remove(record.key)
             removed_records += 1
-    for b in build_refs(store):
-        if b.time < horizon:
-            ident = hashlib.sha256(os.fsencode(b.spec)).hexdigest()
-            (store.build_dir / f"{ident}.json").unlink(missing_ok=True)
+    _forget_builds_before(store, horizon)
 
     def blob_sizes() -> dict[str, int]:
         return {

@@ -1,0 +1,226 @@
+"""The cache: unchanged sources are never read again, a killed build leaves nothing
+half-written, corruption is found, gc keeps what recent builds use, and concurrent builds
+can share one cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import REPO, VinciRunner
+from test_build import TREE_DIGEST
+from trees import make_tree
+
+# Runs the CLI in-process with an audit hook that records every file opened under SRC.
+# Python raises the "open" audit event for open() and os.open() alike, so no read of a
+# source's contents can bypass it.
+AUDITED_BUILD = textwrap.dedent(
+    """
+    import os, sys
+    src, log = sys.argv[1], sys.argv[2]
+    opened = []
+    def hook(event, args):
+        if event == "open" and isinstance(args[0], (str, bytes)):
+            path = os.fsdecode(args[0])
+            if path.startswith(src) and not path.endswith("vinci.yaml"):
+                opened.append(path)
+    sys.addaudithook(hook)
+    from engine.cli import main
+    code = main(sys.argv[3:])
+    with open(log, "w") as f:
+        f.write("\\n".join(opened))
+    sys.exit(code)
+    """
+)
+
+
+def _audited(spec: Path, cache: Path, log: Path) -> tuple[str, list[str]]:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            AUDITED_BUILD,
+            str(spec.parent),
+            str(log),
+            "build",
+            str(spec),
+            "-o",
+            f"oci:{spec.parent.parent / 'out.oci'}",
+        ],
+        cwd=REPO,
+        env={**os.environ, "VINCI_CACHE_DIR": str(cache)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    opened = [p for p in log.read_text().splitlines() if p]
+    return proc.stdout.strip().splitlines()[-1], opened
+
+
+def _age(root: Path) -> None:
+    """Make the tree's mtimes old, as a checkout's are after a while (fresh ones are 'racy'
+    and are hashed again, on purpose)."""
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            os.utime(path, (1_600_000_000, 1_600_000_000))
+
+
+def test_second_build_reads_no_source_contents(tmp_path: Path) -> None:
+    spec = make_tree(tmp_path / "src")
+    _age(spec.parent)
+    cache = tmp_path / "cache"
+    digest1, opened1 = _audited(spec, cache, tmp_path / "log1")
+    # The probe works: the first build opens the sources.
+    assert any(p.endswith("big.bin") for p in opened1)
+    assert any(p.endswith("index.html") for p in opened1)
+    digest2, opened2 = _audited(spec, cache, tmp_path / "log2")
+    assert opened2 == []
+    assert digest1 == digest2 == TREE_DIGEST
+
+
+def test_changed_file_is_rehashed_and_only_its_layer_rebuilt(
+    tmp_path: Path, vinci: VinciRunner
+) -> None:
+    spec = make_tree(tmp_path / "src")
+    _age(spec.parent)
+    env = {"VINCI_CACHE_DIR": str(tmp_path / "cache")}
+    vinci("build", spec, "-o", f"oci:{tmp_path}/o", env=env)
+    (spec.parent / "app/index.html").write_bytes(b"<h1>changed</h1>\n")
+    result = json.loads(vinci("build", spec, "--json", "-o", f"oci:{tmp_path}/o", env=env).stdout)
+    assert [layer["cache_hit"] for layer in result["layers"]] == [False, True, True]
+    assert result["manifest_digest"] != TREE_DIGEST
+
+
+def test_verify_finds_corruption(tmp_path: Path, vinci: VinciRunner) -> None:
+    spec = make_tree(tmp_path / "src")
+    cache = tmp_path / "cache"
+    env = {"VINCI_CACHE_DIR": str(cache)}
+    vinci("build", spec, "-o", f"oci:{tmp_path}/o", env=env)
+    ok = vinci("cache", "verify", env=env)
+    assert "ok" in ok.stdout
+    blob = max((cache / "v1/blobs/sha256").iterdir(), key=lambda p: p.stat().st_size)
+    with open(blob, "r+b") as f:
+        f.seek(1000)
+        f.write(b"\xff\xfe")
+    bad = vinci("cache", "verify", env=env, check=False)
+    assert bad.returncode == 1
+    assert f"blob sha256:{blob.name} is corrupt" in bad.stdout
+    # A corrupt blob is not trusted: deleting it makes the next build rebuild the layer.
+    blob.unlink()
+    again = vinci("build", spec, "-o", f"oci:{tmp_path}/o", env=env)
+    assert again.digest == TREE_DIGEST
+    assert "ok" in vinci("cache", "verify", env=env).stdout
+
+
+@pytest.mark.slow
+def test_sigkill_mid_layer_leaves_cache_clean(tmp_path: Path, vinci: VinciRunner) -> None:
+    spec = make_tree(tmp_path / "src", big_size=768 * 2**20)
+    _age(spec.parent)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "VINCI_CACHE_DIR": str(cache)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "build",
+            str(spec),
+            "-o",
+            f"oci:{tmp_path}/o",
+            "--jobs",
+            "1",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # The stat memo of big.bin is saved when hashing ends and compression starts.
+    memo_dir = cache / "v1/memo"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if memo_dir.is_dir() and len(list(memo_dir.glob("*.json"))) >= 3:
+            break
+        time.sleep(0.01)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    layer_records = list((cache / "v1/layers").glob("*.json"))
+    assert len(layer_records) < 3, "the build finished before the kill: make the input bigger"
+    leftovers = [p.name for p in (cache / "v1/blobs/sha256").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+    assert vinci("cache", "verify", env={"VINCI_CACHE_DIR": str(cache)}).returncode == 0
+    again = vinci(
+        "build", spec, "--json", "-o", f"oci:{tmp_path}/o", env={"VINCI_CACHE_DIR": str(cache)}
+    )
+    fresh = vinci(
+        "build",
+        spec,
+        "--json",
+        "-o",
+        f"oci:{tmp_path}/o2",
+        env={"VINCI_CACHE_DIR": str(tmp_path / "fresh")},
+    )
+    assert (
+        json.loads(again.stdout)["manifest_digest"] == json.loads(fresh.stdout)["manifest_digest"]
+    )
+
+
+def test_concurrent_builds_share_one_cache(tmp_path: Path, vinci: VinciRunner) -> None:
+    specs = [make_tree(tmp_path / f"src{i}", order_seed=i) for i in range(3)]
+    env = {"VINCI_CACHE_DIR": str(tmp_path / "shared")}
+    with ThreadPoolExecutor(3) as pool:
+        runs = list(
+            pool.map(lambda s: vinci("build", s, "-o", f"oci:{s.parent}/o", env=env), specs)
+        )
+    assert {r.digest for r in runs} == {TREE_DIGEST}
+    assert vinci("cache", "verify", env=env).returncode == 0
+
+
+def test_gc_keeps_recent_builds_and_honours_budget(tmp_path: Path, vinci: VinciRunner) -> None:
+    spec = make_tree(tmp_path / "src")
+    env = {"VINCI_CACHE_DIR": str(tmp_path / "cache")}
+    vinci("build", spec, "-o", f"oci:{tmp_path}/o", env=env)
+    (spec.parent / "big.bin").write_bytes(b"smaller now\n")
+    vinci("build", spec, "-o", f"oci:{tmp_path}/o", env=env)
+    before = json.loads(vinci("cache", "ls", "--json", env=env).stdout)
+    kept = json.loads(vinci("cache", "gc", "--json", env=env).stdout)
+    # Everything was used within the last 30 days: nothing goes.
+    assert kept["removed_blobs"] == 0
+    # With no age allowance only the newest build of each spec is kept: the old big layer,
+    # config and manifest go, and the current image still builds entirely from the cache.
+    gone = json.loads(vinci("cache", "gc", "--keep-days", "0", "--json", env=env).stdout)
+    assert gone["removed_blobs"] == 3 and gone["freed_bytes"] > 700_000
+    after = json.loads(vinci("cache", "ls", "--json", env=env).stdout)
+    assert len(after) < len(before)
+    result = json.loads(vinci("build", spec, "--json", "-o", f"oci:{tmp_path}/o", env=env).stdout)
+    assert all(layer["cache_hit"] for layer in result["layers"])
+    assert vinci("cache", "verify", env=env).returncode == 0
+    # A budget smaller than the current image evicts unpinned records only: still buildable.
+    vinci("cache", "gc", "--keep-days", "0", "--max-size", "1K", env=env)
+    again = json.loads(vinci("build", spec, "--json", "-o", f"oci:{tmp_path}/o", env=env).stdout)
+    assert again["manifest_digest"] == result["manifest_digest"]
+
+
+def test_cache_dir_flag_and_env(tmp_path: Path, vinci: VinciRunner, hello: Path) -> None:
+    flag = vinci(
+        "cache",
+        "path",
+        "--cache-dir",
+        str(tmp_path / "a"),
+        env={"VINCI_CACHE_DIR": str(tmp_path / "b")},
+    )
+    assert flag.stdout.strip() == str(tmp_path / "a" / "v1")
+    env = vinci("cache", "path", env={"VINCI_CACHE_DIR": str(tmp_path / "b")})
+    assert env.stdout.strip() == str(tmp_path / "b" / "v1")
+    default = vinci("cache", "path", env={"HOME": str(tmp_path / "home")})
+    assert default.stdout.strip() == str(tmp_path / "home/.cache/vinci/v1")
