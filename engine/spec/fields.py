@@ -9,26 +9,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Value types a field may have. 'mode' is an octal permission string or number (0644),
-# 'abspath' an absolute in-image path, 'hostpath' a path on the build host, relative to the
-# spec file's directory.
-TYPES = (
-    "string",
-    "int",
-    "mode",
-    "bool",
-    "abspath",
-    "hostpath",
-    "string-list",
-    "abspath-list",
-    "string-map",
-    "port-list",
-    "platform",
-    "reference",
-    "layer-list",
-    "part-list",
-    "config",
+# Value types a field may have, each with the words the key reference uses for it. Loader and
+# schema both dispatch on these names; test_schema checks every one is handled.
+TYPES: dict[str, str] = {
+    "string": "string",
+    "int": "integer",
+    "mode": "octal mode",
+    "bool": "boolean",
+    "abspath": "absolute image path",
+    "hostpath": "host path",
+    "string-list": "list of strings",
+    "command": "list of strings (exec form)",
+    "glob-list": "list of globs",
+    "abspath-list": "list of absolute image paths",
+    "string-map": "map of strings",
+    "env-map": "map of variables",
+    "port-list": "list of ports",
+    "platform": "os/arch[/variant]",
+    "reference": "image reference",
+    "pinned-reference": "image reference by digest",
+    "layer-list": "list of layers",
+    "config": "mapping",
+}
+
+# Value patterns shared by the loader and the JSON Schema, so the two accept the same text.
+# A mode is octal with or without a leading 0 (or 0o), at most 07777: `mode: 644` meaning
+# decimal 644 would be a silent trap.
+MODE_PATTERN = r"^(?:0o)?0?[0-7]{1,4}$"
+MODE_MAX = 0o7777
+# A port is 1-65535 without leading zeros (YAML 1.1 would read `080` as octal 64), optionally
+# with a protocol; a bare number means tcp.
+PORT_PATTERN = (
+    r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+    r"(?:/(tcp|udp|sctp))?$"
 )
+# Environment variable names: anything but '=' and NUL (what execve can carry).
+ENV_NAME_PATTERN = r"^[^=\x00]+$"
+DIGEST_PATTERN = r"@sha256:[0-9a-f]{64}$"
+MAX_ID = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,11 @@ class Field:
     doc: str
     example: str
     default: str = ""
+    # The key only means something next to this other key (include/exclude need a source).
+    requires: str = ""
+    # Names people write out of habit (Dockerfile, docker-compose); an unknown key that is one
+    # of these gets "did you mean" this field even when the spelling is far off.
+    aliases: tuple[str, ...] = ()
 
 
 TOP = (
@@ -50,6 +73,7 @@ TOP = (
         "Name of the image (registry/repository[:tag]). Used as the push target and as the "
         "tag in the OCI layout. Never a digest.",
         "registry.example.com/team/app:1.0",
+        aliases=("name", "tag"),
     ),
     Field(
         "platform",
@@ -66,21 +90,48 @@ TOP = (
         "Annotations on the image manifest.",
         "{org.opencontainers.image.source: https://example.com/app}",
     ),
-    Field("config", "config", False, "Runtime configuration of the image (see below).", "…"),
-    Field("layers", "layer-list", True, "The layers, bottom first (see below).", "…"),
+    Field(
+        "config",
+        "config",
+        False,
+        "Runtime configuration of the image (see below).",
+        "{entrypoint: [/app]}",
+    ),
+    Field(
+        "layers",
+        "layer-list",
+        True,
+        "The layers, bottom first (see below). Each item has exactly one key, its kind.",
+        "[{file: {path: /app, source: ./app}}]",
+    ),
 )
 
 CONFIG = (
-    Field("entrypoint", "string-list", False, "Entrypoint, exec form.", "[/app, --serve]"),
-    Field("cmd", "string-list", False, "Default arguments, exec form.", "[--port, '8080']"),
+    Field("entrypoint", "command", False, "Entrypoint, exec form.", "[/app, --serve]"),
+    Field(
+        "cmd",
+        "command",
+        False,
+        "Default arguments, exec form.",
+        "[--port, '8080']",
+        aliases=("command", "args"),
+    ),
     Field(
         "env",
-        "string-map",
+        "env-map",
         False,
         "Environment variables, in the order written.",
         "{PATH: /usr/bin:/bin, LANG: C.UTF-8}",
+        aliases=("environment",),
     ),
-    Field("working-dir", "abspath", False, "Working directory of the process.", "/srv"),
+    Field(
+        "working-dir",
+        "abspath",
+        False,
+        "Working directory of the process.",
+        "/srv",
+        aliases=("workdir", "cwd"),
+    ),
     Field("user", "string", False, "User (and group) the process runs as.", "'1000:1000'"),
     Field("labels", "string-map", False, "Image labels.", "{maintainer: team@example.com}"),
     Field(
@@ -89,6 +140,7 @@ CONFIG = (
         False,
         "Ports the image listens on; a bare number means tcp.",
         "[8080, 53/udp]",
+        aliases=("ports", "expose"),
     ),
     Field("volumes", "abspath-list", False, "Paths meant to be mounted as volumes.", "[/data]"),
     Field("stop-signal", "string", False, "Signal that stops the container.", "SIGTERM"),
@@ -113,15 +165,17 @@ FILE = (
         "contents",
         "string",
         False,
-        "The file's contents, UTF-8. Exactly one of `contents` and `source`.",
+        "The file's contents, UTF-8.",
         "'Hello, World!\\n'",
+        aliases=("content", "text", "data"),
     ),
     Field(
         "source",
         "hostpath",
         False,
-        "Host file to copy (symlinks to it are followed). Exactly one of `contents` and `source`.",
+        "Host file to copy (symlinks to it are followed).",
         "./build/app",
+        aliases=("src", "from"),
     ),
     *OWNER,
 )
@@ -135,21 +189,24 @@ DIRECTORY = (
         "Host directory whose tree is copied under `path`. Symlinks are kept as symlinks, never "
         "followed. Without it, only the (empty) directory is created.",
         "./site",
+        aliases=("src", "from"),
     ),
     Field(
         "include",
-        "string-list",
+        "glob-list",
         False,
         "Globs (relative to `source`; `*` within a name, `**` across directories) that select "
         "files. Default: everything.",
         "['**/*.html', 'static/**']",
+        requires="source",
     ),
     Field(
         "exclude",
-        "string-list",
+        "glob-list",
         False,
         "Globs of files and directories to leave out; they win over `include`.",
-        "['**/.git', '**/*.tmp']",
+        "['.git', '*.tmp']",
+        requires="source",
     ),
     Field(
         "mode",
@@ -180,7 +237,14 @@ DIRECTORY = (
 
 SYMLINK = (
     Field("path", "abspath", True, "Absolute path of the link in the image.", "/bin/sh"),
-    Field("target", "string", True, "What the link points to, stored as written.", "busybox"),
+    Field(
+        "target",
+        "string",
+        True,
+        "What the link points to, stored as written (relative or absolute).",
+        "busybox",
+        aliases=("to", "link", "source"),
+    ),
     *OWNER,
 )
 
@@ -212,7 +276,7 @@ IMPORT = (
 IMPORT_OCI = (
     Field(
         "ref",
-        "reference",
+        "pinned-reference",
         True,
         "Registry image pinned by digest (repository@sha256:…). `vinci resolve` prints it.",
         "docker.io/library/busybox@sha256:…",
@@ -238,13 +302,14 @@ LAYER_KINDS: dict[str, tuple[tuple[Field, ...], str, bool]] = {
 }
 COMBINABLE = tuple(k for k, (_, _, c) in LAYER_KINDS.items() if c)
 
+# Kinds that need exactly one key out of a group.
+EXACTLY_ONE: dict[str, tuple[str, ...]] = {"file": ("contents", "source")}
+
 LAYER_DOCS = {
     "file": "One file, from inline `contents` or a host `source`.",
     "directory": "A directory, optionally with a host tree copied into it.",
     "symlink": "A symbolic link.",
     "combined": "A list of `file`, `directory` and `symlink` items flattened into ONE layer.",
-    "import": "The layers of a local image, byte for byte. Shorthand: `import: ./base.oci`.",
-    "import-oci": (
-        "The layers of a registry image pinned by digest. Shorthand: `import-oci: repo@sha256:…`."
-    ),
+    "import": "The layers of a local image, byte for byte.",
+    "import-oci": "The layers of a registry image pinned by digest.",
 }

@@ -1,8 +1,14 @@
 """Loads a spec file: YAML nodes (with their positions) become a validated, frozen Spec.
 
-Every problem is collected, not just the first, and reported as `file:line:col: message`.
-Values are read from pyyaml's composed node tree rather than from constructed Python objects,
-because only the nodes know where they stand in the file.
+Every problem is collected, not just the first, and reported as `file:line:col: message`, the
+message naming the key path (`layers[1].file.mode: ...`) and the position pointing at the
+offending value, or at the key itself when the key is what is wrong. Values are read from
+pyyaml's composed node tree rather than from constructed Python objects, because only the nodes
+know where they stand in the file, and because modes must be read from the text as written.
+
+Which keys exist, which are required and what type each value has all come from
+engine.spec.fields; this module only knows how to read each *type* and the few rules that tie
+keys together (a file needs exactly one of contents/source, paths in one layer are unique).
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import difflib
 import os
 import posixpath
 import re
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +41,27 @@ from engine.spec.model import (
     SymlinkSpec,
 )
 
-MAX_ID = 2**32 - 1
-_MODE = re.compile(r"^(?:0o)?([0-7]{1,5})$")
-_PORT = re.compile(r"^([0-9]{1,5})(?:/(tcp|udp|sctp))?$")
-_ENV_NAME = re.compile(r"^[^=\0]+$")
+MAX_ID = F.MAX_ID
+_MODE = re.compile(F.MODE_PATTERN)
+_PORT = re.compile(F.PORT_PATTERN)
+_ENV_NAME = re.compile(F.ENV_NAME_PATTERN)
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
 _INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_MERGE = "tag:yaml.org,2002:merge"
+
+# What a host path must be, per (layer kind, key): the type table says "hostpath", the kind
+# says whether a file, a directory or an image (layout directory or archive file) is meant.
+_HOST_WANT = {
+    ("file", "source"): "file",
+    ("directory", "source"): "dir",
+    ("import", "path"): "image",
+}
 
 Node = yaml.Node
-
-
-class _Missing:
-    pass
-
-
-MISSING: Any = _Missing()
+Values = dict[str, tuple[Node, Node]]  # key -> (key node, value node)
 
 
 def load_spec(path: str | os.PathLike[str], *, check_sources: bool = True) -> Spec:
@@ -68,34 +79,86 @@ def load_spec(path: str | os.PathLike[str], *, check_sources: bool = True) -> Sp
 
 
 def load_spec_text(raw: bytes, absolute: Path, display: str, *, check_sources: bool = True) -> Spec:
+    """Validate spec text as if read from `absolute` (shown as `display` in messages).
+
+    With check_sources=False host paths are resolved but not looked at (for editors and
+    watchers that must parse a spec whose sources are being written).
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
+        column = len(raw[: e.start].rsplit(b"\n", 1)[-1].decode("utf-8", "replace")) + 1
         raise SpecError(
-            [SpecProblem(Position(display, line, 1), "spec is not valid UTF-8")]
+            [SpecProblem(Position(display, line, column), "spec is not valid UTF-8")]
         ) from None
-    try:
-        docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = e.problem or e.context or "invalid YAML"
-        raise SpecError(
-            [SpecProblem(Position(display, line, col), f"invalid YAML: {problem}")]
-        ) from None
-    except yaml.YAMLError as e:
-        raise SpecError([SpecProblem(Position(display, 1, 1), f"invalid YAML: {e}")]) from None
+    docs = _compose(text, display)
     reader = _Reader(display, absolute.parent, check_sources)
-    docs = [d for d in docs if d is not None]
-    if not docs:
+    present = [d for d in docs if d is not None]
+    if not present:
         raise SpecError([SpecProblem(Position(display, 1, 1), "spec is empty")])
-    if len(docs) > 1:
-        reader.problem(docs[1], "a spec file holds one YAML document; found more")
-    spec = reader.spec(docs[0], absolute)
+    if len(present) > 1:
+        reader.problem(present[1], "a spec file holds one YAML document; found more")
+    spec = reader.spec(present[0], absolute)
     if reader.problems or spec is None:
         raise SpecError(reader.problems)
     return spec
+
+
+def _compose(text: str, display: str) -> list[Node | None]:
+    """The YAML documents of `text` as node trees; YAML errors become one positioned line."""
+
+    def fail(line: int, column: int, message: str) -> SpecError:
+        # pyyaml messages can span lines; ours must not.
+        one_line = " ".join(message.split())
+        return SpecError([SpecProblem(Position(display, line, column), one_line)])
+
+    try:
+        return list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as e:
+        mark, cm = e.problem_mark or e.context_mark, e.context_mark
+        problem = e.problem or e.context or "cannot parse"
+        context = e.context if e.problem else None
+        if context == "while scanning a quoted scalar" and "end of stream" in problem:
+            problem, context = "this quoted string is never closed", None
+        if cm is not None and (
+            context == "while scanning a simple key"
+            or "end of stream" in problem
+            or problem.endswith("never closed")
+        ):
+            # A key without its ':' or an unclosed quote is noticed lines later, or at the end
+            # of the file; where the key or the quote starts is what to fix.
+            mark = cm
+        elif problem.startswith("expected <block end>"):
+            # pyyaml's token names mean nothing to a user; the cause is the indentation.
+            problem = "this line is indented differently from the lines around it"
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = f"invalid YAML: {problem}"
+        if context and cm is not None:
+            if mark is cm:
+                message += f" ({context})"
+            else:
+                # "while parsing a block mapping" alone does not say which one.
+                message += f" ({context} at {cm.line + 1}:{cm.column + 1})"
+        raise fail(line, column, message) from None
+    except yaml.reader.ReaderError as e:
+        # Raised for characters YAML forbids (control characters, lone surrogates); it has a
+        # character offset instead of a mark.
+        before = text[: e.position]
+        line = before.count("\n") + 1
+        column = e.position - (before.rfind("\n") + 1) + 1
+        char = e.character if isinstance(e.character, str) else chr(e.character)
+        raise fail(
+            line,
+            column,
+            f"invalid YAML: character U+{ord(char):04X} is not allowed; write it as an escape "
+            f"(\\x{ord(char):02x}) inside a double-quoted string",
+        ) from None
+    except yaml.YAMLError as e:
+        raise fail(1, 1, f"invalid YAML: {e}") from None
+    except RecursionError:
+        # pyyaml's composer recurses once per nesting level.
+        raise fail(1, 1, "invalid YAML: nested too deeply") from None
 
 
 def _normalize_image_path(value: str) -> str | None:
@@ -109,7 +172,11 @@ def _normalize_image_path(value: str) -> str | None:
 
 
 class _Reader:
-    """Walks the node tree, collecting problems and building model values."""
+    """Walks the node tree, collecting problems and building model values.
+
+    Readers return None for a value they could not read, after recording why; callers decide
+    validity by whether problems were added, so one bad value never hides another.
+    """
 
     def __init__(self, display: str, base_dir: Path, check_sources: bool) -> None:
         self.display = display
@@ -126,34 +193,113 @@ class _Reader:
         return Position(self.display, mark.line + 1, mark.column + 1)
 
     def problem(self, node: Node, message: str) -> None:
+        # One problem, one line: a value shown in a message must not break the line.
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
         self.problems.append(SpecProblem(self.pos(node), message))
 
     # -- generic shapes --------------------------------------------------------------------
 
     def mapping(
-        self, node: Node, where: str, allowed: Iterable[F.Field]
-    ) -> dict[str, tuple[Node, Node]] | None:
+        self,
+        node: Node,
+        where: str,
+        allowed: Sequence[F.Field],
+        *,
+        excused: set[str] | None = None,
+    ) -> Values | None:
+        """The keys of a mapping node, checked against `allowed`.
+
+        `excused` names keys whose absence is already explained (a key at the wrong level); a
+        misspelt key's guess is added to it. Neither is reported missing a second time.
+        """
         if not isinstance(node, yaml.MappingNode):
             self.problem(node, f"{where}: expected a mapping, found {_kind(node)}")
             return None
-        allowed_names = [f.name for f in allowed]
-        out: dict[str, tuple[Node, Node]] = {}
+        names = [f.name for f in allowed]
+        out: Values = {}
+        # A misspelt required key is reported once, as unknown with its suggestion, not again
+        # as missing.
+        excused = set() if excused is None else excused
         for knode, vnode in node.value:
             if not isinstance(knode, yaml.ScalarNode):
-                self.problem(knode, f"{where}: keys must be plain strings")
+                self.problem(knode, f"{where}: keys must be plain strings, found {_kind(knode)}")
                 continue
-            key = knode.value
+            key = str(knode.value)
+            if knode.tag == _MERGE:
+                self.problem(knode, f"{where}: merge keys (<<) are not supported; write keys out")
+                continue
             if key in out:
-                self.problem(knode, f"{where}: duplicate key {key!r}")
+                first = self.pos(out[key][0])
+                self.problem(knode, f"{where}: duplicate key {key!r} (first at {first})")
                 continue
-            if key not in allowed_names:
-                self.problem(knode, f"{where}: unknown key {key!r}{_suggest(key, allowed_names)}")
+            if key not in names:
+                guess = _guess(key, allowed)
+                excused.add(guess)
+                hint = f"; did you mean {guess!r}?" if guess else ""
+                self.problem(knode, f"{where}: unknown key {key!r}{hint}")
                 continue
             out[key] = (knode, vnode)
         for f in allowed:
-            if f.required and f.name not in out:
+            if f.required and f.name not in out and f.name not in excused:
                 self.problem(node, f"{where}: missing required key {f.name!r}")
+        for f in allowed:
+            if f.requires and f.name in out and f.requires not in out:
+                self.problem(out[f.name][0], f"{where}.{f.name}: only applies with {f.requires!r}")
         return out
+
+    def read(
+        self, values: Values, fields: Sequence[F.Field], label: str, kind: str = "", short: str = ""
+    ) -> dict[str, Any]:
+        """Read every present key by its declared type; `short` is a shorthand's field, whose
+        key path is the label itself (`import: ./x` is layers[0].import, not .import.path)."""
+        out: dict[str, Any] = {}
+        for f in fields:
+            if f.name not in values:
+                continue
+            where = label if f.name == short else f"{label}.{f.name}" if label else f.name
+            value = self.value(f.type, values[f.name][1], where, _HOST_WANT.get((kind, f.name)))
+            if value is not None:
+                out[f.name] = value
+        return out
+
+    def value(self, ftype: str, node: Node, where: str, want: str | None = None) -> Any:
+        if ftype == "string":
+            return self.string(node, where)
+        if ftype == "int":
+            return self.integer(node, where, 0, MAX_ID)
+        if ftype == "mode":
+            return self.mode(node, where)
+        if ftype == "bool":
+            return self.boolean(node, where)
+        if ftype == "abspath":
+            return self.image_path(node, where)
+        if ftype == "hostpath":
+            return self.host_path(node, where, want or "any")
+        if ftype == "string-list":
+            return self.string_list(node, where)
+        if ftype == "command":
+            return self.string_list(node, where, exec_form=True)
+        if ftype == "glob-list":
+            return self.globs(node, where)
+        if ftype == "abspath-list":
+            return self.image_paths(node, where)
+        if ftype == "string-map":
+            return self.string_map(node, where)
+        if ftype == "env-map":
+            return self.string_map(node, where, key_pattern=_ENV_NAME, key_what="variable name")
+        if ftype == "port-list":
+            return self.ports(node, where)
+        if ftype == "platform":
+            return self.platform(node, where)
+        if ftype == "reference":
+            return self.reference(node, where, pinned=False)
+        if ftype == "pinned-reference":
+            return self.reference(node, where, pinned=True)
+        if ftype == "config":
+            return self.config(node)
+        if ftype == "layer-list":
+            return self.layers(node)
+        raise AssertionError(f"fields.py names a type the loader does not read: {ftype}")
 
     def string(self, node: Node, where: str) -> str | None:
         if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL:
@@ -182,22 +328,30 @@ class _Reader:
         if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL:
             self.problem(node, f"{where}: expected an octal mode like 0644, found {_kind(node)}")
             return None
-        # Modes are read as octal from the text as written, with or without a leading 0:
-        # `mode: 644` meaning decimal 644 would be a silent trap.
-        m = _MODE.match(str(node.value).strip())
-        if not m or int(m.group(1), 8) > 0o7777:
+        # Read as octal from the text as written: YAML 1.1 would read 0644 as octal but 644 as
+        # decimal, and YAML 1.2 both as decimal; the text means the same to every reader.
+        text = str(node.value)
+        if not _MODE.match(text):
             self.problem(
                 node,
-                f"{where}: {node.value} is not a valid mode (octal digits 0-7, at most 07777)",
+                f"{where}: {_show(node)} is not a valid mode (octal digits 0-7, at most 07777)",
             )
             return None
-        return int(m.group(1), 8)
+        return int(text.removeprefix("0o"), 8)
 
-    def string_list(self, node: Node, where: str) -> tuple[str, ...] | None:
+    def string_list(
+        self, node: Node, where: str, *, exec_form: bool = False
+    ) -> tuple[str, ...] | None:
         if not isinstance(node, yaml.SequenceNode):
-            hint = (
-                " (exec form, e.g. [/bin/app, --flag])" if isinstance(node, yaml.ScalarNode) else ""
-            )
+            hint = ""
+            if isinstance(node, yaml.ScalarNode) and node.tag != _NULL:
+                # A command line is not split for the user: which words go together is theirs
+                # to say. Anything else is one item.
+                hint = (
+                    " (exec form, e.g. [/bin/app, --flag])"
+                    if exec_form
+                    else f" (write [{_show(node)}])"
+                )
             self.problem(node, f"{where}: expected a list of strings{hint}, found {_kind(node)}")
             return None
         out = []
@@ -210,23 +364,53 @@ class _Reader:
                 out.append(value)
         return tuple(out) if ok else None
 
-    def string_map(self, node: Node, where: str) -> tuple[tuple[str, str], ...] | None:
+    def globs(self, node: Node, where: str) -> tuple[str, ...] | None:
+        items = self.string_list(node, where)
+        if items is None:
+            return None
+        ok = True
+        for i, pattern in enumerate(items):
+            reason = _glob_problem(pattern)
+            if reason:
+                self.problem(node.value[i], f"{where}[{i}]: {pattern!r} {reason}")
+                ok = False
+        return items if ok else None
+
+    def string_map(
+        self,
+        node: Node,
+        where: str,
+        *,
+        key_pattern: re.Pattern[str] | None = None,
+        key_what: str = "",
+    ) -> tuple[tuple[str, str], ...] | None:
         if not isinstance(node, yaml.MappingNode):
             self.problem(node, f"{where}: expected a mapping of strings, found {_kind(node)}")
             return None
         out: list[tuple[str, str]] = []
-        seen: set[str] = set()
+        seen: dict[str, Node] = {}
+        ok = True
         for knode, vnode in node.value:
             key = self.string(knode, f"{where} key")
-            value = self.string(vnode, f"{where}.{key}")
-            if key is None or value is None:
+            if key is None:
+                ok = False
                 continue
             if key in seen:
-                self.problem(knode, f"{where}: duplicate key {key!r}")
+                self.problem(
+                    knode, f"{where}: duplicate key {key!r} (first at {self.pos(seen[key])})"
+                )
+                ok = False
                 continue
-            seen.add(key)
+            seen[key] = knode
+            if key_pattern is not None and not key_pattern.match(key):
+                self.problem(knode, f"{where}: {key!r} is not a valid {key_what}")
+                ok = False
+            value = self.string(vnode, f"{where}.{key}")
+            if value is None:
+                ok = False
+                continue
             out.append((key, value))
-        return tuple(out)
+        return tuple(out) if ok else None
 
     def image_path(self, node: Node, where: str) -> str | None:
         value = self.string(node, where)
@@ -234,45 +418,145 @@ class _Reader:
             return None
         normalized = _normalize_image_path(value)
         if normalized is None:
-            reason = (
-                "must not contain '..'"
-                if value.startswith("/")
-                else "must be absolute (start with /)"
-            )
+            if not value.startswith("/"):
+                reason = "must be absolute (start with /)"
+            elif "\0" in value:
+                reason = "must not contain a NUL character"
+            else:
+                reason = "must not contain '..'"
             self.problem(node, f"{where}: image path {value!r} {reason}")
         return normalized
 
+    def image_paths(self, node: Node, where: str) -> tuple[str, ...] | None:
+        if not isinstance(node, yaml.SequenceNode):
+            hint = f" (write [{_show(node)}])" if isinstance(node, yaml.ScalarNode) else ""
+            self.problem(node, f"{where}: expected a list of paths{hint}, found {_kind(node)}")
+            return None
+        out = []
+        ok = True
+        for i, item in enumerate(node.value):
+            path = self.image_path(item, f"{where}[{i}]")
+            if path is None:
+                ok = False
+            else:
+                out.append(path)
+        return tuple(out) if ok else None
+
+    def ports(self, node: Node, where: str) -> tuple[str, ...] | None:
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"{where}: expected a list of ports, found {_kind(node)}")
+            return None
+        out: dict[str, Node] = {}
+        ok = True
+        for i, item in enumerate(node.value):
+            text = self.string(item, f"{where}[{i}]")
+            if text is None:
+                ok = False
+                continue
+            m = _PORT.match(text)
+            if not m:
+                self.problem(
+                    item,
+                    f"{where}[{i}]: {text!r} is not a port (1-65535, optionally /tcp, /udp or "
+                    "/sctp)",
+                )
+                ok = False
+                continue
+            port = f"{m.group(1)}/{m.group(2) or 'tcp'}"
+            if port in out:
+                self.problem(
+                    item, f"{where}[{i}]: {port} is already listed (at {self.pos(out[port])})"
+                )
+                ok = False
+                continue
+            out[port] = item
+        return tuple(out) if ok else None
+
+    def platform(self, node: Node, where: str) -> Platform | None:
+        text = self.string(node, where)
+        if text is None:
+            return None
+        try:
+            return Platform.parse(text)
+        except ValueError as e:
+            self.problem(node, f"{where}: {e}")
+            return None
+
+    def reference(self, node: Node, where: str, *, pinned: bool) -> ImageReference | None:
+        text = self.string(node, where)
+        if text is None:
+            return None
+        try:
+            ref = parse_reference(text)
+        except ValueError as e:
+            self.problem(node, f"{where}: {e}")
+            return None
+        if ref.digest is not None and not pinned:
+            self.problem(node, f"{where}: {text!r} names a digest; give a repository and tag")
+            return None
+        if ref.digest is None and pinned:
+            # Reproducibility: a tag can move, a digest cannot. Say how to get the digest.
+            self.problem(
+                node,
+                f"{where}: {text!r} is not pinned by digest; run `vinci resolve {text}` and "
+                "write the repository@sha256:… it prints",
+            )
+            return None
+        return ref
+
     def host_path(self, node: Node, where: str, want: str) -> Path | None:
-        """A host path relative to the spec's directory; `want` is 'file', 'dir' or 'any'."""
+        """A host path relative to the spec's directory; `want` is 'file', 'dir' or 'image'."""
         value = self.string(node, where)
         if value is None:
             return None
-        if not value:
-            self.problem(node, f"{where}: path is empty")
+        if not value or "\0" in value:
+            self.problem(node, f"{where}: {value!r} is not a path")
             return None
         path = Path(os.path.normpath(self.base_dir / os.path.expanduser(value)))
+        # Watchers want every path, also those that do not exist yet.
         self.sources.append(path)
         if not self.check_sources:
             return path
+        resolved = "" if os.path.isabs(os.path.expanduser(value)) else f" (resolved to {path})"
         try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            self.problem(node, f"{where}: {value} does not exist (relative to {self.base_dir})")
+            os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            self.problem(node, f"{where}: {value!r} does not exist{resolved}")
             return None
         except OSError as e:
-            self.problem(node, f"{where}: cannot access {value}: {e.strerror}")
+            self.problem(node, f"{where}: cannot access {value!r}: {e.strerror}")
             return None
-        import stat as statmod
-
-        if want == "file" and not statmod.S_ISREG(st.st_mode):
-            self.problem(node, f"{where}: {value} is not a regular file")
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            target = os.readlink(path) if os.path.islink(path) else "?"
+            self.problem(
+                node, f"{where}: {value!r} is a symlink to {target!r}, which does not exist"
+            )
             return None
-        if want == "dir" and not statmod.S_ISDIR(st.st_mode):
-            self.problem(node, f"{where}: {value} is not a directory")
+        except OSError as e:
+            self.problem(node, f"{where}: cannot access {value!r}: {e.strerror}")
             return None
-        mode = os.R_OK | (os.X_OK if statmod.S_ISDIR(st.st_mode) else 0)
-        if not os.access(path, mode):
-            self.problem(node, f"{where}: {value} is not readable")
+        is_dir, is_reg = stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
+        if want == "file" and not is_reg:
+            hint = " (copy a tree with a `directory` layer)" if is_dir else ""
+            self.problem(
+                node, f"{where}: {value!r} is {_file_kind(st.st_mode)}, not a regular file{hint}"
+            )
+            return None
+        if want == "dir" and not is_dir:
+            self.problem(node, f"{where}: {value!r} is {_file_kind(st.st_mode)}, not a directory")
+            return None
+        if want == "image" and not (is_dir or is_reg):
+            self.problem(
+                node,
+                f"{where}: {value!r} is {_file_kind(st.st_mode)}, not an image layout "
+                "directory or archive",
+            )
+            return None
+        # A directory must also be searchable to copy what is in it.
+        if not os.access(path, os.R_OK | (os.X_OK if is_dir else 0)):
+            self.problem(node, f"{where}: {value!r} is not readable (permission denied)")
             return None
         return path
 
@@ -282,116 +566,36 @@ class _Reader:
         m = self.mapping(root, "spec", F.TOP)
         if m is None:
             return None
-        if "spec-version" in m:
-            _knode, vnode = m["spec-version"]
-            version = self.string(vnode, "spec-version")
-            if version is not None and version != "v1":
-                self.problem(vnode, f"spec-version: {version!r} is not supported (only 'v1')")
-        image = None
-        if "image" in m:
-            image = self.reference(m["image"][1], "image", allow_digest=False)
-        platform = Platform()
-        if "platform" in m:
-            vnode = m["platform"][1]
-            text = self.string(vnode, "platform")
-            if text is not None:
-                try:
-                    platform = Platform.parse(text)
-                except ValueError as e:
-                    self.problem(vnode, f"platform: {e}")
-        annotations: tuple[tuple[str, str], ...] = ()
-        if "annotations" in m:
-            annotations = self.string_map(m["annotations"][1], "annotations") or ()
-        config = ConfigSpec()
-        if "config" in m:
-            config = self.config(m["config"][1]) or config
-        layers: tuple[LayerSpec, ...] = ()
-        if "layers" in m:
-            layers = self.layers(m["layers"][1])
+        v = self.read(m, F.TOP, "")
+        version = v.get("spec-version")
+        if version is not None and version != "v1":
+            self.problem(
+                m["spec-version"][1], f"spec-version: {version!r} is not supported (only 'v1')"
+            )
         return Spec(
             path=absolute,
             display_path=self.display,
-            image=image,
-            platform=platform,
-            annotations=annotations,
-            config=config,
-            layers=layers,
+            image=v.get("image"),
+            platform=v.get("platform", Platform()),
+            annotations=v.get("annotations", ()),
+            config=v.get("config", ConfigSpec()),
+            layers=v.get("layers", ()),
             sources=tuple(dict.fromkeys(self.sources)),
         )
-
-    def reference(self, node: Node, where: str, *, allow_digest: bool) -> ImageReference | None:
-        text = self.string(node, where)
-        if text is None:
-            return None
-        try:
-            ref = parse_reference(text)
-        except ValueError as e:
-            self.problem(node, f"{where}: {e}")
-            return None
-        if ref.digest is not None and not allow_digest:
-            self.problem(node, f"{where}: {text!r} names a digest; give a repository and tag")
-            return None
-        return ref
 
     def config(self, node: Node) -> ConfigSpec | None:
         m = self.mapping(node, "config", F.CONFIG)
         if m is None:
             return None
-        values: dict[str, Any] = {}
-        for key, (_, vnode) in m.items():
-            where = f"config.{key}"
-            attr = key.replace("-", "_")
-            if key in ("entrypoint", "cmd"):
-                values[attr] = self.string_list(vnode, where)
-            elif key in ("env", "labels"):
-                pairs = self.string_map(vnode, where)
-                if pairs is not None and key == "env":
-                    for k, _ in pairs:
-                        if not _ENV_NAME.match(k):
-                            self.problem(vnode, f"{where}: {k!r} is not a variable name")
-                values[attr] = pairs or ()
-            elif key == "working-dir":
-                values[attr] = self.image_path(vnode, where) or ""
-            elif key in ("user", "stop-signal"):
-                values[attr] = self.string(vnode, where) or ""
-            elif key == "volumes":
-                items = []
-                if isinstance(vnode, yaml.SequenceNode):
-                    for i, item in enumerate(vnode.value):
-                        p = self.image_path(item, f"{where}[{i}]")
-                        if p:
-                            items.append(p)
-                else:
-                    self.problem(vnode, f"{where}: expected a list of paths, found {_kind(vnode)}")
-                values[attr] = tuple(items)
-            elif key == "exposed-ports":
-                values[attr] = self.ports(vnode, where)
-        return ConfigSpec(**values)
-
-    def ports(self, node: Node, where: str) -> tuple[str, ...]:
-        if not isinstance(node, yaml.SequenceNode):
-            self.problem(node, f"{where}: expected a list of ports, found {_kind(node)}")
-            return ()
-        out = []
-        for i, item in enumerate(node.value):
-            text = self.string(item, f"{where}[{i}]")
-            if text is None:
-                continue
-            m = _PORT.match(text)
-            if not m or not 1 <= int(m.group(1)) <= 65535:
-                self.problem(
-                    item, f"{where}[{i}]: {text!r} is not a port (1-65535, optionally /tcp|/udp)"
-                )
-                continue
-            out.append(f"{int(m.group(1))}/{m.group(2) or 'tcp'}")
-        return tuple(out)
+        v = self.read(m, F.CONFIG, "config")
+        return ConfigSpec(**{key.replace("-", "_"): value for key, value in v.items()})
 
     # -- layers ----------------------------------------------------------------------------
 
-    def layers(self, node: Node) -> tuple[LayerSpec, ...]:
+    def layers(self, node: Node) -> tuple[LayerSpec, ...] | None:
         if not isinstance(node, yaml.SequenceNode):
             self.problem(node, f"layers: expected a list of layers, found {_kind(node)}")
-            return ()
+            return None
         out = []
         for i, item in enumerate(node.value):
             layer = self.layer(item, f"layers[{i}]", F.LAYER_KINDS)
@@ -401,204 +605,234 @@ class _Reader:
 
     def layer(self, node: Node, where: str, kinds: Iterable[str]) -> Any:
         kinds = list(kinds)
-        if not isinstance(node, yaml.MappingNode) or len(node.value) != 1:
-            found = (
-                ", ".join(str(k.value) for k, _ in node.value)
-                if isinstance(node, yaml.MappingNode)
-                else _kind(node)
-            )
-            self.problem(
-                node,
-                f"{where}: expected exactly one of {', '.join(kinds)}; found {found or 'nothing'}",
-            )
+        choices = ", ".join(kinds)
+        if not isinstance(node, yaml.MappingNode) or not node.value:
+            found = "an empty mapping" if isinstance(node, yaml.MappingNode) else _kind(node)
+            self.problem(node, f"{where}: expected one of {choices}; found {found}")
             return None
-        knode, vnode = node.value[0]
+        keyed = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
+        kind_keys = [(k, v) for k, v in keyed if k.value in F.LAYER_KINDS]
+        misplaced: set[str] = set()
+        if len(node.value) > 1:
+            if len(kind_keys) > 1:
+                names = " and ".join(repr(k.value) for k, _ in kind_keys)
+                self.problem(
+                    kind_keys[1][0],
+                    f"{where}: a layer has exactly one kind, found {names} "
+                    "(start each layer with its own '- ')",
+                )
+                return None
+            if not kind_keys:
+                found = ", ".join(repr(str(k.value)) for k, _ in node.value)
+                self.problem(node, f"{where}: expected one of {choices}; found {found}")
+                return None
+            # One kind plus other keys: almost always a key indented one level too little.
+            kind = str(kind_keys[0][0].value)
+            field_names = [f.name for f in F.LAYER_KINDS[kind][0]]
+            for k, _ in node.value:
+                if k is kind_keys[0][0]:
+                    continue
+                name = str(k.value)
+                if name in field_names:
+                    misplaced.add(name)
+                    self.problem(
+                        k, f"{where}: {name!r} belongs inside {kind!r}; indent it under {kind}:"
+                    )
+                else:
+                    self.problem(
+                        k,
+                        f"{where}: unknown key {name!r} next to {kind!r} (a layer has exactly "
+                        "one key, its kind)",
+                    )
+        knode, vnode = kind_keys[0] if kind_keys else node.value[0]
         kind = str(knode.value)
         if kind not in kinds:
             if kind in F.LAYER_KINDS:
-                self.problem(
-                    knode, f"{where}: {kind!r} cannot be used here (only {', '.join(kinds)})"
-                )
+                self.problem(knode, f"{where}: {kind!r} cannot be used here (only {choices})")
             else:
-                self.problem(knode, f"{where}: unknown layer kind {kind!r}{_suggest(kind, kinds)}")
+                options = [F.Field(k, "", False, "", "") for k in kinds]
+                self.problem(
+                    knode, f"{where}: unknown layer kind {kind!r}{_suggest(kind, options)}"
+                )
             return None
         label = f"{where}.{kind}"
         pos = self.pos(knode)
         fields, shorthand, _ = F.LAYER_KINDS[kind]
+        n = len(self.problems)
         if kind == "combined":
-            return self.combined(vnode, label, pos)
+            result: Any = self.combined(vnode, label, pos)
+            return result if len(self.problems) == n else None
+        short = ""
+        if shorthand and isinstance(vnode, yaml.ScalarNode) and vnode.tag == _NULL:
+            example = next(f.example for f in fields if f.name == shorthand)
+            self.problem(
+                vnode, f"{label}: needs a {shorthand} (e.g. {example}) or a mapping, found nothing"
+            )
+            return None
         if shorthand and isinstance(vnode, yaml.ScalarNode):
-            values: dict[str, tuple[Node, Node]] = {shorthand: (knode, vnode)}
+            values: Values = {shorthand: (knode, vnode)}
+            short = shorthand
             for f in fields:
                 if f.required and f.name != shorthand:
                     self.problem(vnode, f"{label}: missing required key {f.name!r}")
         else:
-            m = self.mapping(vnode, label, fields)
+            if misplaced and isinstance(vnode, yaml.ScalarNode) and vnode.tag == _NULL:
+                # `file:` with its keys below it at the same indent: already reported.
+                return None
+            m = self.mapping(vnode, label, fields, excused=misplaced)
             if m is None:
                 return None
             values = m
-        n = len(self.problems)
-        result = getattr(self, "layer_" + kind.replace("-", "_"))(values, label, pos, vnode)
+        v = self.read(values, fields, label, kind, short)
+        group = F.EXACTLY_ONE.get(kind, ())
+        if group:
+            given = [name for name in group if name in values]
+            listed = " or ".join(repr(g) for g in group)
+            if not given:
+                if not set(group) & misplaced:
+                    self.problem(vnode, f"{label}: needs {listed}")
+            elif len(given) > 1:
+                self.problem(values[given[1]][0], f"{label}: give either {listed}, not both")
+        result = getattr(self, "layer_" + kind.replace("-", "_"))(v, values, label, pos)
         return result if len(self.problems) == n else None
 
-    def owner(self, values: dict[str, tuple[Node, Node]], label: str) -> tuple[int, int]:
-        ids = []
-        for key in ("uid", "gid"):
-            if key in values:
-                ids.append(self.integer(values[key][1], f"{label}.{key}", 0, MAX_ID) or 0)
-            else:
-                ids.append(0)
-        return ids[0], ids[1]
-
-    def opt_mode(self, values: dict[str, tuple[Node, Node]], key: str, label: str) -> int | None:
-        if key not in values:
-            return None
-        return self.mode(values[key][1], f"{label}.{key}")
-
-    def layer_file(
-        self, values: dict[str, tuple[Node, Node]], label: str, pos: Position, node: Node
-    ) -> FileSpec | None:
-        path = self.image_path(values["path"][1], f"{label}.path") if "path" in values else None
-        if path == "/":
+    def layer_file(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
+        if v.get("path") == "/":
             self.problem(values["path"][1], f"{label}.path: a file cannot be at /")
-        mode = self.opt_mode(values, "mode", label)
-        uid, gid = self.owner(values, label)
-        contents = source = None
-        if "contents" in values and "source" in values:
-            self.problem(
-                values["source"][0], f"{label}: give either 'contents' or 'source', not both"
-            )
-        elif "contents" in values:
-            text = self.string(values["contents"][1], f"{label}.contents")
-            contents = text.encode("utf-8") if text is not None else None
-        elif "source" in values:
-            source = self.host_path(values["source"][1], f"{label}.source", "file")
-        else:
-            self.problem(node, f"{label}: needs 'contents' or 'source'")
-        if path is None:
-            return None
-        return FileSpec(label, pos, path, mode, uid, gid, contents, source)
+        contents = v.get("contents")
+        return FileSpec(
+            label,
+            pos,
+            v.get("path", ""),
+            v.get("mode"),
+            v.get("uid", 0),
+            v.get("gid", 0),
+            contents.encode("utf-8") if contents is not None else None,
+            v.get("source"),
+        )
 
-    def layer_directory(
-        self, values: dict[str, tuple[Node, Node]], label: str, pos: Position, node: Node
-    ) -> DirectorySpec | None:
-        path = self.image_path(values["path"][1], f"{label}.path") if "path" in values else None
-        source = None
-        if "source" in values:
-            source = self.host_path(values["source"][1], f"{label}.source", "dir")
-        globs: dict[str, tuple[str, ...]] = {}
-        for key in ("include", "exclude"):
-            globs[key] = ()
-            if key in values:
-                if source is None and "source" not in values:
-                    self.problem(values[key][0], f"{label}.{key}: only applies with a 'source'")
-                items = self.string_list(values[key][1], f"{label}.{key}") or ()
-                for i, pattern in enumerate(items):
-                    if not pattern or pattern.startswith("/") or ".." in pattern.split("/"):
-                        self.problem(
-                            values[key][1].value[i],
-                            f"{label}.{key}[{i}]: {pattern!r} must be a relative glob without '..'",
-                        )
-                globs[key] = items
-        mode = self.opt_mode(values, "mode", label)
-        file_mode = self.opt_mode(values, "file-mode", label)
-        dir_mode = self.opt_mode(values, "dir-mode", label)
-        uid, gid = self.owner(values, label)
-        if path is None:
-            return None
+    def layer_directory(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
         return DirectorySpec(
             label,
             pos,
-            path,
-            source,
-            globs["include"],
-            globs["exclude"],
-            0o755 if mode is None else mode,
-            file_mode,
-            0o755 if dir_mode is None else dir_mode,
-            uid,
-            gid,
+            v.get("path", ""),
+            v.get("source"),
+            v.get("include", ()),
+            v.get("exclude", ()),
+            v.get("mode", 0o755),
+            v.get("file-mode"),
+            v.get("dir-mode", 0o755),
+            v.get("uid", 0),
+            v.get("gid", 0),
         )
 
-    def layer_symlink(
-        self, values: dict[str, tuple[Node, Node]], label: str, pos: Position, node: Node
-    ) -> SymlinkSpec | None:
-        path = self.image_path(values["path"][1], f"{label}.path") if "path" in values else None
-        target = None
-        if "target" in values:
-            target = self.string(values["target"][1], f"{label}.target")
-            if target is not None and (not target or "\0" in target):
-                self.problem(values["target"][1], f"{label}.target: must be a non-empty path")
-        uid, gid = self.owner(values, label)
-        if path is None or target is None:
-            return None
-        if path == "/":
+    def layer_symlink(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
+        if v.get("path") == "/":
             self.problem(values["path"][1], f"{label}.path: a symlink cannot be at /")
-        return SymlinkSpec(label, pos, path, target, uid, gid)
+        target = v.get("target")
+        if target is not None and (not target or "\0" in target):
+            self.problem(values["target"][1], f"{label}.target: must be a non-empty path")
+        return SymlinkSpec(
+            label, pos, v.get("path", ""), target or "", v.get("uid", 0), v.get("gid", 0)
+        )
 
-    def layer_import(
-        self, values: dict[str, tuple[Node, Node]], label: str, pos: Position, node: Node
-    ) -> ImportSpec | None:
-        written = self.string(values["path"][1], f"{label}.path") if "path" in values else None
-        path = self.host_path(values["path"][1], f"{label}.path", "any") if written else None
-        tag = self.string(values["tag"][1], f"{label}.tag") or "" if "tag" in values else ""
-        inherit = False
-        if "inherit-config" in values:
-            inherit = bool(self.boolean(values["inherit-config"][1], f"{label}.inherit-config"))
-        if path is None or written is None:
-            return None
-        return ImportSpec(label, pos, path, written, tag, inherit)
+    def layer_import(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
+        written = str(values["path"][1].value) if "path" in values else ""
+        return ImportSpec(
+            label,
+            pos,
+            v.get("path", Path()),
+            written,
+            v.get("tag", ""),
+            v.get("inherit-config", False),
+        )
 
-    def layer_import_oci(
-        self, values: dict[str, tuple[Node, Node]], label: str, pos: Position, node: Node
-    ) -> ImportOCISpec | None:
-        ref = None
-        if "ref" in values:
-            vnode = values["ref"][1]
-            ref = self.reference(vnode, f"{label}.ref", allow_digest=True)
-            if ref is not None and ref.digest is None:
-                self.problem(
-                    vnode,
-                    f"{label}.ref: {vnode.value} is not pinned by digest; run "
-                    f"`vinci resolve {vnode.value}` and write the repository@sha256:… it prints",
-                )
-                ref = None
-        inherit = False
-        if "inherit-config" in values:
-            inherit = bool(self.boolean(values["inherit-config"][1], f"{label}.inherit-config"))
-        if ref is None:
-            return None
-        return ImportOCISpec(label, pos, ref, inherit)
+    def layer_import_oci(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
+        # An unreadable ref has been reported; the placeholder is discarded with the layer.
+        ref = v.get("ref") or ImageReference("", "")
+        return ImportOCISpec(label, pos, ref, v.get("inherit-config", False))
 
     def combined(self, node: Node, label: str, pos: Position) -> CombinedSpec | None:
         if not isinstance(node, yaml.SequenceNode):
-            self.problem(node, f"{label}: expected a list of file/directory/symlink items")
+            self.problem(
+                node,
+                f"{label}: expected a list of {', '.join(F.COMBINABLE)} items, found {_kind(node)}",
+            )
             return None
         if not node.value:
-            self.problem(node, f"{label}: is empty")
+            self.problem(node, f"{label}: needs at least one item")
             return None
-        parts: list[CombinablePart] = []
-        seen: dict[str, CombinablePart] = {}
-        n = len(self.problems)
+        parts: list[tuple[CombinablePart, Node]] = []
         for i, item in enumerate(node.value):
             part = self.layer(item, f"{label}[{i}]", F.COMBINABLE)
-            if part is None:
-                continue
+            if part is not None:
+                parts.append((part, _path_node(item) or item))
+        self.check_layer_paths(parts)
+        return CombinedSpec(label, pos, tuple(p for p, _ in parts))
+
+    def check_layer_paths(self, parts: list[tuple[CombinablePart, Node]]) -> None:
+        """One layer cannot hold a path twice, nor anything below a file or symlink: the tar
+        would be ambiguous, or would write through a link."""
+        seen: dict[str, CombinablePart] = {}
+        for part, path_node in parts:
             if part.path in seen:
                 first = seen[part.path]
                 self.problem(
-                    item.value[0][1],
+                    path_node,
                     f"{part.label}.path: {part.path} is already in this layer "
                     f"(from {first.label} at {first.pos})",
                 )
+                continue
             seen[part.path] = part
-            parts.append(part)
-        if len(self.problems) != n:
-            return None
-        return CombinedSpec(label, pos, tuple(parts))
+        for part, path_node in parts:
+            parent = posixpath.dirname(part.path)
+            while parent != "/":
+                above = seen.get(parent)
+                if isinstance(above, FileSpec | SymlinkSpec):
+                    what = "a file" if isinstance(above, FileSpec) else "a symlink"
+                    self.problem(
+                        path_node,
+                        f"{part.label}.path: {part.path} is below {parent}, which is {what} "
+                        f"in this layer (from {above.label} at {above.pos})",
+                    )
+                    break
+                parent = posixpath.dirname(parent)
+
+
+def _path_node(item: Node) -> Node | None:
+    """The value node of `path` inside a one-key layer item, to point messages at it."""
+    if isinstance(item, yaml.MappingNode) and item.value:
+        body = item.value[0][1]
+        if isinstance(body, yaml.MappingNode):
+            for k, v in body.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == "path":
+                    found: Node = v
+                    return found
+    return None
+
+
+def _glob_problem(pattern: str) -> str:
+    """Why a glob cannot be used, or '' if it can."""
+    if not pattern:
+        return "is empty"
+    if pattern.startswith("/"):
+        return "must be relative to the source (no leading /)"
+    if ".." in pattern.split("/"):
+        return "must not contain '..' (globs only match inside the source)"
+    if "[" in pattern:
+        # Only a character class can fail to compile. Imported here: engine.plan imports the
+        # spec model, so a module-level import would be circular.
+        from engine.plan import glob_match
+
+        try:
+            glob_match([pattern], "")
+        except re.error as e:
+            return f"is not a valid glob: {e.msg}"
+    return ""
 
 
 def _kind(node: Node) -> str:
+    """How a node reads to a user, for 'expected X, found Y'."""
     if isinstance(node, yaml.MappingNode):
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
@@ -607,12 +841,50 @@ def _kind(node: Node) -> str:
         return "nothing"
     if node.tag == _STR:
         return f"the string {node.value!r}"
-    return f"{node.value}"
+    if node.tag in (_INT, _FLOAT):
+        return f"the number {node.value}"
+    if node.tag == _BOOL:
+        return f"the boolean {node.value}"
+    return repr(str(node.value))
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+def _show(node: Node) -> str:
+    """A scalar as the user wrote it: bare if it was bare, quoted if it was quoted."""
+    if isinstance(node, yaml.ScalarNode) and node.style is None and node.value.isprintable():
+        return str(node.value)
+    return repr(str(node.value))
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "a special file"
+
+
+def _guess(word: str, fields: Iterable[F.Field]) -> str:
+    """The field a misspelt key (or a name borrowed from another tool) most likely means."""
+    fields = list(fields)
+    lowered = word.lower().replace("_", "-")
+    for f in fields:
+        if lowered == f.name or lowered in f.aliases:
+            return f.name
+    close = difflib.get_close_matches(lowered, [f.name for f in fields], n=1, cutoff=0.6)
+    return close[0] if close else ""
+
+
+def _suggest(word: str, fields: Iterable[F.Field]) -> str:
+    guess = _guess(word, fields)
+    return f"; did you mean {guess!r}?" if guess else ""
 
 
 def image_path_join(base: str, rel: str) -> str:

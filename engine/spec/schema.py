@@ -1,4 +1,11 @@
-"""The JSON Schema of spec v1 and the Markdown key reference, both generated from fields.py."""
+"""The JSON Schema of spec v1 and the Markdown key reference, both generated from fields.py.
+
+The schema is for editors (completion, hover docs, squiggles) and is written to
+docs/spec-v1.schema.json; the loader stays the authority. The schema accepts every spec the
+loader accepts and rejects what it can express: unknown keys, wrong types, modes, ports,
+relative or `..` image paths, tag-pinned imports. It cannot see the file system (missing
+sources) nor compare values across keys (duplicate paths in a layer).
+"""
 
 from __future__ import annotations
 
@@ -6,66 +13,127 @@ from typing import Any
 
 from engine.spec import fields as F
 
-_MODE = {
-    "anyOf": [
-        {"type": "string", "pattern": "^(0o)?[0-7]{1,5}$"},
-        {"type": "integer", "minimum": 0},
-    ],
-    "description": "Octal permission bits, e.g. 0644",
-}
-_STRING_SCALAR = {"type": ["string", "number", "boolean"]}
+SCHEMA_ID = "https://vinci.dev/schema/spec-v1.json"
+
+# The loader reads any scalar but null as a string, in the text as written (`user: 1000`).
+_STRING_SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean"]}
+_DOTDOT = r"(^|/)\.\.(/|$)"
+_ABSPATH: dict[str, Any] = {"type": "string", "pattern": "^/", "not": {"pattern": _DOTDOT}}
 
 
 def _type_schema(t: str) -> dict[str, Any]:
+    """The schema of one value type of fields.TYPES."""
     if t == "string":
         return dict(_STRING_SCALAR)
     if t == "int":
-        return {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}
+        return {"type": "integer", "minimum": 0, "maximum": F.MAX_ID}
     if t == "mode":
-        return dict(_MODE)
+        # An integer is what an editor's YAML parser makes of `mode: 0644` (YAML 1.1: octal
+        # 420; YAML 1.2: decimal 644); the loader reads the digits as written, so the most the
+        # schema can say about an integer is its upper bound.
+        return {
+            "anyOf": [
+                {"type": "string", "pattern": F.MODE_PATTERN},
+                {"type": "integer", "minimum": 0, "maximum": 7777},
+            ],
+        }
     if t == "bool":
         return {"type": "boolean"}
     if t == "abspath":
-        return {"type": "string", "pattern": "^/"}
+        return dict(_ABSPATH)
     if t == "hostpath":
         return {"type": "string", "minLength": 1}
-    if t == "string-list":
+    if t in ("string-list", "command"):
         return {"type": "array", "items": dict(_STRING_SCALAR)}
-    if t == "abspath-list":
-        return {"type": "array", "items": {"type": "string", "pattern": "^/"}}
-    if t == "string-map":
-        return {"type": "object", "additionalProperties": dict(_STRING_SCALAR)}
-    if t == "port-list":
+    if t == "glob-list":
         return {
             "type": "array",
             "items": {
                 "anyOf": [
+                    {
+                        "type": "string",
+                        "minLength": 1,
+                        "pattern": "^[^/]",
+                        "not": {"pattern": _DOTDOT},
+                    },
+                    {"type": ["number", "boolean"]},
+                ]
+            },
+        }
+    if t == "abspath-list":
+        return {"type": "array", "items": dict(_ABSPATH)}
+    if t == "string-map":
+        return {"type": "object", "additionalProperties": dict(_STRING_SCALAR)}
+    if t == "env-map":
+        return {
+            "type": "object",
+            "propertyNames": {"pattern": F.ENV_NAME_PATTERN},
+            "additionalProperties": dict(_STRING_SCALAR),
+        }
+    if t == "port-list":
+        return {
+            "type": "array",
+            "uniqueItems": True,
+            "items": {
+                "anyOf": [
                     {"type": "integer", "minimum": 1, "maximum": 65535},
-                    {"type": "string", "pattern": "^[0-9]{1,5}(/(tcp|udp|sctp))?$"},
+                    {"type": "string", "pattern": F.PORT_PATTERN},
                 ]
             },
         }
     if t == "platform":
         return {"type": "string", "pattern": "^[^/]+/[^/]+(/[^/]+)?$"}
     if t == "reference":
-        return {"type": "string", "minLength": 1}
+        return {"type": "string", "minLength": 1, "not": {"pattern": "@"}}
+    if t == "pinned-reference":
+        return {"type": "string", "pattern": F.DIGEST_PATTERN}
     if t == "layer-list":
         return {"type": "array", "items": {"$ref": "#/$defs/layer"}}
     if t == "config":
         return {"$ref": "#/$defs/config"}
-    raise ValueError(t)
+    raise ValueError(f"no schema for field type {t!r}")
 
 
-def _object(fields: tuple[F.Field, ...]) -> dict[str, Any]:
-    return {
+def _object(fields: tuple[F.Field, ...], exactly_one: tuple[str, ...] = ()) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
-        "properties": {f.name: {**_type_schema(f.type), "description": f.doc} for f in fields},
+        "properties": {
+            f.name: {**_type_schema(f.type), "description": _describe(f, exactly_one)}
+            for f in fields
+        },
         "required": [f.name for f in fields if f.required],
     }
+    dependent = {f.name: [f.requires] for f in fields if f.requires}
+    if dependent:
+        out["dependentRequired"] = dependent
+    if exactly_one:
+        out["oneOf"] = [{"required": [name]} for name in exactly_one]
+    return out
 
 
-def _layer_variant(kind: str, combinable_only: bool = False) -> dict[str, Any]:
+def _describe(f: F.Field, exactly_one: tuple[str, ...] = ()) -> str:
+    """A field's doc with the rules that live in the table rather than in its text."""
+    text = f.doc
+    if f.name in exactly_one:
+        text += " Exactly one of " + " and ".join(f"`{n}`" for n in exactly_one) + "."
+    if f.requires:
+        text += f" Only with `{f.requires}`."
+    return text
+
+
+def _layer_doc(kind: str) -> str:
+    fields, shorthand, combinable = F.LAYER_KINDS[kind]
+    text = F.LAYER_DOCS[kind]
+    if shorthand:
+        example = next(f.example for f in fields if f.name == shorthand)
+        text += f" Shorthand: `{kind}: {example}` means `{kind}: {{{shorthand}: {example}}}`."
+    if combinable:
+        text += " May appear inside `combined`."
+    return text
+
+
+def _layer_variant(kind: str) -> dict[str, Any]:
     _fields, shorthand, _ = F.LAYER_KINDS[kind]
     if kind == "combined":
         body: dict[str, Any] = {
@@ -76,50 +144,69 @@ def _layer_variant(kind: str, combinable_only: bool = False) -> dict[str, Any]:
     else:
         body = {"$ref": f"#/$defs/{kind}"}
         if shorthand:
-            body = {"anyOf": [body, {"type": "string", "minLength": 1}]}
+            field = next(f for f in _fields if f.name == shorthand)
+            body = {"anyOf": [body, _type_schema(field.type)]}
     return {
         "type": "object",
         "additionalProperties": False,
         "required": [kind],
-        "properties": {kind: {**body, "description": F.LAYER_DOCS[kind]}},
+        "properties": {kind: {**body, "description": _layer_doc(kind)}},
     }
 
 
 def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a v1 spec."""
     defs: dict[str, Any] = {"config": _object(F.CONFIG)}
     for kind, (fields, _, _) in F.LAYER_KINDS.items():
         if kind != "combined":
-            defs[kind] = _object(fields)
+            defs[kind] = _object(fields, F.EXACTLY_ONE.get(kind, ()))
     defs["layer"] = {"oneOf": [_layer_variant(k) for k in F.LAYER_KINDS]}
     defs["part"] = {"oneOf": [_layer_variant(k) for k in F.COMBINABLE]}
     top = _object(F.TOP)
     top["properties"]["spec-version"] = {"const": "v1", "description": F.TOP[0].doc}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://vinci.dev/schema/spec-v1.json",
+        "$id": SCHEMA_ID,
         "title": "vinci spec v1",
         **top,
         "$defs": defs,
     }
 
 
-def _table(fields: tuple[F.Field, ...]) -> str:
-    rows = ["| key | required | type | default | example | meaning |", "|---|---|---|---|---|---|"]
+def _cell(text: str) -> str:
+    # A '|' inside a cell would end it.
+    return text.replace("|", "\\|")
+
+
+def _table(fields: tuple[F.Field, ...], exactly_one: tuple[str, ...] = ()) -> str:
+    rows = [
+        "| Key | Required | Type | Default | Example | Meaning |",
+        "|---|---|---|---|---|---|",
+    ]
     for f in fields:
         rows.append(
-            f"| `{f.name}` | {'Required' if f.required else 'Optional'} | {f.type} | "
-            f"{f'`{f.default}`' if f.default else '—'} | `{f.example}` | {f.doc} |"
+            "| "
+            + " | ".join(
+                _cell(c)
+                for c in (
+                    f"`{f.name}`",
+                    "Required" if f.required else "Optional",
+                    F.TYPES[f.type],
+                    f"`{f.default}`" if f.default else "—",
+                    f"`{f.example}`",
+                    _describe(f, exactly_one),
+                )
+            )
+            + " |"
         )
     return "\n".join(rows) + "\n"
 
 
 def markdown_reference() -> str:
+    """Every key of spec v1 as Markdown tables, for docs/spec.md."""
     out = ["### Top level\n\n", _table(F.TOP), "\n### `config`\n\n", _table(F.CONFIG)]
-    for kind, (fields, _shorthand, combinable) in F.LAYER_KINDS.items():
-        out.append(f"\n### Layer kind `{kind}`\n\n{F.LAYER_DOCS[kind]}")
-        if combinable:
-            out.append(" May appear inside `combined`.")
-        out.append("\n\n")
+    for kind, (fields, _shorthand, _combinable) in F.LAYER_KINDS.items():
+        out.append(f"\n### Layer kind `{kind}`\n\n{_layer_doc(kind)}\n")
         if fields:
-            out.append(_table(fields))
+            out.append("\n" + _table(fields, F.EXACTLY_ONE.get(kind, ())))
     return "".join(out)
