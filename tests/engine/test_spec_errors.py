@@ -999,3 +999,10 @@ def test_unreadable_source(world_readable_dir: Path) -> None:
         result,
         ["vinci.yaml:3:30: layers[0].file.source: './secret' is not readable (permission denied)"],
     )
+
+
+def test_deeply_nested_yaml_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    # pyyaml's composer recurses once per level; running out of stack is still a spec error.
+    d = _workdir(tmp_path / "spec", "spec-version: v1\nlayers: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = run_vinci("validate", "vinci.yaml", cwd=d, check=False)
+    _assert_spec_error(result, ["vinci.yaml:1:1: invalid YAML: nested too deeply"])
