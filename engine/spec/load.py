@@ -129,7 +129,7 @@ def _compose(text: str, display: str) -> list[Node | None]:
             # A key without its ':' or an unclosed quote is noticed lines later, or at the end
             # of the file; where the key or the quote starts is what to fix.
             mark = cm
-        elif problem.startswith("expected <block end>"):
+        elif problem.startswith(("expected <block end>", "expected '<document start>'")):
             # pyyaml's token names mean nothing to a user; the cause is the indentation.
             problem = "this line is indented differently from the lines around it"
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
