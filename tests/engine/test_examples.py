@@ -1,0 +1,44 @@
+"""Every example under examples/ has a pinned golden digest, builds to it from a copy in
+another directory, and passes umoci (diff_ids, contents) and oci-image-tool (schema)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, VinciRunner, copy_example
+from support.verify import oci_image_tool_validate, require_tool, umoci_unpack
+from test_build import BUSYBOX_SHA256
+
+# An example whose inputs include Debian's busybox is pinned for BUSYBOX_SHA256.
+GOLDEN = {
+    "hello": "sha256:ca07983e94fb5572dc980b7b63fa75c535b229d30b5975f24e70d4f8fdf3f5fc",
+    "webapp": "sha256:6df12ace4fd7a2595cf49e5ce1010dcc7898758be71da32688a4c06ad4432d52",
+}
+NEEDS_BUSYBOX = {"hello"}
+ALL = sorted(p.parent.name for p in EXAMPLES.glob("*/vinci.yaml"))
+
+
+def test_every_example_is_pinned() -> None:
+    assert sorted(GOLDEN) == ALL, "pin the digest of every example in GOLDEN"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_example_golden_digest(
+    name: str, tmp_path: Path, vinci: VinciRunner, busybox_path: Path
+) -> None:
+    require_tool("umoci", "oci-image-tool")
+    spec = copy_example(name, tmp_path / "elsewhere" / name, busybox_path)
+    out = tmp_path / "out.oci"
+    run = vinci("build", spec, "-o", f"oci:{out}", env={"VINCI_CACHE_DIR": str(tmp_path / "c")})
+    tag = json.loads((out / "index.json").read_bytes())["manifests"][0]["annotations"][
+        "org.opencontainers.image.ref.name"
+    ]
+    oci_image_tool_validate(out, tag)
+    umoci_unpack(out, tag, tmp_path / "bundle")
+    if name in NEEDS_BUSYBOX:
+        if hashlib.sha256(busybox_path.read_bytes()).hexdigest() != BUSYBOX_SHA256:
+            pytest.skip(f"busybox-static is not the pinned build ({BUSYBOX_SHA256[:12]}…)")
+    assert run.digest == GOLDEN[name]
