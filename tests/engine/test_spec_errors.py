@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import Run, run_vinci
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.errors import SpecError
+from engine.spec import fields as F
+from engine.spec import load_spec_text
 
 
 @dataclass(frozen=True)
@@ -1006,3 +1013,47 @@ def test_deeply_nested_yaml_is_an_error_not_a_crash(tmp_path: Path) -> None:
     d = _workdir(tmp_path / "spec", "spec-version: v1\nlayers: " + "[" * 5000 + "]" * 5000 + "\n")
     result = run_vinci("validate", "vinci.yaml", cwd=d, check=False)
     _assert_spec_error(result, ["vinci.yaml:1:1: invalid YAML: nested too deeply"])
+
+
+# Keys the loader knows, plus one it does not, so random documents reach deep into the tree.
+_NAMES = sorted(
+    {f.name for f in (*F.TOP, *F.CONFIG)}
+    | {f.name for fields, _, _ in F.LAYER_KINDS.values() for f in fields}
+    | set(F.LAYER_KINDS)
+    | {"x"}
+)
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**33), 2**33),
+    st.floats(allow_nan=False),
+    st.sampled_from(["", "v1", "/a", "../x", "0644", "0999", "*", "[", "/", "~", "linux/amd64"]),
+    st.sampled_from([f"busybox@sha256:{'a' * 64}", "busybox:1", "80/tcp", "a/../b", "\n"]),
+    st.text(max_size=8),
+)
+_DOCUMENTS = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(_NAMES), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=_DOCUMENTS, flow=st.booleans(), versioned=st.booleans())
+def test_any_document_gives_a_spec_or_one_line_problems(
+    document: object, flow: bool, versioned: bool
+) -> None:
+    if versioned and isinstance(document, dict):
+        document = {"spec-version": "v1", "layers": [], **document}
+    text = yaml.safe_dump(document, default_flow_style=flow, allow_unicode=True).encode()
+    try:
+        load_spec_text(text, Path("/nonexistent/vinci.yaml"), "vinci.yaml")
+    except SpecError as e:
+        assert e.problems
+        lines = text.decode().splitlines() or [""]
+        for p in e.problems:
+            assert "\n" not in p.message and "\r" not in p.message
+            assert 1 <= p.position.line <= len(lines) + 1
+            assert p.position.column >= 1
