@@ -119,16 +119,14 @@ def _compose(text: str, display: str) -> list[Node | None]:
         mark, cm = e.problem_mark or e.context_mark, e.context_mark
         problem = e.problem or e.context or "cannot parse"
         context = e.context if e.problem else None
-        if context == "while scanning a quoted scalar" and "end of stream" in problem:
-            problem, context = "this quoted string is never closed", None
         if cm is not None and (
-            context == "while scanning a simple key"
-            or "end of stream" in problem
-            or problem.endswith("never closed")
+            context == "while scanning a simple key" or "end of stream" in problem
         ):
             # A key without its ':' or an unclosed quote is noticed lines later, or at the end
             # of the file; where the key or the quote starts is what to fix.
             mark = cm
+            if context == "while scanning a quoted scalar":
+                problem, context = "this quoted string is never closed", None
         elif problem.startswith(("expected <block end>", "expected '<document start>'")):
             # pyyaml's token names mean nothing to a user; the cause is the indentation.
             problem = "this line is indented differently from the lines around it"
@@ -147,12 +145,13 @@ def _compose(text: str, display: str) -> list[Node | None]:
         before = text[: e.position]
         line = before.count("\n") + 1
         column = e.position - (before.rfind("\n") + 1) + 1
-        char = e.character if isinstance(e.character, str) else chr(e.character)
+        code = ord(e.character) if isinstance(e.character, str) else e.character
+        escape = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
         raise fail(
             line,
             column,
-            f"invalid YAML: character U+{ord(char):04X} is not allowed; write it as an escape "
-            f"(\\x{ord(char):02x}) inside a double-quoted string",
+            f"invalid YAML: character U+{code:04X} is not allowed; write it as an escape "
+            f"({escape}) inside a double-quoted string",
         ) from None
     except yaml.YAMLError as e:
         raise fail(1, 1, f"invalid YAML: {e}") from None
@@ -645,6 +644,9 @@ class _Reader:
                         "one key, its kind)",
                     )
         knode, vnode = kind_keys[0] if kind_keys else node.value[0]
+        if not isinstance(knode, yaml.ScalarNode):
+            self.problem(knode, f"{where}: a layer kind is a plain string, found {_kind(knode)}")
+            return None
         kind = str(knode.value)
         if kind not in kinds:
             if kind in F.LAYER_KINDS:
@@ -885,8 +887,3 @@ def _guess(word: str, fields: Iterable[F.Field]) -> str:
 def _suggest(word: str, fields: Iterable[F.Field]) -> str:
     guess = _guess(word, fields)
     return f"; did you mean {guess!r}?" if guess else ""
-
-
-def image_path_join(base: str, rel: str) -> str:
-    """Join an absolute image directory and a relative path, POSIX style."""
-    return posixpath.join(base, rel) if rel else base
