@@ -97,6 +97,54 @@ class OutputWritten:
 
 
 @dataclass(frozen=True)
+class PushStarted:
+    """A push of `blobs` blobs (`bytes` in all) to `target` (registry/repository) begins."""
+
+    target: str
+    blobs: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class BlobPushed:
+    """A blob was uploaded. `index` is its spec layer, or -1 for the config."""
+
+    digest: Digest
+    size: int
+    index: int
+
+
+@dataclass(frozen=True)
+class BlobMounted:
+    """The registry already held the blob in `source` (same registry) and linked it."""
+
+    digest: Digest
+    size: int
+    index: int
+    source: str
+
+
+@dataclass(frozen=True)
+class BlobSkipped:
+    """The target repository already had the blob: nothing sent."""
+
+    digest: Digest
+    size: int
+    index: int
+
+
+@dataclass(frozen=True)
+class PushFinished:
+    """The manifest is in place under every tag; `bytes_sent` counts blob bytes uploaded."""
+
+    target: str
+    digest: Digest
+    tags: tuple[str, ...]
+    bytes_sent: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Log:
     """A line of build log that is not tied to a layer state change."""
 
@@ -116,6 +164,11 @@ Event = (
     | BuildFinished
     | BuildFailed
     | OutputWritten
+    | PushStarted
+    | BlobPushed
+    | BlobMounted
+    | BlobSkipped
+    | PushFinished
     | Log
 )
 EventSink = Callable[[Event], None]

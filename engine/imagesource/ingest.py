@@ -1,0 +1,259 @@
+"""Bringing one imported blob into the cache, verified on the way in.
+
+`Ingest` is a sink for a blob's bytes as they arrive (from a layout file, a tar member or an
+HTTP body): it writes them to the cache under a temporary name, hashes them, and for layers
+also decompresses them on the fly and hashes the result, so the digest and the diff_id are both
+checked in one pass with bounded memory. Nothing becomes visible in the cache unless the digest
+matches; a wrong digest or diff_id is a CorruptImportedImage naming the blob.
+
+Compression of a layer comes from its media type, or (docker-archive layers, which carry no
+media type) from the stream's magic bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import zstandard
+
+from engine.cache.store import BlobStore, BlobWriter
+from engine.digest import Digest
+from engine.errors import CorruptImportedImage
+from engine.events import CancelToken
+
+CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def sniff_compression(head: bytes) -> str:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+class _Hasher:
+    """A writable that hashes and counts (what the decompressors write into)."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+class _Gunzip:
+    """Streaming gzip, several members allowed (pigz and concatenated streams make them)."""
+
+    def __init__(self, out: _Hasher) -> None:
+        self._out = out
+        self._d: Any = zlib.decompressobj(31)
+        self._between = b""  # after a member's end: the start of the next, or padding
+
+    def write(self, data: bytes) -> None:
+        while data:
+            if self._d is None:
+                self._between += data
+                data = b""
+                if len(self._between) < len(GZIP_MAGIC):
+                    return
+                if self._between.startswith(GZIP_MAGIC):
+                    data, self._between = self._between, b""
+                    self._d = zlib.decompressobj(31)
+                    continue
+                # Some writers pad with zeros after the last member; anything else is not
+                # gzip (and the diff_id check would catch it anyway).
+                if self._between.strip(b"\0"):
+                    raise zlib.error("data after the end of the gzip stream")
+                self._between = b""
+                return
+            # Bounded output per call: a small compressed chunk may inflate enormously.
+            self._out.write(self._d.decompress(data, CHUNK))
+            while self._d.unconsumed_tail and not self._d.eof:
+                self._out.write(self._d.decompress(self._d.unconsumed_tail, CHUNK))
+            if self._d.eof:
+                data = self._d.unused_data + self._d.unconsumed_tail
+                self._d = None
+            else:
+                data = b""
+
+    def close(self) -> None:
+        if self._d is not None:
+            self._out.write(self._d.flush())
+            if not self._d.eof:
+                raise zlib.error("the gzip stream ends early")
+
+
+class _Unzstd:
+    def __init__(self, out: _Hasher) -> None:
+        # Typed as IO[bytes]; it only ever calls write() on its target.
+        target: Any = out
+        self._writer: Any = zstandard.ZstdDecompressor().stream_writer(
+            target, write_size=CHUNK, closefd=False
+        )
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    def close(self) -> None:
+        self._writer.flush()
+
+
+@dataclass(frozen=True)
+class Ingested:
+    digest: Digest
+    size: int
+    diff_id: Digest | None
+    uncompressed_size: int
+    compression: str
+
+
+class Ingest:
+    """Receives one blob. `compression` None: not a layer (no diff_id); "gzip", "zstd",
+    "none", or "detect" to sniff it from the first bytes."""
+
+    def __init__(self, store: BlobStore, what: str, compression: str | None = None) -> None:
+        self._store = store
+        self.what = what
+        self._declared = compression
+        self._setup()
+
+    def _setup(self) -> None:
+        self.compression = self._declared
+        self._writer: BlobWriter = self._store.writer()
+        self._diff = _Hasher()
+        self._inflater: Any = None
+        self._pending = b""  # first bytes held back until the compression is known
+        self._failed: str | None = None
+
+    def write(self, data: bytes) -> int:
+        self._writer.write(data)
+        if self.compression is None or self._failed is not None:
+            return len(data)
+        if self._inflater is None:
+            self._pending += data
+            if self.compression == "detect" and len(self._pending) < len(ZSTD_MAGIC):
+                return len(data)
+            self._start()
+            data, self._pending = self._pending, b""
+        self._feed(data)
+        return len(data)
+
+    def _start(self) -> None:
+        if self.compression == "detect":
+            self.compression = sniff_compression(self._pending)
+        if self.compression == "gzip":
+            self._inflater = _Gunzip(self._diff)
+        elif self.compression == "zstd":
+            self._inflater = _Unzstd(self._diff)
+        else:
+            self._inflater = self._diff
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._inflater.write(data)
+        except (zlib.error, zstandard.ZstdError) as e:
+            self._failed = str(e)
+
+    def reset(self) -> None:
+        """Forget everything received (a download restarting from byte 0)."""
+        self._writer.discard()
+        self._setup()
+
+    def discard(self) -> None:
+        self._writer.discard()
+
+    def _finish_layer(self) -> None:
+        if self._inflater is None:
+            self._start()
+            data, self._pending = self._pending, b""
+            if data:
+                self._feed(data)
+        if self._failed is None and self._inflater is not self._diff:
+            try:
+                self._inflater.close()
+            except (zlib.error, zstandard.ZstdError) as e:
+                self._failed = str(e)
+
+    def commit(
+        self,
+        digest: Digest | None,
+        size: int | None = None,
+        diff_id: Digest | None = None,
+    ) -> Ingested:
+        """Check what was received and store it; raise CorruptImportedImage if it is not
+        the blob it claims to be. `digest` None: learn it (docker-archive layers)."""
+        try:
+            if self.compression is not None:
+                self._finish_layer()
+            got = self._writer.digest
+            if digest is not None and got != digest:
+                raise CorruptImportedImage(
+                    f"corrupt imported image {self.what}: blob {digest} does not match its "
+                    f"digest (its bytes hash to {got})"
+                )
+            if size is not None and self._writer.size != size:
+                raise CorruptImportedImage(
+                    f"corrupt imported image {self.what}: blob {got} is {self._writer.size} "
+                    f"bytes, its descriptor says {size}"
+                )
+            layer_diff: Digest | None = None
+            if self.compression is not None:
+                if self._failed is not None:
+                    raise CorruptImportedImage(
+                        f"corrupt imported image {self.what}: layer {got} does not decompress "
+                        f"as {self.compression}: {self._failed}"
+                    )
+                layer_diff = Digest(self._diff.hash.hexdigest())
+                if diff_id is not None and layer_diff != diff_id:
+                    raise CorruptImportedImage(
+                        f"corrupt imported image {self.what}: layer {got} has diff_id "
+                        f"{layer_diff}, the image config says {diff_id}"
+                    )
+            self._writer.commit(got)
+            return Ingested(
+                got,
+                self._writer.size,
+                layer_diff,
+                self._diff.size if layer_diff is not None else -1,
+                self.compression or "none",
+            )
+        finally:
+            self._writer.discard()
+
+
+def ingest_stream(
+    store: BlobStore,
+    stream: BinaryIO,
+    what: str,
+    *,
+    digest: Digest | None,
+    size: int | None,
+    compression: str | None = None,
+    diff_id: Digest | None = None,
+    progress: Any = None,
+    cancel: CancelToken | None = None,
+) -> Ingested:
+    """Copy `stream` into the cache through an Ingest, in bounded chunks."""
+    sink = Ingest(store, what, compression)
+    try:
+        while True:
+            if cancel is not None:
+                cancel.check()
+            data = stream.read(CHUNK)
+            if not data:
+                break
+            sink.write(data)
+            if progress is not None:
+                progress(len(data))
+        return sink.commit(digest, size, diff_id)
+    finally:
+        sink.discard()

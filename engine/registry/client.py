@@ -1,0 +1,651 @@
+"""An OCI distribution API client for one registry: ping, manifests, blobs, upload steps.
+
+One httpx client per registry (HTTP/1.1 keep-alive), requests bounded per host by a
+process-wide semaphore, authentication answered from the registry's own challenge (auth.py).
+Every byte received is checked against the digest it was asked for; manifests are always
+requested with the OCI types in `Accept` (distribution answers 404 to a Docker-only Accept for
+an OCI manifest).
+
+Scheme: HTTPS, verified against the system CAs plus `--ca-file`. A loopback registry that does
+not speak TLS is used over plain HTTP (never one whose certificate fails verification: that is
+an error, not a downgrade). `--insecure-registry HOST` allows HTTPS without verification and
+then plain HTTP, as docker does.
+
+Each method here is one attempt of one step, except where it says it retries; idempotent steps
+are wrapped in `retry.with_retries` by their callers or here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from engine import mediatypes
+from engine.descriptor import Descriptor
+from engine.digest import Digest
+from engine.errors import RegistryError, Unauthorized
+from engine.events import CancelToken
+from engine.registry.auth import Authenticator, pull_scope, push_scope
+from engine.registry.dockerconfig import Credentials, lookup
+from engine.registry.hosts import api_host, hostname, is_loopback
+from engine.registry.options import RegistryOptions, default_options
+from engine.registry.retry import RetryableError, check_status, with_retries
+
+MANIFEST_TYPES = (
+    mediatypes.OCI_MANIFEST,
+    mediatypes.OCI_INDEX,
+    mediatypes.DOCKER_MANIFEST,
+    mediatypes.DOCKER_MANIFEST_LIST,
+)
+MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES)
+MAX_MANIFEST_BYTES = 4 << 20  # distribution's own limit; anything bigger is not a manifest
+USER_AGENT = "vinci"
+
+_slots_lock = threading.Lock()
+_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+
+
+def host_slots(host: str, limit: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore bounding concurrent requests to `host`."""
+    with _slots_lock:
+        slot = _slots.get((host, limit))
+        if slot is None:
+            slot = _slots[(host, limit)] = threading.BoundedSemaphore(limit)
+        return slot
+
+
+class BlobSink(Protocol):
+    """Where fetched blob bytes go; `reset()` starts over when a resume is refused."""
+
+    def write(self, data: bytes) -> Any: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Manifest or index bytes as received, with their verified digest."""
+
+    data: bytes
+    media_type: str
+    digest: Digest
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.data))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A finished exchange: status, headers and the (small) body."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
+@dataclass(frozen=True)
+class UploadStart:
+    """Answer to POST /blobs/uploads/: mounted (201), or an upload session at `location`."""
+
+    mounted: bool
+    location: str = ""
+    min_chunk: int = 0
+
+
+_AUTO: Any = object()
+
+
+def _ssl_failure(error: BaseException) -> ssl.SSLError | None:
+    seen: set[int] = set()
+    cur: BaseException | None = error
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+class RegistryStatusError(RegistryError):
+    """A registry answered with an error status; `codes` are its distribution error codes."""
+
+    def __init__(self, message: str, status: int, codes: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.codes = codes
+
+
+def _error_codes(response: httpx.Response | Reply) -> tuple[str, ...]:
+    try:
+        errors = json.loads(response.content).get("errors") or []
+        return tuple(str(e.get("code", "")) for e in errors if isinstance(e, dict))
+    except (ValueError, AttributeError, httpx.ResponseNotRead):
+        return ()
+
+
+def registry_message(response: httpx.Response | Reply) -> str:
+    """The distribution error in a response body ("CODE: message"), or ""."""
+    try:
+        data = json.loads(response.content)
+        errors = data.get("errors") or []
+        parts = [
+            f"{e.get('code', '')}: {e.get('message', '')}".strip(": ")
+            for e in errors
+            if isinstance(e, dict)
+        ]
+        return "; ".join(p for p in parts if p)[:300]
+    except (ValueError, AttributeError, httpx.ResponseNotRead):
+        return ""
+
+
+class RegistryClient:
+    """The API of one registry (`127.0.0.1:5000`, `ghcr.io`, `docker.io`). Thread-safe."""
+
+    def __init__(
+        self,
+        registry: str,
+        options: RegistryOptions | None = None,
+        credentials: Credentials | None = _AUTO,
+    ) -> None:
+        self.registry = registry
+        self.host = api_host(registry)
+        self.options = options or default_options()
+        if credentials is _AUTO:
+            credentials = lookup(registry, self.options.docker_config)
+        self.auth = Authenticator(registry, credentials)
+        self._client: httpx.Client | None = None
+        self._base = ""
+        self._connect_lock = threading.Lock()
+        self._broken: RegistryError | None = None  # a failed connection is not retried per call
+        self._slots = host_slots(self.host, max(1, self.options.max_requests_per_host))
+
+    # -- connection ------------------------------------------------------------------------------
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def scheme(self) -> str:
+        self._connect()
+        return self._base.split(":", 1)[0]
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.options.ca_file is not None:
+            try:
+                context.load_verify_locations(cafile=str(self.options.ca_file))
+            except (OSError, ssl.SSLError) as e:
+                reason = getattr(e, "strerror", None) or getattr(e, "reason", None) or e
+                raise RegistryError(
+                    f"cannot use CA bundle {self.options.ca_file}: {reason}"
+                ) from None
+        return context
+
+    def _make_client(self, verify: ssl.SSLContext | bool) -> httpx.Client:
+        limit = max(1, self.options.max_requests_per_host)
+        return httpx.Client(
+            verify=verify,
+            timeout=httpx.Timeout(self.options.timeout),
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+        )
+
+    def _insecure(self) -> bool:
+        return self.host in self.options.insecure or hostname(self.host) in self.options.insecure
+
+    def connect(self) -> None:
+        """Find the scheme and the registry's auth challenge now (else on first use)."""
+        self._connect()
+
+    def _connect(self) -> httpx.Client:
+        with self._connect_lock:
+            if self._client is not None:
+                return self._client
+            if self._broken is not None:
+                raise self._broken
+            try:
+                return self._connect_locked()
+            except RegistryError as e:
+                self._broken = e
+                raise
+
+    def _connect_locked(self) -> httpx.Client:
+        plans: list[tuple[str, ssl.SSLContext | bool]]
+        if self._insecure():
+            plans = [("https", False), ("http", False)]
+        elif is_loopback(self.host):
+            plans = [("https", self._ssl_context()), ("http", False)]
+        else:
+            plans = [("https", self._ssl_context())]
+        for i, (scheme, verify) in enumerate(plans):
+            client = self._make_client(verify)
+            try:
+                self._ping(client, f"{scheme}://{self.host}", more=i + 1 < len(plans))
+            except _NotTLS:
+                client.close()
+                continue
+            except BaseException:
+                client.close()
+                raise
+            self._client, self._base = client, f"{scheme}://{self.host}"
+            return client
+        raise RegistryError(f"{self.registry}: no usable connection")  # pragma: no cover
+
+    def _ping(self, client: httpx.Client, base: str, more: bool) -> None:
+        def once() -> None:
+            with self._slots:
+                try:
+                    response = client.get(f"{base}/v2/")
+                except httpx.ConnectError as e:
+                    failure = _ssl_failure(e)
+                    if isinstance(failure, ssl.SSLCertVerificationError):
+                        raise RegistryError(
+                            f"{self.registry}: TLS certificate not trusted "
+                            f"({failure.verify_message or failure.reason}); pass --ca-file PEM "
+                            f"(or --insecure-registry {self.registry} to skip verification)"
+                        ) from None
+                    if failure is not None and more:
+                        raise _NotTLS() from None
+                    raise
+            if response.status_code == 401:
+                self.auth.learn(response)
+                return
+            check_status(response, f"{self.registry}: GET /v2/")
+            if response.status_code != 200:
+                raise RegistryError(
+                    f"{self.registry}: GET /v2/ answered HTTP {response.status_code}: "
+                    "not an OCI distribution registry"
+                )
+
+        with_retries(once, self.options, f"{self.registry}: cannot reach the registry")
+
+    # -- one exchange ------------------------------------------------------------------------------
+
+    def url(self, path: str) -> httpx.URL:
+        """`path` on this registry (an absolute URL, e.g. an upload Location, is kept)."""
+        self._connect()
+        if path.startswith(("https://", "http://")):
+            return httpx.URL(path)
+        return httpx.URL(self._base + path)
+
+    def absolute(self, location: str) -> httpx.URL:
+        """A Location header made absolute (distribution sends absolute ones; others may not)."""
+        return self.url("/").join(location)
+
+    @contextlib.contextmanager
+    def exchange(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        scopes: Sequence[str],
+        what: str,
+        headers: dict[str, str] | None = None,
+        body: Callable[[], Iterable[bytes]] | bytes | None = None,
+        follow: bool = False,
+    ) -> Iterator[httpx.Response]:
+        """Send one request (answering an auth challenge once) and yield the open response.
+
+        Raises Unauthorized for a refused request and RetryableError for a status worth
+        repeating; transport errors propagate as httpx errors for `with_retries`.
+        """
+        client = self._connect()
+        target = url if isinstance(url, httpx.URL) else self.url(url)
+        with self._slots:
+            response: httpx.Response | None = None
+            try:
+                for auth_round in (0, 1):
+                    send_headers = dict(headers or {})
+                    authorization = self.auth.header(client, scopes)
+                    had_token = authorization is not None
+                    if authorization is not None:
+                        send_headers["Authorization"] = authorization
+                    content = body() if callable(body) else body
+                    request = client.build_request(
+                        method, target, headers=send_headers, content=content
+                    )
+                    response = client.send(request, stream=True, follow_redirects=follow)
+                    if response.status_code not in (401, 403):
+                        break
+                    response.read()
+                    if response.status_code == 403 or auth_round == 1:
+                        raise self._unauthorized(response, what, had_token)
+                    learned = self.auth.learn(response)
+                    if not learned:
+                        raise self._unauthorized(response, what, had_token)
+                    if had_token and self.auth.challenge is not None:
+                        if self.auth.challenge.scheme == "basic":
+                            raise self._unauthorized(response, what, had_token)
+                        self.auth.forget(scopes)  # expired, or too narrow: fetch a fresh one
+                    response.close()
+                assert response is not None
+                if response.status_code in (408, 429, 500, 502, 503, 504):
+                    response.read()
+                check_status(response, f"{self.registry}: {what}")
+                yield response
+            finally:
+                if response is not None:
+                    response.close()
+
+    def request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        scopes: Sequence[str],
+        what: str,
+        headers: dict[str, str] | None = None,
+        body: Callable[[], Iterable[bytes]] | bytes | None = None,
+        follow: bool = False,
+        limit: int = MAX_MANIFEST_BYTES,
+    ) -> Reply:
+        """One exchange with its (small) body read: at most `limit` bytes."""
+        with self.exchange(
+            method, url, scopes=scopes, what=what, headers=headers, body=body, follow=follow
+        ) as response:
+            data = bytearray()
+            if method != "HEAD":
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) > limit:
+                        raise RegistryError(
+                            f"{self.registry}: {what}: response larger than {limit} bytes"
+                        )
+            return Reply(response.status_code, response.headers, bytes(data))
+
+    def _unauthorized(self, response: httpx.Response, what: str, had_token: bool) -> Unauthorized:
+        detail = registry_message(response)
+        creds = self.auth.credentials
+        if creds is None:
+            hint = f"no credentials for this registry; run `vinci login {self.registry}`"
+        elif had_token:
+            hint = f"the credentials of user {creds.username!r} were refused"
+        else:
+            hint = "credentials were not accepted"
+        suffix = f" ({detail})" if detail else ""
+        return Unauthorized(f"{self.registry}: unauthorized: {what}: {hint}{suffix}")
+
+    def error(self, response: httpx.Response | Reply, what: str) -> RegistryStatusError:
+        detail = registry_message(response)
+        suffix = f": {detail}" if detail else ""
+        return RegistryStatusError(
+            f"{self.registry}: {what}: HTTP {response.status_code}{suffix}",
+            response.status_code,
+            _error_codes(response),
+        )
+
+    def retrying(self, step: Callable[[], Any], what: str, cancel: CancelToken | None) -> Any:
+        return with_retries(step, self.options, f"{self.registry}: {what}", cancel)
+
+    def check_login(self) -> None:
+        """Prove the credentials work, as `docker login` does: answer the registry's challenge
+        on /v2/ (Basic), or obtain a token from its realm (Bearer)."""
+        self._connect()
+        if self.auth.challenge is None:
+            return  # the registry asks for no credentials at all
+        with self.exchange("GET", "/v2/", scopes=[], what="login") as response:
+            if response.status_code != 200:
+                response.read()
+                raise self.error(response, "GET /v2/")
+
+    # -- manifests -----------------------------------------------------------------------------
+
+    def get_manifest(
+        self, repository: str, reference: str, cancel: CancelToken | None = None
+    ) -> Manifest:
+        """Fetch a manifest or index by tag or digest; its bytes are checked against the
+        digest asked for (or, for a tag, the one the registry states). Retries."""
+        what = f"GET manifest {repository}:{reference}"
+
+        def once() -> Manifest:
+            response = self.request(
+                "GET",
+                f"/v2/{repository}/manifests/{reference}",
+                scopes=[pull_scope(repository)],
+                what=what,
+                headers={"Accept": MANIFEST_ACCEPT},
+            )
+            if response.status_code == 404:
+                raise RegistryError(f"{self.registry}/{repository}: manifest {reference} not found")
+            if response.status_code != 200:
+                raise self.error(response, what)
+            data = response.content
+            digest = Digest(hashlib.sha256(data).hexdigest())
+            stated = response.headers.get("Docker-Content-Digest", "")
+            expected = reference if reference.startswith("sha256:") else stated
+            if expected and expected != str(digest):
+                raise RegistryError(
+                    f"{self.registry}/{repository}: manifest {reference} does not match its "
+                    f"digest (received {digest})"
+                )
+            media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            if media_type not in MANIFEST_TYPES:
+                media_type = _declared_type(data) or media_type
+            return Manifest(data, media_type, digest)
+
+        result: Manifest = self.retrying(once, what, cancel)
+        return result
+
+    def put_manifest(
+        self,
+        repository: str,
+        reference: str,
+        data: bytes,
+        media_type: str,
+        cancel: CancelToken | None = None,
+    ) -> Digest:
+        """Store a manifest under a tag or its digest. Idempotent, so retried."""
+        digest = Digest(hashlib.sha256(data).hexdigest())
+        what = f"PUT manifest {repository}:{reference}"
+
+        def once() -> Digest:
+            response = self.request(
+                "PUT",
+                f"/v2/{repository}/manifests/{reference}",
+                scopes=[push_scope(repository)],
+                what=what,
+                headers={"Content-Type": media_type},
+                body=data,
+            )
+            if response.status_code not in (200, 201, 202):
+                raise self.error(response, what)
+            stated = response.headers.get("Docker-Content-Digest", "")
+            if stated and stated != str(digest):
+                raise RegistryError(
+                    f"{self.registry}: {what}: the registry stored it as {stated}, not {digest}"
+                )
+            return digest
+
+        result: Digest = self.retrying(once, what, cancel)
+        return result
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    def head_blob(self, repository: str, digest: Digest, *, push: bool = False) -> int | None:
+        """The blob's size if `repository` has it, else None. One attempt."""
+        scope = push_scope(repository) if push else pull_scope(repository)
+        response = self.request(
+            "HEAD",
+            f"/v2/{repository}/blobs/{digest}",
+            scopes=[scope],
+            what=f"push to {repository}" if push else f"pull from {repository}",
+            follow=True,
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self.error(response, f"HEAD blob {digest} in {repository}")
+        try:
+            return int(response.headers.get("Content-Length", "-1"))
+        except ValueError:
+            return -1
+
+    def fetch_blob(
+        self,
+        repository: str,
+        digest: Digest,
+        size: int,
+        sink: BlobSink,
+        progress: Callable[[int], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        """Stream a blob into `sink`, resuming a dropped transfer with a Range request.
+
+        The caller verifies the digest of what `sink` received (the sink hashes as it
+        writes); this method guarantees exactly `size` bytes or an error.
+        """
+        what = f"GET blob {digest} from {repository}"
+        received = 0
+
+        def once() -> None:
+            nonlocal received
+            headers = {}
+            if received:
+                headers["Range"] = f"bytes={received}-"
+            with self.exchange(
+                "GET",
+                f"/v2/{repository}/blobs/{digest}",
+                scopes=[pull_scope(repository)],
+                what=what,
+                headers=headers,
+                follow=True,
+            ) as response:
+                if response.status_code == 404:
+                    raise RegistryError(f"{self.registry}/{repository}: blob {digest} not found")
+                if received and response.status_code == 200:
+                    # The registry ignored the Range: start over.
+                    sink.reset()
+                    received = 0
+                elif response.status_code not in (200, 206):
+                    response.read()
+                    raise self.error(response, what)
+                # No chunk_size: httpx would buffer up to it, and a dropped connection would
+                # lose the buffered bytes a resume could have kept.
+                for chunk in response.iter_raw():
+                    if cancel is not None:
+                        cancel.check()
+                    if received + len(chunk) > size:
+                        raise RegistryError(
+                            f"{self.registry}/{repository}: blob {digest} is larger than its "
+                            f"descriptor says ({size} bytes)"
+                        )
+                    sink.write(chunk)
+                    received += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            if received != size:
+                raise RetryableError(f"{what}: got {received} of {size} bytes")
+
+        self.retrying(once, what, cancel)
+
+    # -- uploads (single attempts: upload.py retries the whole upload) ------------------------
+
+    def start_upload(
+        self, repository: str, mount: Digest | None = None, source: str = ""
+    ) -> UploadStart:
+        path = f"/v2/{repository}/blobs/uploads/"
+        scopes = [push_scope(repository)]
+        what = f"POST upload to {repository}"
+        url = self.url(path)
+        if mount is not None and source:
+            url = url.copy_merge_params({"mount": str(mount), "from": source})
+            scopes.append(pull_scope(source))
+            what = f"mount {mount.short} from {source} into {repository}"
+        response = self.request(
+            "POST", url, scopes=scopes, what=what, headers={"Content-Length": "0"}
+        )
+        if response.status_code == 201 and mount is not None:
+            return UploadStart(True)
+        if response.status_code != 202:
+            raise self.error(response, what)
+        location = response.headers.get("Location", "")
+        if not location:
+            raise RegistryError(f"{self.registry}: {what}: no Location in the answer")
+        try:
+            min_chunk = int(response.headers.get("OCI-Chunk-Min-Length", "0"))
+        except ValueError:
+            min_chunk = 0
+        return UploadStart(False, str(self.absolute(location)), min_chunk)
+
+    def put_upload(
+        self,
+        repository: str,
+        location: str,
+        digest: Digest,
+        length: int,
+        body: Callable[[], Iterable[bytes]] | None,
+    ) -> None:
+        """Finish an upload session: PUT with the rest of the blob (maybe nothing)."""
+        # merge, never params=: that would drop the session state distribution keeps in the
+        # query of its Location.
+        url = httpx.URL(location).copy_merge_params({"digest": str(digest)})
+        what = f"PUT blob {digest.short} to {repository}"
+        response = self.request(
+            "PUT",
+            url,
+            scopes=[push_scope(repository)],
+            what=what,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(length)},
+            body=body if body is not None else b"",
+        )
+        if response.status_code not in (201, 204):
+            raise self.error(response, what)
+        stated = response.headers.get("Docker-Content-Digest", "")
+        if stated and stated != str(digest):
+            raise RegistryError(f"{self.registry}: {what}: the registry stored {stated}")
+
+    def patch_upload(
+        self,
+        repository: str,
+        location: str,
+        start: int,
+        length: int,
+        body: Callable[[], Iterable[bytes]],
+    ) -> str:
+        """Send one chunk; return the session's next Location."""
+        what = f"PATCH upload to {repository}"
+        response = self.request(
+            "PATCH",
+            location,
+            scopes=[push_scope(repository)],
+            what=what,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(length),
+                "Content-Range": f"{start}-{start + length - 1}",
+            },
+            body=body,
+        )
+        if response.status_code != 202:
+            raise self.error(response, what)
+        return str(self.absolute(response.headers.get("Location", "") or location))
+
+
+class _NotTLS(Exception):
+    """The host answered a TLS handshake with something else: try plain HTTP."""
+
+
+def _declared_type(data: bytes) -> str:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return ""
+    return str(value.get("mediaType", "")) if isinstance(value, dict) else ""

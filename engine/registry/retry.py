@@ -1,0 +1,106 @@
+"""Retries of idempotent registry steps: which failures qualify, and how long to wait.
+
+A step is retried only when repeating it cannot change the outcome: GET and HEAD, a manifest
+PUT (same bytes, same digest), a mount request, and a whole blob upload restarted from its HEAD
+(content-addressed: a blob that did land is found by the HEAD and not sent again). A single
+PATCH of a chunked upload is never repeated on its own.
+
+Qualifying failures: 408, 429, 500, 502, 503, 504, and dropped or reset connections, timeouts
+and truncated bodies. The wait doubles from `backoff` up to `max_backoff`, with jitter, unless
+the registry says `Retry-After` (seconds or an HTTP date), which is honoured up to a cap.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import httpx
+
+from engine.errors import RegistryError
+from engine.events import CancelToken
+from engine.registry.options import RegistryOptions
+
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class RetryableError(Exception):
+    """A failed attempt worth repeating: `message` says what happened, `delay` what the
+    registry asked for (seconds), if anything."""
+
+    def __init__(self, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.delay = delay
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def check_status(response: httpx.Response, what: str) -> None:
+    """Raise RetryableError for a status worth retrying."""
+    if response.status_code in RETRY_STATUSES:
+        raise RetryableError(
+            f"{what}: HTTP {response.status_code}",
+            parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+
+def describe_transport_error(error: httpx.TransportError) -> str:
+    text = str(error).strip() or type(error).__name__
+    return f"{type(error).__name__}: {text}"
+
+
+def with_retries(
+    step: Callable[[], T],
+    options: RegistryOptions,
+    what: str,
+    cancel: CancelToken | None = None,
+    on_retry: Callable[[str, float], None] | None = None,
+) -> T:
+    """Run `step` until it returns, retrying RetryableError and transport errors."""
+    attempts = max(1, options.attempts)
+    last = ""
+    for attempt in range(1, attempts + 1):
+        if cancel is not None:
+            cancel.check()
+        try:
+            return step()
+        except RetryableError as e:
+            last, asked = e.message, e.delay
+        except httpx.TransportError as e:
+            last, asked = describe_transport_error(e), None
+        if attempt == attempts:
+            break
+        delay = min(options.max_backoff, options.backoff * (2 ** (attempt - 1)))
+        delay *= 1 + random.uniform(-0.2, 0.2)  # jitter: clients retrying together spread out
+        if asked is not None:
+            delay = min(max(delay, asked), options.retry_after_cap)
+        if on_retry is not None:
+            on_retry(last, delay)
+        _sleep(delay, cancel)
+    raise RegistryError(f"{what}: {last} (gave up after {attempts} attempts)")
+
+
+def _sleep(seconds: float, cancel: CancelToken | None) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if cancel is not None:
+            cancel.check()
+        time.sleep(min(left, 0.1))
