@@ -6,6 +6,7 @@ from engine.build import BuildResult
 from engine.cache.store import BlobStore
 from engine.errors import OutputError
 from engine.output import OutputTarget
+from engine.output.archive import write_archive
 from engine.output.layout import write_layout
 
 
@@ -20,6 +21,19 @@ def write_output(target: OutputTarget, result: BuildResult, store: BlobStore) ->
             layers,
             result.spec.tag,
             result.spec.platform,
+        )
+        return
+    if target.kind in ("oci-archive", "docker-archive"):
+        # One tarball serves both: an OCI archive that also carries docker's manifest.json.
+        write_archive(
+            target.path,
+            store,
+            result.manifest,
+            result.config,
+            layers,
+            result.spec.tag,
+            result.spec.platform,
+            result.spec.image,
         )
         return
     raise OutputError(f"{target.kind} output is not available yet")
