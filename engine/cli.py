@@ -109,6 +109,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     _add_build_args(b)
+    # --push/--image/--tag/--insecure-registry/--ca-file; the module imports no httpx.
+    from engine.cli_registry import add_push_arguments
+
+    add_push_arguments(b)
 
     v = sub.add_parser("validate", help="check a spec without building it")
     v.add_argument("spec", nargs="?")
@@ -153,6 +157,12 @@ def register(name: str, module: str, helptext: str) -> None:
     _EXTRA_MODULES[name] = module
 
 
+register("push", "engine.cli_registry.push", "build from the cache and push to a registry")
+register("resolve", "engine.cli_registry.resolve", "print the digest a tag names, for pinning")
+register("login", "engine.cli_registry.login", "save registry credentials in docker's config")
+register("logout", "engine.cli_registry.logout", "remove saved registry credentials")
+
+
 def _store(args: argparse.Namespace) -> Any:
     from engine.cache.store import BlobStore
 
@@ -180,13 +190,16 @@ def _created(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from engine.build import Builder
+    from engine.cli_registry import apply_registry_options, push_built, push_target
     from engine.events import EventSink, discard
     from engine.output import default_output, parse_output
     from engine.output.write import write_output
     from engine.spec import load_spec
 
+    apply_registry_options(args)  # also for import-oci layers fetched during the build
     spec = load_spec(find_spec(args.spec))
     target = parse_output(args.output) if args.output else default_output(spec.path)
+    push_to = push_target(args, spec) if args.push else None
     progress = None
     sink: EventSink = discard
     if not args.quiet and not args.json and sys.stderr.isatty():
@@ -201,9 +214,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.finish()
     write_output(target, result, builder.store)
+    pushed = None
+    if push_to is not None:
+        pushed = push_built(args, push_to, result, builder.store, progress)
+        if progress is not None:
+            progress.finish()
     if args.json:
         data = result.to_json()
         data["output"] = str(target)
+        if pushed is not None:
+            data["push"] = pushed.to_json()
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         if progress is not None:
