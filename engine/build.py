@@ -41,6 +41,7 @@ from engine.events import (
 from engine.image import LayerPart, assemble
 from engine.imports import import_layers
 from engine.layerbuild import write_layer
+from engine.lock import Lock, LockReuse
 from engine.plan import LayerPlan, Planner
 from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
 
@@ -138,6 +139,7 @@ class Builder:
         codec: Codec | None = None,
         jobs: int = DEFAULT_JOBS,
         threads: int = 0,
+        lock: Lock | None = None,
     ) -> None:
         if jobs < 1:
             raise VinciError("--jobs must be at least 1")
@@ -146,6 +148,8 @@ class Builder:
         self.jobs = jobs
         self.threads = threads
         self.index = RecordIndex(self.store)
+        # vinci.lock: a layer whose tar bytes are locked uses the locked blob (engine/lock.py).
+        self.lock = LockReuse(lock, self.store, self.codec) if lock is not None else None
 
     def build(
         self,
@@ -232,6 +236,9 @@ class Builder:
             else:
                 plan = planner.plan(node, index)
                 cached = self.index.get(plan.key)
+                if self.lock is not None:
+                    # A locked blob for these tar bytes wins over what this codec makes.
+                    cached = self.lock.record_for(plan, cached, summary, token) or cached
                 hit = cached is not None
                 if cached is not None:
                     record = cached

@@ -108,6 +108,12 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    b.add_argument(
+        "--locked",
+        action="store_true",
+        help="fail, showing the difference, unless the image is exactly what vinci.lock records",
+    )
+    b.add_argument("--no-lock", action="store_true", help="ignore vinci.lock beside the spec")
     _add_build_args(b)
     # --push/--image/--tag/--insecure-registry/--ca-file; the module imports no httpx.
     from engine.cli_registry import add_push_arguments
@@ -163,6 +169,11 @@ register("login", "engine.cli_registry.login", "save registry credentials in doc
 register("logout", "engine.cli_registry.logout", "remove saved registry credentials")
 
 
+register("diff", "engine.cli_diff", "explain why two images differ, down to each file")
+register("verify", "engine.cli_verify", "build under perturbations; prove every digest matches")
+register("lock", "engine.cli_lock", "write vinci.lock: each layer's diff_id -> compressed blob")
+
+
 def _store(args: argparse.Namespace) -> Any:
     from engine.cache.store import BlobStore
 
@@ -207,12 +218,19 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         progress = TerminalProgress()
         sink = progress
-    builder = Builder(_store(args), _codec(args), args.jobs)
+    from engine.lock import LockError, check_locked, lock_path, read_lock
+
+    locked = None if args.no_lock else read_lock(lock_path(spec))
+    if args.locked and locked is None:
+        raise LockError(f"--locked: no {lock_path(spec)}; `vinci lock` writes it")
+    builder = Builder(_store(args), _codec(args), args.jobs, lock=locked)
     try:
         result = builder.build(spec, sink, created=_created(args))
     finally:
         if progress is not None:
             progress.finish()
+    if args.locked and locked is not None:
+        check_locked(lock_path(spec), locked, result)  # before any output is written
     write_output(target, result, builder.store)
     pushed = None
     if push_to is not None:

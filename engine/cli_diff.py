@@ -1,0 +1,69 @@
+"""`vinci diff A B`: why two images differ, from the manifest down to one file's header.
+
+A and B are each a spec (built on the fly through the cache), an OCI layout, an OCI or docker
+archive, or a registry reference (see engine/diff/load.py for how an argument is read). Exit
+status: 0 when the images are identical, 1 when they differ or when something failed (an
+error is one `vinci:` line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from engine.cli import _add_build_args, _codec, _created, _store
+from engine.errors import VinciError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A", help="spec, OCI layout, archive or registry reference")
+    p.add_argument("b", metavar="B", help="the image to compare A with")
+    p.add_argument("--json", action="store_true", help="print the diff as JSON")
+    p.add_argument("--no-files", action="store_true", help="stop at layers: do not compare files")
+    p.add_argument("--all", action="store_true", help="list every file (default: first 50)")
+    p.add_argument("--changes-only", action="store_true", help="do not list unchanged layers")
+    p.add_argument(
+        "--platform",
+        default="linux/amd64",
+        metavar="OS/ARCH[/VARIANT]",
+        help="image to read from a multi-platform layout or registry index (default linux/amd64)",
+    )
+    _add_build_args(p)
+    from engine.cli_registry import add_registry_arguments
+
+    add_registry_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.build import Builder
+    from engine.descriptor import Platform
+    from engine.diff import diff_images, open_image, render
+
+    try:
+        platform = Platform.parse(args.platform)
+    except ValueError as e:
+        raise VinciError(str(e)) from None
+    from engine.cli_registry import apply_registry_options
+
+    apply_registry_options(args)
+    store = _store(args)
+    builder = Builder(store, _codec(args), args.jobs)
+    created = _created(args)
+
+    def build(spec: Any) -> Any:
+        return builder.build(spec, created=created)
+
+    with (
+        open_image(args.a, store=store, build=build, platform=platform) as a,
+        open_image(args.b, store=store, build=build, platform=platform) as b,
+    ):
+        result = diff_images(a, b, files=not args.no_files)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        print(
+            render(result, 0 if args.all else 50, unchanged=not args.changes_only),
+            end="",
+        )
+    return 0 if result.identical else 1

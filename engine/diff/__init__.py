@@ -1,0 +1,31 @@
+"""Why two images differ, from the top down: `vinci diff`, `vinci verify`'s explanations, the
+workbench's "what changed since the last build", and `vinci build --locked`.
+
+    load.py       open a spec (built), an OCI layout, an archive or a registry image
+    image.py      manifest/config fields, layer alignment by diff_id, compression-only changes
+    layers.py     file-by-file causes inside a changed layer
+    tarstream.py  a streaming tar header reader that keeps every byte-level fact
+    model.py      the frozen result values, each with to_json()
+    render.py     the text form
+
+    with open_image(a, ...) as x, open_image(b, ...) as y:
+        print(render(diff_images(x, y)))
+"""
+
+from engine.diff.image import diff_images
+from engine.diff.load import LoadedImage, open_image, parse_target
+from engine.diff.model import Cause, FieldChange, FileChange, ImageDiff, LayerChange
+from engine.diff.render import render
+
+__all__ = [
+    "Cause",
+    "FieldChange",
+    "FileChange",
+    "ImageDiff",
+    "LayerChange",
+    "LoadedImage",
+    "diff_images",
+    "open_image",
+    "parse_target",
+    "render",
+]

@@ -1,0 +1,452 @@
+"""vinci.lock: pins each layer's compressed blob to its tar bytes, so an image's digest does not
+depend on which compressor build a machine has.
+
+The tar bytes of a layer (its diff_id) are fully vinci's; its compressed bytes are the codec's,
+and the system zlib, say, differs between machines. The lock records, for every layer of the
+image, diff_id -> (compressed digest, size, media type, codec identity), the digests of the
+image itself, and what each import-oci reference resolved to. A build that produces a locked
+diff_id uses the locked blob instead of its own compressor's output whenever that blob is in
+the cache, so the manifest digest stays the locked one. See docs/lock.md for the format.
+
+    Lock.from_result(result)  the lock a build implies     Lock.parse / Lock.to_bytes
+    LockReuse                 the per-layer decision the Builder asks for (build.py)
+    differences(old, new)     what `vinci build --locked` reports when they disagree
+
+The locked blob is only used once the cache knows it decompresses to the diff_id (checked by
+streaming it once, then remembered with the blob's other facts): a lock is a file anyone can
+edit, and an image whose layer does not match its diff_id would be corrupt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.cache.atomic import write_atomic
+from engine.cache.memo import stat_key
+from engine.cache.records import LayerRecord
+from engine.cache.store import BlobStore
+from engine.codec import Codec
+from engine.descriptor import Descriptor
+from engine.digest import Digest
+from engine.errors import SourceError, VinciError
+from engine.events import CancelToken
+from engine.layerbuild import tar_header
+from engine.plan import READ_CHUNK, LayerPlan
+from engine.spec.model import ImportOCISpec, Spec
+from engine.tarformat import END, padding
+
+if TYPE_CHECKING:  # build.py imports this module: no import of it at run time
+    from engine.build import BuildResult
+
+LOCK_VERSION = 1
+IMPORT_CODEC = "import"  # the codec field of a layer taken verbatim from an imported image
+
+
+class LockError(VinciError):
+    """vinci.lock is unreadable, or the build does not match it under --locked."""
+
+
+def lock_path(spec: Spec) -> Path:
+    """Beside the spec: vinci.yaml -> vinci.lock (as the default output is vinci.oci)."""
+    return spec.path.with_suffix(".lock")
+
+
+@dataclass(frozen=True)
+class LockedLayer:
+    diff_id: Digest
+    digest: Digest
+    size: int
+    media_type: str
+    codec: str
+    uncompressed_size: int
+    used_by: tuple[str, ...]  # spec labels whose layers have this diff_id
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, self.size)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "codec": self.codec,
+            "digest": str(self.digest),
+            "media_type": self.media_type,
+            "size": self.size,
+            "uncompressed_size": self.uncompressed_size,
+            "used_by": list(self.used_by),
+        }
+
+
+@dataclass(frozen=True)
+class LockedImport:
+    ref: str  # as the spec writes it, pinned: registry/repo@sha256:…
+    manifest: str  # the image manifest the spec's platform resolved to
+    config: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"config": self.config, "manifest": self.manifest}
+
+
+@dataclass(frozen=True)
+class Lock:
+    manifest: str
+    config: str
+    platform: str
+    layers: tuple[LockedLayer, ...]  # sorted by diff_id
+    imports: tuple[LockedImport, ...]  # sorted by ref
+
+    def layer(self, diff_id: Digest) -> LockedLayer | None:
+        for entry in self.layers:
+            if entry.diff_id == diff_id:
+                return entry
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lock_version": LOCK_VERSION,
+            "image": {"config": self.config, "manifest": self.manifest, "platform": self.platform},
+            "imports": {i.ref: i.to_json() for i in self.imports},
+            "layers": {str(x.diff_id): x.to_json() for x in self.layers},
+        }
+
+    def to_bytes(self) -> bytes:
+        """Canonical and diff-friendly: sorted keys, two-space indent, one value per line,
+        UTF-8, a final newline. The same lock always gives the same bytes."""
+        text = json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
+        return (text + "\n").encode("utf-8")
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> Lock:
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            version = doc.get("lock_version")
+            if version != LOCK_VERSION:
+                raise ValueError(f"lock_version {version!r}; this vinci reads {LOCK_VERSION}")
+            image = doc["image"]
+            layers = tuple(
+                LockedLayer(
+                    Digest.parse(diff_id),
+                    Digest.parse(str(v["digest"])),
+                    int(v["size"]),
+                    str(v["media_type"]),
+                    str(v["codec"]),
+                    int(v.get("uncompressed_size", 0)),
+                    tuple(str(x) for x in v.get("used_by") or ()),
+                )
+                for diff_id, v in sorted(doc.get("layers", {}).items())
+            )
+            imports = tuple(
+                LockedImport(ref, str(v["manifest"]), str(v["config"]))
+                for ref, v in sorted(doc.get("imports", {}).items())
+            )
+            return cls(
+                str(image["manifest"]),
+                str(image["config"]),
+                str(image["platform"]),
+                layers,
+                imports,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise LockError(
+                f"{where}: not a valid vinci.lock ({e}); `vinci lock` rewrites it"
+            ) from None
+
+    @classmethod
+    def from_result(cls, result: BuildResult) -> Lock:
+        """The lock that records `result` exactly."""
+        by_diff: dict[Digest, dict[str, Any]] = {}
+        imports: list[LockedImport] = []
+        for node, r in zip(result.spec.layers, result.layers, strict=True):
+            record = r.record
+            if isinstance(node, ImportOCISpec):
+                extra = dict(record.extra)
+                imports.append(
+                    LockedImport(str(node.ref), extra.get("manifest", ""), extra.get("config", ""))
+                )
+            for d, diff_id, usize in zip(
+                record.descriptors, record.diff_ids, record.uncompressed_sizes, strict=True
+            ):
+                entry = by_diff.setdefault(
+                    diff_id,
+                    {
+                        "d": d,
+                        "codec": record.codec,
+                        "usize": usize,
+                        "used_by": set(),
+                    },
+                )
+                entry["used_by"].add(r.label)
+        layers = tuple(
+            LockedLayer(
+                diff_id,
+                v["d"].digest,
+                v["d"].size,
+                v["d"].media_type,
+                v["codec"],
+                v["usize"],
+                tuple(sorted(v["used_by"])),
+            )
+            for diff_id, v in sorted(by_diff.items())
+        )
+        return cls(
+            str(result.manifest.digest),
+            str(result.config.digest),
+            str(result.spec.platform),
+            layers,
+            tuple(sorted(set(imports), key=lambda i: i.ref)),
+        )
+
+
+def read_lock(path: Path) -> Lock | None:
+    """The lock at `path`, or None if there is none."""
+    # Most specs have no lock: a stat, not an open, says so (the cache tests audit every
+    # open() beside the spec to prove an unchanged build reads no source).
+    if not os.path.lexists(path):
+        return None
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise LockError(f"cannot read {path}: {e.strerror}") from None
+    return Lock.parse(data, str(path))
+
+
+def write_lock(path: Path, lock: Lock) -> bool:
+    """Write `lock` to `path` unless it already holds exactly these bytes; True if written."""
+    data = lock.to_bytes()
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise LockError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        write_atomic(path, data, replace=True)
+    except OSError as e:
+        raise LockError(f"cannot write {path}: {e.strerror}") from None
+    return True
+
+
+def differences(old: Lock, new: Lock) -> list[str]:
+    """Why `new` (what the build made) is not `old` (the lock), one line per cause."""
+    lines: list[str] = []
+    old_layers = {x.diff_id: x for x in old.layers}
+    new_layers = {x.diff_id: x for x in new.layers}
+    for diff_id in sorted(old_layers.keys() | new_layers.keys()):
+        o, n = old_layers.get(diff_id), new_layers.get(diff_id)
+        if o is None:
+            assert n is not None
+            lines.append(
+                f"layer {diff_id.short} ({', '.join(n.used_by)}) is not in the lock: its tar "
+                "bytes are new (a spec or input change)"
+            )
+        elif n is None:
+            lines.append(
+                f"locked layer {diff_id.short} ({', '.join(o.used_by)}) is not in this build"
+            )
+        elif (o.digest, o.size, o.media_type) != (n.digest, n.size, n.media_type):
+            lines.append(
+                f"layer {diff_id.short} ({', '.join(n.used_by)}): same tar bytes, but the locked "
+                f"blob {o.digest.short} ({o.codec}, {o.size} bytes) is not available here; this "
+                f"build compressed it as {n.digest.short} ({n.codec}, {n.size} bytes)"
+            )
+        elif o.used_by != n.used_by:
+            lines.append(
+                f"layer {diff_id.short}: made by {', '.join(n.used_by)}, locked as made by "
+                f"{', '.join(o.used_by)}"
+            )
+    old_imports = {i.ref: i for i in old.imports}
+    new_imports = {i.ref: i for i in new.imports}
+    for ref in sorted(old_imports.keys() | new_imports.keys()):
+        oi, ni = old_imports.get(ref), new_imports.get(ref)
+        if oi != ni:
+            before = f"{oi.manifest}" if oi else "not locked"
+            after = f"{ni.manifest}" if ni else "not imported"
+            lines.append(f"import-oci {ref}: locked {before}, resolved now to {after}")
+    if old.platform != new.platform:
+        lines.append(f"platform: locked {old.platform}, built {new.platform}")
+    if old.config != new.config:
+        lines.append(f"image config: locked {old.config}, built {new.config}")
+    if old.manifest != new.manifest:
+        lines.append(f"image manifest: locked {old.manifest}, built {new.manifest}")
+    return lines
+
+
+# -- reuse during a build ----------------------------------------------------------------------
+
+
+def tar_digest(plan: LayerPlan, cancel: CancelToken | None = None) -> tuple[Digest, int]:
+    """The diff_id the layer writer would produce for `plan`, without compressing or storing:
+    the same tar stream, into a hash. Sources are checked against their planned stat data, as
+    the writer checks them."""
+    h = hashlib.sha256()
+    size = 0
+    buf = bytearray(READ_CHUNK)
+    view = memoryview(buf)
+
+    def put(data: bytes | memoryview) -> None:
+        nonlocal size
+        h.update(data)
+        size += len(data)
+
+    for entry in plan.entries:
+        put(tar_header(entry, plan.mtime))
+        if entry.type != "file":
+            continue
+        if entry.inline is not None:
+            put(entry.inline)
+        else:
+            try:
+                fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError as e:
+                raise SourceError(
+                    f"{entry.origin}: cannot read {entry.source}: {e.strerror}"
+                ) from None
+            try:
+                if stat_key(os.fstat(fd)) != entry.stat:
+                    raise SourceError(f"{entry.source} changed since it was hashed; build again")
+                left = entry.size
+                while left:
+                    n = os.readv(fd, [view[: min(len(view), left)]])
+                    if n == 0:
+                        raise SourceError(f"{entry.source} shrank while it was being read")
+                    put(view[:n])
+                    left -= n
+                    if cancel is not None:
+                        cancel.check()
+            finally:
+                os.close(fd)
+        put(padding(entry.size))
+    put(END)
+    return Digest(h.hexdigest()), size
+
+
+def blob_diff_id(store: BlobStore, digest: Digest, cancel: CancelToken | None = None) -> Digest:
+    """The diff_id of a cached layer blob: remembered, or found by decompressing it once."""
+    from engine.diff.tarstream import decompressed
+    from engine.registry.sources import read_facts, set_diff_id
+
+    known = read_facts(store, digest).diff_id
+    if known is not None:
+        return known
+    h = hashlib.sha256()
+    size = 0
+    with store.open_blob(digest) as raw, decompressed(raw) as stream:
+        while chunk := stream.read(READ_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+            if cancel is not None:
+                cancel.check()
+    found = Digest(h.hexdigest())
+    set_diff_id(store, digest, found, size)
+    return found
+
+
+def remember_built(store: BlobStore, result: BuildResult) -> None:
+    """Record the diff_id of every layer this build compressed, so reusing its blobs under a
+    lock later needs no decompression."""
+    from engine.registry.sources import set_diff_id
+
+    for r in result.layers:
+        if r.record.codec == IMPORT_CODEC:
+            continue  # imports record their own facts as they are verified
+        for d, diff_id, usize in zip(
+            r.record.descriptors, r.record.diff_ids, r.record.uncompressed_sizes, strict=True
+        ):
+            set_diff_id(store, d.digest, diff_id, usize)
+
+
+class LockReuse:
+    """The Builder's question for each built layer: is there a locked blob to use instead of
+    what the codec makes (or made)?"""
+
+    def __init__(self, lock: Lock, store: BlobStore, codec: Codec) -> None:
+        self.lock = lock
+        self.store = store
+        self.codec = codec
+
+    def _candidates(self) -> dict[Digest, LockedLayer]:
+        """Locked blobs another codec made that the cache holds: only these are worth a
+        hash-only pass over a layer (with the same codec identity, the compressor makes the
+        locked bytes itself)."""
+        return {
+            x.diff_id: x
+            for x in self.lock.layers
+            if x.codec not in (self.codec.identity, IMPORT_CODEC)
+            and self.store.has_blob(x.digest, x.size)
+        }
+
+    def record_for(
+        self,
+        plan: LayerPlan,
+        cached: LayerRecord | None,
+        summary: str,
+        cancel: CancelToken | None = None,
+    ) -> LayerRecord | None:
+        """A record naming the locked blob for this layer, or None to go on as without a lock.
+
+        Never stored in the cache's index: the index maps a key (which includes the codec)
+        to what that codec made, and must stay true for builds without the lock.
+        """
+        if cached is not None:
+            diff_id = cached.diff_ids[0]
+            locked = self.lock.layer(diff_id)
+            if locked is None or locked.descriptor == cached.descriptors[0]:
+                return None
+            if not self.store.has_blob(locked.digest, locked.size):
+                return None
+        else:
+            candidates = self._candidates()
+            if not candidates:
+                return None
+            diff_id, _ = tar_digest(plan, cancel)
+            found = candidates.get(diff_id)
+            if found is None:
+                return None
+            locked = found
+        if blob_diff_id(self.store, locked.digest, cancel) != diff_id:
+            return None  # the lock names a blob that is not this layer: build it ourselves
+        return LayerRecord(
+            key=plan.key,
+            descriptors=(locked.descriptor,),
+            diff_ids=(diff_id,),
+            codec=locked.codec,
+            uncompressed_sizes=(locked.uncompressed_size,),
+            summary=summary,
+            extra=(("lock", "reused"),),
+        )
+
+
+def check_locked(path: Path, lock: Lock, result: BuildResult) -> None:
+    """For `vinci build --locked`: raise LockError, with the causes and the change to the lock
+    file, unless the build is exactly what the lock records."""
+    import difflib
+
+    built = Lock.from_result(result)
+    if built.to_bytes() == lock.to_bytes():
+        return
+    causes = differences(lock, built) or ["the lock file is not in canonical form"]
+    patch = list(
+        difflib.unified_diff(
+            lock.to_bytes().decode().splitlines(),
+            built.to_bytes().decode().splitlines(),
+            f"{path} (locked)",
+            f"{path} (this build)",
+            lineterm="",
+        )
+    )
+    if len(patch) > 80:
+        patch = [*patch[:80], f"… {len(patch) - 80} more lines"]
+    text = "\n".join(["  " + c for c in causes] + ["", *patch])
+    raise LockError(
+        f"--locked: this build differs from {path}; `vinci lock` records it if that is "
+        f"intended:\n{text}"
+    )
