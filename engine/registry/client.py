@@ -118,7 +118,7 @@ def _ssl_failure(error: BaseException) -> ssl.SSLError | None:
 class RegistryStatusError(RegistryError):
     """A registry answered with an error status; `codes` are its distribution error codes."""
 
-    def __init__(self, message: str, status: int, codes: tuple[str, ...]) -> None:
+    def __init__(self, message: str, status: int = 0, codes: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.codes = codes
