@@ -252,9 +252,16 @@ def collect_garbage(
             refs = referenced()
     for digest, size in sizes.items():
         if digest not in refs:
-            (store.blob_dir / digest.removeprefix("sha256:")).unlink(missing_ok=True)
+            hexpart = digest.removeprefix("sha256:")
+            (store.blob_dir / hexpart).unlink(missing_ok=True)
+            # What we knew of the blob's origin goes with it.
+            (store.source_dir / f"{hexpart}.json").unlink(missing_ok=True)
             removed_blobs += 1
             freed += size
+    present = {p.name for p in store.blob_dir.iterdir()}
+    for facts in store.source_dir.glob("*.json"):
+        if facts.stem not in present:
+            facts.unlink(missing_ok=True)
     for directory in (
         store.blob_dir,
         store.layer_dir,

@@ -193,6 +193,11 @@ def test_gc_keeps_recent_builds_and_honours_budget(tmp_path: Path, vinci: VinciR
     (spec.parent / "big.bin").write_bytes(b"smaller now\n")
     vinci("build", spec, "-o", f"oci:{tmp_path}/o", env=env)
     before = json.loads(vinci("cache", "ls", "--json", env=env).stdout)
+    # As if every blob had been pushed: each gets an origin record (sources/<hex>.json).
+    cache = tmp_path / "cache" / "v1"
+    for blob in (cache / "blobs/sha256").iterdir():
+        origin = {"sources": [{"registry": "127.0.0.1:5000", "repository": "t"}]}
+        (cache / "sources" / f"{blob.name}.json").write_text(json.dumps(origin))
     kept = json.loads(vinci("cache", "gc", "--json", env=env).stdout)
     # Everything was used within the last 30 days: nothing goes.
     assert kept["removed_blobs"] == 0
@@ -202,6 +207,9 @@ def test_gc_keeps_recent_builds_and_honours_budget(tmp_path: Path, vinci: VinciR
     assert gone["removed_blobs"] == 3 and gone["freed_bytes"] > 700_000
     after = json.loads(vinci("cache", "ls", "--json", env=env).stdout)
     assert len(after) < len(before)
+    # Origin records went with their blobs, and only with them.
+    blobs = {p.name for p in (cache / "blobs/sha256").iterdir()}
+    assert {p.stem for p in (cache / "sources").glob("*.json")} == blobs
     result = json.loads(vinci("build", spec, "--json", "-o", f"oci:{tmp_path}/o", env=env).stdout)
     assert all(layer["cache_hit"] for layer in result["layers"])
     assert vinci("cache", "verify", env=env).returncode == 0
