@@ -163,6 +163,7 @@ def register(name: str, module: str, helptext: str) -> None:
     _EXTRA_MODULES[name] = module
 
 
+register("inspect", "engine.cli_inspect", "show an image's layers and a layer's files")
 register("push", "engine.cli_registry.push", "build from the cache and push to a registry")
 register("resolve", "engine.cli_registry.resolve", "print the digest a tag names, for pinning")
 register("login", "engine.cli_registry.login", "save registry credentials in docker's config")
