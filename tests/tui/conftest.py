@@ -1,0 +1,49 @@
+"""Fixtures for the workbench tests (helpers are in tuikit.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tuikit import RUN_SH, SITE, SPEC, GatedBuilder, make_app
+
+from engine import get_codec
+from engine.cache.store import BlobStore
+from vinci_tui.app import Workbench
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A spec with a file, a directory and a combined layer, in the current directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.setenv("VINCI_KEYS", str(tmp_path / "no-keys.toml"))
+    (tmp_path / "vinci.yaml").write_text(SPEC)
+    (tmp_path / "run.sh").write_text(RUN_SH)
+    for rel, text in SITE.items():
+        path = tmp_path / "site" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+@pytest.fixture
+def app_factory(project: Path) -> Callable[..., Workbench]:
+    def factory(**kwargs: Any) -> Workbench:
+        return make_app(project, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def gated_builder(project: Path) -> Iterator[GatedBuilder]:
+    builder = GatedBuilder(BlobStore(Path("cache")), get_codec("gzip"), jobs=1)
+    yield builder
+    builder.opened.set()

@@ -1,0 +1,865 @@
+"""The workbench: `vinci tui [SPEC]`.
+
+    ┌ status: spec · build state · watch · manifest digest ──────────────────────┐
+    │ 1 Spec (tree)   │ 2 Layers (live rows)                                       │
+    │                 ├ 3 Details │ 4 Contents │ 5 Cache │ 6 Log ──────────────────┤
+    │                 │                                                            │
+    └ footer: keys ─────────────────────────────────────────────────────────────────┘
+
+The app owns the flow; the panes only show what they are given. Builds run in worker threads
+(vinci_tui.runner) and report through messages (vinci_tui.messages); the watcher is an async
+worker on the app's loop (vinci_tui.watch). The UI thread never waits on a worker, except once
+when quitting, to join the cancelled ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from engine import Builder, BuildResult, Spec, get_codec, source_date_epoch_from_env
+from engine.cache.maintenance import collect_garbage, list_entries, verify
+from engine.cache.store import BlobStore
+from engine.errors import SpecProblem, VinciError
+from engine.events import BuildFailed, BuildFinished, BuildStarted, LayerProgress
+from engine.inspect import (
+    InputChange,
+    LayerInfo,
+    entries_from_blob,
+    entries_from_plan,
+    image_from_result,
+    input_changes,
+    read_layer_file,
+)
+from engine.plan import LayerPlan
+from engine.spec import layer_summary
+from vinci_tui import keymap
+from vinci_tui.clock import Clock
+from vinci_tui.fmt import short_digest
+from vinci_tui.messages import (
+    BuildCompleted,
+    BuildEnded,
+    EngineEvent,
+    EventBridge,
+    LogLine,
+    SourcesChanged,
+    SpecBroken,
+    SpecLoaded,
+    TaskFinished,
+)
+from vinci_tui.model import BuildModel, describe
+from vinci_tui.runner import THREAD_PREFIX, BuildRunner, TaskRunner
+from vinci_tui.watch import DEBOUNCE_MS, STEP_MS, WatchTargets, watch, watch_targets
+from vinci_tui.widgets.cache import CacheTable, CacheView, totals
+from vinci_tui.widgets.contents import ContentsView, FileTable
+from vinci_tui.widgets.details import DetailsTable, LayerChanges
+from vinci_tui.widgets.layers import LayersTable
+from vinci_tui.widgets.log import BuildLog, LogView
+from vinci_tui.widgets.modals import ConfirmScreen, FileScreen, HelpScreen
+from vinci_tui.widgets.spec_tree import SpecTree
+
+SPEC_NAMES = ("vinci.yaml", "vinci.yml")
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "vinci.yaml"
+TABS = ("details", "contents", "cache", "log")
+PANES = ("spec", "layers", *TABS)
+FILE_VIEW_LIMIT = 256 * 1024
+
+PANE_HELP = {
+    "spec": SpecTree.HELP,
+    "layers": LayersTable.HELP,
+    "details": DetailsTable.HELP,
+    "contents": FileTable.HELP,
+    "cache": CacheTable.HELP,
+    "log": BuildLog.HELP,
+}
+
+
+class Workbench(App[int]):
+    """Author a spec, watch it rebuild, inspect its layers and the cache."""
+
+    CSS_PATH = "workbench.tcss"
+    TITLE = "vinci"
+    HORIZONTAL_BREAKPOINTS = [
+        (0, "-narrow"),
+        (80, "-normal"),
+        (110, "-wide"),
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark,f1", "help", "Help", id="help"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("r", "build", "Build", id="build-now"),
+        Binding("w", "toggle_watch", "Watch", id="toggle-watch"),
+        Binding("p", "push", "Push", id="push"),
+        Binding("c", "cancel_build", "Cancel build", show=False, id="cancel-build"),
+        Binding("y", "copy_digest", "Copy digest", show=False, id="copy-digest"),
+        Binding("Y", "copy_manifest", "Copy manifest digest", show=False, id="copy-manifest"),
+        *(
+            Binding(str(i), f"focus_pane('{name}')", name.title(), show=False, id=f"focus-{name}")
+            for i, name in enumerate(PANES, 1)
+        ),
+    ]
+
+    selected_layer: reactive[int | None] = reactive(None, init=False)
+    watching: reactive[bool] = reactive(False, init=False)
+
+    def __init__(
+        self,
+        spec_path: Path,
+        builder: Builder,
+        *,
+        watch: bool = True,
+        created: int = 0,
+        clock: Clock | None = None,
+        keymap_path: Path | None = None,
+        write_layout: bool = True,
+        cursor_blink: bool = True,
+        debounce_ms: int = DEBOUNCE_MS,
+    ) -> None:
+        super().__init__()
+        self.spec_path = Path(spec_path)
+        self.builder = builder
+        self.store: BlobStore = builder.store
+        self.clock = clock or Clock()
+        self.keymap_path = keymap_path or keymap.default_path()
+        self.cursor_blink = cursor_blink
+        self.debounce_ms = debounce_ms
+        self._watch_at_start = watch
+        self.runner = BuildRunner(builder, self.post_message, created, write_layout)
+        self.tasks = TaskRunner(self.post_message)
+        self.spec: Spec | None = None  # the last spec that loaded
+        self.problems: tuple[SpecProblem, ...] = ()  # of the spec file as it is now
+        self.result: BuildResult | None = None  # the last build that completed
+        self.model = BuildModel(self.clock)  # the build on screen
+        self.good_model: BuildModel | None = None  # the last build that finished
+        self.changes: dict[int, tuple[InputChange, ...] | None] = {}
+        self._plans: dict[str, LayerPlan] = {}
+        self._targets: WatchTargets | None = None
+        self._contents_key: tuple[str, int, int] | None = None
+        self._contents_part = 0
+        self._cache_dirty = True
+        self._pending_file: tuple[str, str] | None = None
+        self.keymap_problems: list[str] = []
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="status")
+        with Horizontal(id="main"):
+            with Vertical(id="spec-pane", classes="pane"):
+                yield SpecTree(id="spec")
+            with Vertical(id="right"):
+                with Vertical(id="layers-pane", classes="pane"):
+                    yield LayersTable(self.clock, id="layers")
+                with TabbedContent(id="tabs", initial="details-tab"):
+                    with TabPane("3 Details", id="details-tab"):
+                        yield DetailsTable(self.clock, id="details")
+                    with TabPane("4 Contents", id="contents-tab"):
+                        yield ContentsView(blink=self.cursor_blink, id="contents")
+                    with TabPane("5 Cache", id="cache-tab"):
+                        yield CacheView(self.clock, blink=self.cursor_blink, id="cache")
+                    with TabPane("6 Log", id="log-tab"):
+                        yield LogView(blink=self.cursor_blink, id="logview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#spec-pane").border_title = "1 Spec"
+        self._load_keymap()
+        self.query_one(SpecTree).show_spec(None)
+        self._update_titles()
+        self.query_one(LayersTable).focus()
+        self.log_line("info", f"workbench started on {self.display_path(self.spec_path)}")
+        self.watching = self._watch_at_start
+        self.start_build("start")
+
+    def _load_keymap(self) -> None:
+        known = keymap.binding_ids(self.BINDINGS)
+        for cls in (SpecTree, LayersTable, DetailsTable, FileTable, CacheTable, BuildLog):
+            known |= keymap.binding_ids(cls.BINDINGS)
+        bindings, problems = keymap.load_keymap(self.keymap_path, known)
+        self.keymap_problems = problems
+        if bindings:
+            self.set_keymap(bindings)
+            self.log_line("info", f"keys from {self.keymap_path}: {len(bindings)} rebound")
+        for problem in problems:
+            self.log_line("warning", problem)
+            self.notify(problem, severity="warning", title="key bindings")
+
+    # -- the build -------------------------------------------------------------------------
+
+    @property
+    def building(self) -> bool:
+        return self.runner.busy
+
+    def start_build(self, reason: str) -> int:
+        generation = self.runner.start(self.spec_path)
+        self.log_line("info", f"build {generation}: {reason}")
+        self._update_titles()
+        return generation
+
+    def _stale(self, generation: int) -> bool:
+        return generation != self.runner.generation
+
+    def on_spec_loaded(self, message: SpecLoaded) -> None:
+        if self._stale(message.generation):
+            return
+        self.spec = message.spec
+        self.problems = ()
+        self.query_one(SpecTree).show_spec(self.spec)
+        self.query_one(LayersTable).names = {
+            i: layer_summary(node) for i, node in enumerate(self.spec.layers)
+        }
+        self._retarget_watch()
+        self._update_titles()
+
+    def on_spec_broken(self, message: SpecBroken) -> None:
+        if self._stale(message.generation):
+            return
+        self.problems = tuple(message.error.problems)
+        self.query_one(SpecTree).show_spec(self.spec, self.problems)
+        for problem in self.problems:
+            self.log_line("error", f"spec: {problem}")
+        if self.good_model is not None and self.model is not self.good_model:
+            # A problem found while planning comes after the build began: put the last
+            # good build back on screen.
+            self.model = self.good_model
+            self.query_one(LayersTable).show_model(self.model)
+        self.notify(
+            f"{len(self.problems)} problem(s); showing the last good build",
+            title="spec does not load",
+            severity="error",
+        )
+        self._retarget_watch()
+        self._show_details()
+        self._update_titles()
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        if self._stale(message.generation):
+            return
+        event = message.event
+        if isinstance(event, BuildStarted):
+            self.model = BuildModel(self.clock)
+            self.query_one(LayersTable).show_model(self.model)
+        new_phase = False
+        if isinstance(event, LayerProgress):
+            row = self.model.rows.get(event.index)
+            new_phase = row is None or row.phase != event.phase
+        changed = self.model.apply(event)
+        self.query_one(LayersTable).refresh_rows(changed)
+        line = describe(self.model, event, new_phase)
+        if line is not None:
+            self.log_line(*line)
+        if isinstance(event, BuildFinished):
+            self.good_model = self.model
+        if isinstance(event, BuildFailed) and not event.cancelled:
+            self.notify(event.error.splitlines()[0], title="build failed", severity="error")
+        if not isinstance(event, LayerProgress) or new_phase:
+            self._update_titles()
+
+    def on_build_completed(self, message: BuildCompleted) -> None:
+        if self._stale(message.generation):
+            return
+        result = message.result
+        plans: dict[str, LayerPlan] = {}
+        self.changes = {}
+        for layer in result.layers:
+            if layer.plan is None:
+                self.changes[layer.index] = None
+                continue
+            before = self._plans.get(layer.label)
+            self.changes[layer.index] = (
+                None if before is None else tuple(input_changes(before, layer.plan))
+            )
+            plans[layer.label] = layer.plan
+        self._plans = plans
+        self.result = result
+        if self.selected_layer is None and result.layers:
+            self.selected_layer = 0
+        elif self.selected_layer is not None and self.selected_layer >= len(result.layers):
+            self.selected_layer = len(result.layers) - 1 if result.layers else None
+        self._cache_dirty = True
+        self._sync_selection()
+        self._update_titles()
+
+    def on_build_ended(self, message: BuildEnded) -> None:
+        self._update_titles()
+
+    def on_sources_changed(self, message: SourcesChanged) -> None:
+        names = ", ".join(self.display_path(p) for p in message.paths) or "(unknown)"
+        self.log_line("watch", f"watch: {names} changed")
+        self.start_build(f"{names} changed")
+
+    def on_log_line(self, message: LogLine) -> None:
+        self.log_line(message.level, message.text)
+
+    def log_line(self, level: str, text: str) -> None:
+        self.query_one(BuildLog).add(level, text)
+        self.query_one(LogView).update_heading()
+
+    # -- selection -------------------------------------------------------------------------
+
+    def on_spec_tree_layer_selected(self, message: SpecTree.LayerSelected) -> None:
+        self.selected_layer = message.index
+
+    def on_layers_table_layer_selected(self, message: LayersTable.LayerSelected) -> None:
+        self.selected_layer = message.index
+
+    def watch_selected_layer(self, index: int | None) -> None:
+        self._contents_part = 0
+        self._sync_selection()
+
+    def _sync_selection(self) -> None:
+        index = self.selected_layer
+        if index is not None:
+            self.query_one(SpecTree).select_layer(index)
+            self.query_one(LayersTable).select_layer(index)
+        self._show_details()
+        self._show_contents()
+        self._update_titles()
+
+    def _show_details(self) -> None:
+        note = ""
+        if self.problems:
+            note = "The spec does not load (see the Spec pane); this is the last good build."
+        index = self.selected_layer
+        changes = LayerChanges(self.changes.get(index)) if index is not None else None
+        self.query_one(DetailsTable).show(self.result, index, changes, note)
+
+    def _layer_parts(self, index: int) -> list[LayerInfo]:
+        if self.result is None:
+            return []
+        return [i for i in image_from_result(self.result).layers if i.node == index]
+
+    def _show_contents(self) -> None:
+        view = self.query_one(ContentsView)
+        result, index = self.result, self.selected_layer
+        if result is None or index is None:
+            view.set_heading(Text("no layer selected", style="dim"))
+            view.table.clear_entries()
+            self._contents_key = None
+            return
+        parts = self._layer_parts(index)
+        layer = next((r for r in result.layers if r.index == index), None)
+        if layer is None or not parts:
+            return
+        part = self._contents_part % len(parts)
+        info = parts[part]
+        key = (str(info.descriptor.digest), index, part)
+        if key == self._contents_key:
+            return
+        self._contents_key = key
+        heading = Text.assemble(
+            (f"layer {index} ", "bold"),
+            (layer.label, "cyan"),
+            f"  {layer.summary}  ",
+            (f"sha256:{short_digest(info.descriptor.digest)}", "dim"),
+        )
+        if len(parts) > 1:
+            heading.append(f"  image layer {part + 1}/{len(parts)} ([ ])", style="dim")
+        heading.append(f"  sort: {view.table.sort_by}", style="dim")
+        view.set_heading(heading)
+        if layer.plan is not None:
+            view.table.show_entries(entries_from_plan(layer.plan))
+            return
+        view.table.clear_entries()
+        store, label = self.store, layer.label
+        self.tasks.start(
+            "contents",
+            lambda token: (key, entries_from_blob(store, info.descriptor, label, token)),
+        )
+
+    def on_file_table_part_change(self, message: FileTable.PartChange) -> None:
+        self._contents_part += message.step
+        self._show_contents()
+
+    def on_file_table_sort_changed(self, message: FileTable.SortChanged) -> None:
+        self._contents_key = None
+        self._show_contents()
+
+    def on_file_table_view_file(self, message: FileTable.ViewFile) -> None:
+        if self.result is None or self._contents_key is None:
+            return
+        digest, index, part = self._contents_key
+        parts = self._layer_parts(index)
+        if not parts:
+            return
+        info = parts[part % len(parts)]
+        store, path = self.store, message.path
+        self._pending_file = (digest, path)
+        self.tasks.start(
+            "file",
+            lambda token: read_layer_file(store, info.descriptor, path, FILE_VIEW_LIMIT, token),
+        )
+
+    # -- background task results -----------------------------------------------------------
+
+    def on_task_finished(self, message: TaskFinished) -> None:
+        if message.ticket != self.tasks.current(message.group):
+            return
+        result = message.result
+        handler = getattr(self, f"_done_{message.group.replace('-', '_')}", None)
+        if isinstance(result, BaseException) and message.group != "file":
+            self.log_line("error", f"{message.group}: {result}")
+            self.notify(str(result), title=message.group, severity="error")
+            self._update_titles()
+            return
+        if handler is not None:
+            handler(result)
+
+    def _done_contents(self, result: Any) -> None:
+        key, entries = result
+        if key == self._contents_key:
+            self.query_one(ContentsView).table.show_entries(entries)
+
+    def _done_file(self, result: Any) -> None:
+        if self._pending_file is None:
+            return
+        _, path = self._pending_file
+        if isinstance(result, BaseException):
+            self.push_screen(FileScreen(path, None, str(result)))
+        else:
+            self.push_screen(FileScreen(path, result))
+
+    def refresh_cache(self) -> None:
+        self._cache_dirty = False
+        store = self.store
+        self.query_one(CacheView).set_heading(Text("listing the cache…", style="dim"))
+        self.tasks.start("cache-list", lambda _token: list_entries(store))
+
+    def _done_cache_list(self, entries: Any) -> None:
+        view = self.query_one(CacheView)
+        users: dict[str, list[str]] = {}
+        if self.result is not None:
+            for layer in self.result.layers:
+                for d in layer.record.descriptors:
+                    users.setdefault(str(d.digest), []).append(f"layers[{layer.index}]")
+            users.setdefault(str(self.result.manifest.digest), []).append("manifest")
+            users.setdefault(str(self.result.config.digest), []).append("config")
+        spec = str(self.spec.path) if self.spec is not None else str(self.spec_path)
+        view.table.show_entries(entries, spec, users)
+        view.set_heading(
+            Text.assemble((totals(entries), "bold"), (f"  in {self.store.root}", "dim"))
+        )
+
+    def on_cache_table_verify(self, message: CacheTable.Verify) -> None:
+        store = self.store
+        self.query_one(CacheView).set_heading(Text("verifying every blob…", style="yellow"))
+        self.log_line("info", f"cache: verifying {store.root}")
+        self.tasks.start("cache-verify", lambda _token: verify(store))
+
+    def _done_cache_verify(self, report: Any) -> None:
+        for problem in report.problems:
+            self.log_line("error", f"cache: {problem}")
+        status = "ok" if report.ok else f"{len(report.problems)} problem(s), see the log"
+        text = f"verified {report.blobs} blobs: {status}"
+        self.log_line("info" if report.ok else "error", f"cache: {text}")
+        self.notify(text, title="cache", severity="information" if report.ok else "error")
+        self.refresh_cache()
+
+    def on_cache_table_collect(self, message: CacheTable.Collect) -> None:
+        if self.building:
+            self.notify("wait for the build to finish", title="cache", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            store = self.store
+            self.log_line("info", f"cache: collecting garbage in {store.root}")
+            self.tasks.start("cache-gc", lambda _token: collect_garbage(store))
+
+        self.push_screen(
+            ConfirmScreen(
+                "Remove what recent builds do not use?",
+                f"Deletes blobs and layer records in {self.store.root} that no build of the "
+                "last 30 days references. They are rebuilt when needed.",
+                yes="Remove",
+            ),
+            answered,
+        )
+
+    def _done_cache_gc(self, report: Any) -> None:
+        text = (
+            f"removed {report.removed_blobs} blobs and {report.removed_records} records, "
+            f"kept {report.kept_blobs} blobs"
+        )
+        self.log_line("info", f"cache: {text}")
+        self.notify(text, title="cache")
+        self.refresh_cache()
+
+    def _done_push(self, result: Any) -> None:
+        refs = ", ".join(result.references())
+        self.log_line("info", f"pushed {refs}")
+        self.notify(f"pushed {refs}", title="push")
+        self._update_titles()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "cache-tab" and self._cache_dirty:
+            self.refresh_cache()
+
+    # -- watch mode ------------------------------------------------------------------------
+
+    def watch_watching(self, on: bool) -> None:
+        if on:
+            self._targets = None
+            self._retarget_watch()
+            self.log_line("watch", "watch: on")
+        else:
+            self.workers.cancel_group(self, "watch")
+            self._targets = None
+            self.log_line("watch", "watch: off")
+        self._update_titles()
+
+    def _retarget_watch(self) -> None:
+        if not self.watching:
+            return
+        targets = watch_targets(self.spec_path, self.spec)
+        if targets == self._targets:
+            return
+        self._targets = targets
+        self.run_worker(
+            self._watch_loop(targets), group="watch", exclusive=True, exit_on_error=False
+        )
+
+    async def _watch_loop(self, targets: WatchTargets) -> None:
+        def changed(paths: tuple[Path, ...]) -> None:
+            self.post_message(SourcesChanged(paths))
+
+        await watch(targets, changed, self.debounce_ms, STEP_MS)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "push":
+            return self._push_target() is not None or None
+        if action == "cancel_build":
+            return self.building or None
+        return True
+
+    def action_build(self) -> None:
+        self.start_build("build now (key)")
+
+    def action_cancel_build(self) -> None:
+        if self.building:
+            self.runner.cancel()
+            self.log_line("warning", "cancelling the build")
+
+    def action_toggle_watch(self) -> None:
+        self.watching = not self.watching
+        self.notify(f"watch {'on' if self.watching else 'off'}", timeout=2)
+
+    def _push_target(self) -> Any:
+        if self.spec is None or self.spec.image is None:
+            return None
+        try:
+            from engine.registry.push import push_image  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return None
+        return push_image
+
+    def action_push(self) -> None:
+        push_image = self._push_target()
+        if push_image is None or self.spec is None or self.spec.image is None:
+            self.notify("the spec names no image to push to", severity="warning")
+            return
+        if self.result is None or self.building:
+            self.notify("build first", severity="warning")
+            return
+        result, image = self.result, self.spec.image
+        tag = image.tag or "latest"
+        indexes = {d.digest: r.index for r in result.layers for d in r.record.descriptors}
+        sink = EventBridge(self.post_message, self.runner.generation)
+        store = self.store
+        self.log_line("info", f"pushing {image} ({tag})")
+        self.tasks.start(
+            "push",
+            lambda token: push_image(
+                store,
+                result.manifest,
+                image,
+                [tag],
+                sink=sink,
+                cancel=token,
+                layer_indexes=indexes,
+            ),
+        )
+
+    def action_copy_digest(self) -> None:
+        digest = None
+        if self.result is not None and self.selected_layer is not None:
+            layer = next((r for r in self.result.layers if r.index == self.selected_layer), None)
+            if layer is not None and layer.record.descriptors:
+                digest = str(layer.record.descriptors[0].digest)
+        if digest is None:
+            self.action_copy_manifest()
+            return
+        self.copy_to_clipboard(digest)
+        self.notify(f"copied layer {self.selected_layer} digest {digest[:19]}…", timeout=3)
+
+    def action_copy_manifest(self) -> None:
+        if self.result is None:
+            self.notify("nothing built yet", severity="warning")
+            return
+        digest = str(self.result.manifest.digest)
+        self.copy_to_clipboard(digest)
+        self.notify(f"copied manifest digest {digest[:19]}…", timeout=3)
+
+    def action_focus_pane(self, name: str) -> None:
+        targets: dict[str, type[Widget]] = {
+            "spec": SpecTree,
+            "layers": LayersTable,
+            "details": DetailsTable,
+            "contents": FileTable,
+            "cache": CacheTable,
+            "log": BuildLog,
+        }
+        if name in TABS:
+            self.query_one(TabbedContent).active = f"{name}-tab"
+            if name == "cache" and self._cache_dirty:
+                self.refresh_cache()
+        widget = self.query_one(targets[name])
+        self.call_after_refresh(widget.focus)
+
+    def focused_pane(self) -> str:
+        node: Any = self.focused
+        while node is not None:
+            pane = {
+                "spec": "spec",
+                "layers": "layers",
+                "details": "details",
+                "contents": "contents",
+                "cache": "cache",
+                "logview": "log",
+            }.get(node.id or "")
+            if pane is not None:
+                return pane
+            node = node.parent
+        return "layers"
+
+    def action_filter(self) -> None:
+        pane = self.focused_pane()
+        if pane == "contents":
+            self.query_one(ContentsView).open_filter()
+            return
+        if pane == "cache":
+            self.query_one(CacheView).open_filter()
+            return
+        self.query_one(TabbedContent).active = "log-tab"
+        self.call_after_refresh(self.query_one(LogView).open_filter)
+
+    def action_help(self) -> None:
+        pane = self.focused_pane()
+        focused = self.focused
+        local: list[tuple[str, str, str]] = []
+        everywhere: list[tuple[str, str, str]] = []
+        seen: set[tuple[str, str]] = set()
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or (binding.action, key) in seen:
+                continue
+            seen.add((binding.action, key))
+            row = (self.get_key_display(binding), binding.description, binding.id or "")
+            if active.node is self:
+                everywhere.append(row)
+            elif active.node is focused:
+                local.append(row)
+        sections = [(f"Keys in the {pane} pane", _merge(local)), ("Everywhere", _merge(everywhere))]
+        self.push_screen(
+            HelpScreen(
+                f"{pane.title()} pane",
+                PANE_HELP.get(pane, ""),
+                sections,
+                footer=(
+                    f"Rebind any key by its id in {self.keymap_path}, e.g. "
+                    '[keys] build-now = "ctrl+b". ctrl+p lists every command.'
+                ),
+            )
+        )
+
+    async def action_quit(self) -> None:
+        if not self.building:
+            await self.shutdown()
+            self.exit(0)
+            return
+
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self.shutdown()
+                self.exit(0)
+
+        self.push_screen(
+            ConfirmScreen("A build is running. Cancel it and quit?", yes="Quit"), answered
+        )
+
+    async def shutdown(self, timeout: float = 60.0) -> None:
+        """Cancel every worker thread and wait for them (without blocking the loop)."""
+        self.runner.cancel()
+        self.tasks.cancel_all()
+        self.workers.cancel_group(self, "watch")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.worker_threads() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+
+    def worker_threads(self) -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+    async def on_unmount(self) -> None:
+        await self.shutdown()
+
+    # -- palette ---------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        commands = [
+            ("build: build now", "Cancel any running build and build the spec", self.action_build),
+            ("build: cancel", "Cancel the running build", self.action_cancel_build),
+            (
+                "watch: toggle",
+                "Rebuild on every change to the spec or its sources",
+                self.action_toggle_watch,
+            ),
+            (
+                "digest: copy layer digest",
+                "Copy the selected layer's digest (OSC 52)",
+                self.action_copy_digest,
+            ),
+            (
+                "digest: copy manifest digest",
+                "Copy the image's manifest digest (OSC 52)",
+                self.action_copy_manifest,
+            ),
+            (
+                "contents: sort by name or size",
+                "Toggle the file order in the Contents pane",
+                lambda: self.query_one(FileTable).action_sort(),
+            ),
+            (
+                "log: only matching lines",
+                "Toggle highlight / only-matching for the log filter",
+                lambda: self.query_one(BuildLog).action_toggle_only(),
+            ),
+            ("cache: refresh", "List the cache again", self.refresh_cache),
+            (
+                "cache: verify",
+                "Re-hash every blob in the cache",
+                lambda: self.post_message(CacheTable.Verify()),
+            ),
+            (
+                "cache: garbage-collect…",
+                "Remove what recent builds do not use (asks first)",
+                lambda: self.post_message(CacheTable.Collect()),
+            ),
+        ]
+        if self._push_target() is not None:
+            commands.append(("push: push image", "Push the built image", self.action_push))
+        for name in PANES:
+            commands.append(
+                (
+                    f"view: {name}",
+                    f"Show and focus the {name} pane",
+                    functools.partial(self.action_focus_pane, name),
+                )
+            )
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+
+    # -- titles ----------------------------------------------------------------------------
+
+    def display_path(self, path: Path) -> str:
+        try:
+            rel = os.path.relpath(path)
+        except ValueError:
+            return str(path)
+        if not rel.startswith(".."):
+            return rel
+        home = str(Path.home())
+        text = str(path)
+        return "~" + text[len(home) :] if text.startswith(home + os.sep) else text
+
+    def _update_titles(self) -> None:
+        title = self.model.title()
+        if self.building and self.model.status != "building":
+            title = "starting…"
+        pane = self.query_one("#layers-pane")
+        pane.border_title = f"2 Layers · {title}"
+        manifest = self.result.manifest.digest if self.result is not None else None
+        pane.border_subtitle = f"manifest sha256:{short_digest(manifest)}" if manifest else ""
+        status = Text()
+        status.append(self.display_path(self.spec_path), style="bold")
+        status.append("  ·  ")
+        if self.problems:
+            status.append(
+                f"✗ spec: {len(self.problems)} problem(s), last good build shown", style="bold red"
+            )
+        else:
+            status.append(title, style="bold")
+        if manifest is not None:
+            status.append("  ·  manifest ")
+            status.append(f"sha256:{short_digest(manifest)}", style="bold cyan")
+        status.append("  ·  ")
+        status.append(
+            f"watch {'on' if self.watching else 'off'}", style="green" if self.watching else "dim"
+        )
+        self.query_one("#status", Static).update(status)
+        self.sub_title = title
+
+
+def _merge(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """One row per action: keys bound to the same binding id shown together."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for keys, description, binding_id in rows:
+        out.setdefault((description, binding_id), []).append(keys)
+    return [(" ".join(dict.fromkeys(k)), d, i) for (d, i), k in out.items()]
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def find_spec(given: str | None, cwd: Path | None = None) -> Path:
+    """The spec to open: the one given (a file or its directory), else ./vinci.yaml, else the
+    example that ships with vinci."""
+    cwd = cwd or Path.cwd()
+    if given:
+        path = Path(given)
+        if path.is_dir():
+            for name in SPEC_NAMES:
+                if (path / name).is_file():
+                    return path / name
+            raise VinciError(f"no vinci.yaml in {given}")
+        return path
+    for name in SPEC_NAMES:
+        if (cwd / name).is_file():
+            return Path(name) if cwd == Path.cwd() else cwd / name
+    return EXAMPLE
+
+
+def run_workbench(args: argparse.Namespace) -> int:
+    spec_path = find_spec(getattr(args, "spec", None))
+    store = BlobStore(Path(args.cache_dir) if getattr(args, "cache_dir", None) else None)
+    try:
+        codec = get_codec(
+            getattr(args, "compression", "gzip") or "gzip",
+            getattr(args, "compression_level", None),
+        )
+    except ValueError as e:
+        raise VinciError(str(e)) from None
+    epoch = getattr(args, "source_date_epoch", None)
+    created = int(epoch) if epoch is not None else source_date_epoch_from_env()
+    builder = Builder(store, codec, getattr(args, "jobs", 2) or 2)
+    app = Workbench(spec_path, builder, watch=not getattr(args, "no_watch", False), created=created)
+    return app.run() or 0

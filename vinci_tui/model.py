@@ -1,0 +1,224 @@
+"""The state of one build as the Layers pane shows it, derived from engine events alone.
+
+Pure and Textual-free: `BuildModel.apply(event)` folds an event in and says which rows
+changed, so the pane repaints only those, and tests can check the states without a screen.
+
+Layer states: queued -> hashing -> building -> compressing -> done, or -> cached on a cache hit,
+or failed / cancelled. "compressing" is the end of the one-pass tar+compress write: every tar
+byte is in and the compressor is flushing its last blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.digest import Digest
+from engine.events import (
+    BuildFailed,
+    BuildFinished,
+    BuildStarted,
+    Event,
+    ImageAssembled,
+    LayerCached,
+    LayerDone,
+    LayerFailed,
+    LayerProgress,
+    LayerQueued,
+    LayerStarted,
+    Log,
+    OutputWritten,
+)
+from engine.inspect import human_bytes
+from vinci_tui.clock import Clock, format_seconds
+
+FINAL_STATES = frozenset({"done", "cached", "failed", "cancelled"})
+
+
+@dataclass
+class LayerRow:
+    index: int
+    label: str
+    state: str = "queued"
+    phase: str = ""
+    done: int = 0
+    total: int = 0
+    phase_started: float | None = None
+    rate: float | None = None  # bytes per second in the current phase, None if unknown
+    size: int | None = None  # compressed size of the layer's blobs
+    digest: Digest | None = None
+    seconds: float | None = None
+    cache_hit: bool | None = None
+    error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def fraction(self) -> float | None:
+        if self.finished:
+            return 1.0 if self.state in ("done", "cached") else None
+        if not self.total:
+            return None
+        return min(1.0, self.done / self.total)
+
+
+@dataclass
+class BuildModel:
+    """One build's progress. A new build gets a new model."""
+
+    clock: Clock = field(default_factory=Clock)
+    rows: dict[int, LayerRow] = field(default_factory=dict)
+    status: str = "idle"  # idle | building | built | failed | cancelled
+    manifest: Digest | None = None
+    config: Digest | None = None
+    seconds: float | None = None
+    cached: int = 0
+    error: str = ""
+    codec: str = ""
+
+    def apply(self, event: Event) -> set[int]:
+        """Fold `event` in; return the indexes of the rows it changed."""
+        if isinstance(event, BuildStarted):
+            self.status = "building"
+            self.codec = event.codec
+            return set()
+        if isinstance(event, LayerQueued):
+            self.rows[event.index] = LayerRow(event.index, event.label)
+            return {event.index}
+        if isinstance(event, ImageAssembled):
+            self.manifest = event.manifest.digest
+            self.config = event.config.digest
+            return set()
+        if isinstance(event, BuildFinished):
+            self.status = "built"
+            self.manifest = event.manifest_digest
+            self.seconds = event.seconds
+            self.cached = event.cached
+            return set()
+        if isinstance(event, BuildFailed):
+            self.status = "cancelled" if event.cancelled else "failed"
+            self.error = event.error
+            changed = set()
+            for row in self.rows.values():
+                if not row.finished:
+                    row.state = "cancelled" if event.cancelled else "failed"
+                    changed.add(row.index)
+            return changed
+        index = getattr(event, "index", None)
+        if index is None:
+            return set()
+        row = self.rows.setdefault(index, LayerRow(index, ""))
+        self._apply_layer(row, event)
+        return {index}
+
+    def _apply_layer(self, row: LayerRow, event: Event) -> None:
+        if isinstance(event, LayerStarted):
+            # Planning comes first: stat'ing (and, where the memo misses, hashing) the inputs.
+            row.state = "hashing"
+        elif isinstance(event, LayerProgress):
+            now = self.clock.monotonic()
+            if event.phase != row.phase:
+                row.phase = event.phase
+                row.phase_started = now
+            row.done, row.total = event.done, event.total
+            elapsed = now - (row.phase_started if row.phase_started is not None else now)
+            row.rate = event.done / elapsed if elapsed > 0 else None
+            state = event.phase
+            if event.phase == "building" and event.total and event.done >= event.total:
+                state = "compressing"
+            row.state = state
+        elif isinstance(event, LayerCached):
+            row.state = "cached"
+            row.cache_hit = True
+            row.size = sum(d.size for d in event.descriptors)
+            row.digest = event.descriptors[0].digest if event.descriptors else None
+        elif isinstance(event, LayerDone):
+            row.state = "cached" if event.cache_hit else "done"
+            row.cache_hit = event.cache_hit
+            row.size = sum(d.size for d in event.descriptors)
+            row.digest = event.descriptors[0].digest if event.descriptors else None
+            row.seconds = event.seconds
+            row.rate = None
+        elif isinstance(event, LayerFailed):
+            row.state = "cancelled" if event.error == "cancelled" else "failed"
+            row.error = event.error
+
+    @property
+    def finished_layers(self) -> int:
+        return sum(1 for r in self.rows.values() if r.finished)
+
+    def title(self) -> str:
+        """Where the build is: 'building 3/7', 'built in 1.2 s, 5/7 cached', 'failed: …'."""
+        total = len(self.rows)
+        if self.status == "building":
+            return f"building {self.finished_layers}/{total}"
+        if self.status == "built":
+            seconds = format_seconds(self.clock.seconds(self.seconds or 0.0))
+            return f"built in {seconds}, {self.cached}/{total} cached"
+        if self.status == "cancelled":
+            return "cancelled"
+        if self.status == "failed":
+            first = self.error.splitlines()[0] if self.error else "unknown error"
+            return f"failed: {first}"
+        return "not built yet"
+
+
+def describe(model: BuildModel, event: Event, new_phase: bool) -> tuple[str, str] | None:
+    """The log line (level, text) for `event`; progress only when a phase starts or ends.
+
+    `model` gives layers their labels; `new_phase` says this progress event is the first of
+    its phase for its layer (progress messages are coalesced, so "the first" may be past 0).
+    """
+
+    def label(index: int) -> str:
+        row = model.rows.get(index)
+        return row.label if row is not None and row.label else f"layer {index}"
+
+    clock = model.clock
+    if isinstance(event, BuildStarted):
+        return "event", (
+            f"build started: {event.spec_path}, {event.layer_count} layers, "
+            f"{event.jobs} jobs, codec {event.codec}"
+        )
+    if isinstance(event, LayerQueued):
+        return "event", f"{event.label}: queued"
+    if isinstance(event, LayerStarted):
+        return "event", f"{event.label}: started"
+    if isinstance(event, LayerProgress):
+        finished = event.total > 0 and event.done >= event.total
+        if not (new_phase or finished):
+            return None
+        amount = human_bytes(event.total)
+        if finished:
+            return "event", f"{label(event.index)}: {event.phase} done ({amount})"
+        return "event", f"{label(event.index)}: {event.phase} {amount}"
+    if isinstance(event, LayerCached):
+        digest = event.descriptors[0].digest.short if event.descriptors else "-"
+        return "event", f"{label(event.index)}: cache hit, key {event.key[:12]} -> {digest}"
+    if isinstance(event, LayerDone):
+        digest = event.descriptors[0].digest.short if event.descriptors else "-"
+        size = human_bytes(sum(d.size for d in event.descriptors))
+        seconds = format_seconds(clock.seconds(event.seconds))
+        how = "cache hit" if event.cache_hit else "built"
+        return "event", f"{label(event.index)}: done, {digest} {size} in {seconds} ({how})"
+    if isinstance(event, LayerFailed):
+        level = "warning" if event.error == "cancelled" else "error"
+        return level, f"{label(event.index)}: {event.error}"
+    if isinstance(event, ImageAssembled):
+        return "event", f"image assembled: manifest {event.manifest.digest}"
+    if isinstance(event, BuildFinished):
+        seconds = format_seconds(clock.seconds(event.seconds))
+        return "event", (
+            f"build finished in {seconds}: {event.cached}/{event.layers} layers cached, "
+            f"manifest {event.manifest_digest}"
+        )
+    if isinstance(event, BuildFailed):
+        if event.cancelled:
+            return "warning", "build cancelled"
+        return "error", f"build failed: {event.error}"
+    if isinstance(event, OutputWritten):
+        return "event", f"wrote {event.target}"
+    if isinstance(event, Log):
+        return event.level, event.message
+    return None

@@ -1,0 +1,195 @@
+"""Worker threads: the build, and short background tasks (a layer's files, the cache).
+
+Builds run one at a time. Starting a build cancels the running one through its CancelToken
+(the engine checks it between chunks) and the new thread first waits for the old one to stop,
+so two builds never compete for the CPU and the last one started is the one that finishes.
+
+Every thread is named `vinci-…` and tracked, so quitting can cancel and join them all and a
+test can check that none is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.message import Message
+
+from engine import BuildCancelled, Builder, SpecError, VinciError, load_spec
+from engine.events import CancelToken, Log
+from engine.output import default_output
+from engine.output.write import write_output
+from vinci_tui.messages import (
+    BuildCompleted,
+    BuildEnded,
+    EventBridge,
+    LogLine,
+    Post,
+    SpecBroken,
+    SpecLoaded,
+    TaskFinished,
+)
+
+THREAD_PREFIX = "vinci-"
+
+
+class BuildRunner:
+    """Runs builds of one spec file in worker threads, posting their progress as messages."""
+
+    def __init__(
+        self,
+        builder: Builder,
+        post: Post,
+        created: int = 0,
+        write_layout: bool = True,
+    ) -> None:
+        self.builder = builder
+        self._post = post
+        self._created = created
+        self._write_layout = write_layout
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._token: CancelToken | None = None
+        self.generation = 0
+
+    def start(self, spec_path: Path) -> int:
+        """Cancel the running build (if any) and start a new one; return its generation."""
+        with self._lock:
+            if self._token is not None:
+                self._token.cancel()
+            self.generation += 1
+            generation = self.generation
+            token = CancelToken()
+            thread = threading.Thread(
+                target=self._run,
+                args=(generation, token, self._thread, spec_path),
+                name=f"{THREAD_PREFIX}build-{generation}",
+            )
+            self._thread, self._token = thread, token
+            thread.start()
+        return generation
+
+    @property
+    def busy(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._token is not None:
+                self._token.cancel()
+
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def _run(
+        self,
+        generation: int,
+        token: CancelToken,
+        previous: threading.Thread | None,
+        spec_path: Path,
+    ) -> None:
+        try:
+            if previous is not None:
+                previous.join()
+            if token.cancelled:
+                return
+            self._build(generation, token, spec_path)
+        finally:
+            self._send(BuildEnded(generation))
+
+    def _build(self, generation: int, token: CancelToken, spec_path: Path) -> None:
+        try:
+            spec = load_spec(spec_path)
+        except SpecError as e:
+            self._send(SpecBroken(generation, e))
+            return
+        self._send(SpecLoaded(generation, spec))
+        sink = EventBridge(self._post, generation)
+        try:
+            result = self.builder.build(spec, sink, token, self._created)
+        except SpecError as e:
+            # Found while planning (e.g. two items of a combined layer at one path).
+            self._send(SpecBroken(generation, e))
+            return
+        except (BuildCancelled, VinciError):
+            return  # the engine has reported it as BuildFailed
+        except Exception:
+            return  # reported as BuildFailed("internal error: …") by the engine
+        if self._write_layout and not token.cancelled:
+            target = default_output(spec.path)
+            try:
+                write_output(target, result, self.builder.store)
+            except VinciError as e:
+                self._send(LogLine("error", f"output: {e}"))
+            else:
+                sink(Log("info", f"wrote {target.kind}:{_relative(target.path)}"))
+        self._send(BuildCompleted(generation, result))
+
+    def _send(self, message: Message) -> None:
+        # RuntimeError: the app's loop has closed under a build that is being cancelled.
+        with contextlib.suppress(RuntimeError):
+            self._post(message)
+
+
+class TaskRunner:
+    """Short background jobs in named threads; starting one in a group cancels the group's
+    previous one, whose result then arrives stale (with an older ticket) and is ignored."""
+
+    def __init__(self, post: Post) -> None:
+        self._post = post
+        self._lock = threading.Lock()
+        self._tickets: dict[str, int] = {}
+        self._tokens: dict[str, CancelToken] = {}
+        self._threads: list[threading.Thread] = []
+
+    def start(self, group: str, work: Callable[[CancelToken], object]) -> int:
+        with self._lock:
+            old = self._tokens.get(group)
+            if old is not None:
+                old.cancel()
+            ticket = self._tickets.get(group, 0) + 1
+            self._tickets[group] = ticket
+            token = CancelToken()
+            self._tokens[group] = token
+            thread = threading.Thread(
+                target=self._run,
+                args=(group, ticket, token, work),
+                name=f"{THREAD_PREFIX}{group}-{ticket}",
+            )
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
+        return ticket
+
+    def current(self, group: str) -> int:
+        return self._tickets.get(group, 0)
+
+    def busy(self, group: str) -> bool:
+        prefix = f"{THREAD_PREFIX}{group}-"
+        return any(t.is_alive() and t.name.startswith(prefix) for t in self._threads)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            for token in self._tokens.values():
+                token.cancel()
+
+    def threads(self) -> list[threading.Thread]:
+        return [t for t in self._threads if t.is_alive()]
+
+    def _run(
+        self, group: str, ticket: int, token: CancelToken, work: Callable[[CancelToken], object]
+    ) -> None:
+        try:
+            result: object = work(token)
+        except Exception as e:
+            result = e
+        with contextlib.suppress(RuntimeError):
+            self._post(TaskFinished(group, ticket, result))
+
+
+def _relative(path: Path) -> str:
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("../..") else rel

@@ -1,0 +1,98 @@
+"""Watch mode: which paths a spec depends on, and a watchfiles loop over them.
+
+Editors save by writing a new file and renaming it over the old one, which ends a watch on the
+old file's inode; so the watcher watches directories (the spec's own, each file source's,
+and each directory source, recursively) and keeps only changes to paths the spec reads. The
+output layout the workbench writes next to the spec is never a trigger: a directory source
+that contains it would otherwise rebuild forever.
+
+watchfiles groups a burst of changes (`step` ms of quiet, at most `debounce` ms); the app
+then cancels any running build and starts a new one, so rapid saves end in one build of the
+last state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import Spec
+
+DEBOUNCE_MS = 800
+STEP_MS = 100
+
+
+@dataclass(frozen=True)
+class WatchTargets:
+    files: frozenset[Path]  # the spec and every file it reads
+    trees: frozenset[Path]  # directory sources: anything below them counts
+    ignore: frozenset[Path]  # never triggers (the output layout)
+
+    @property
+    def recursive(self) -> bool:
+        # Only directory sources need recursion; without them the spec's directory (which may
+        # be a large tree) is watched one level deep.
+        return bool(self.trees)
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """The fewest existing directories that cover every target, for the watcher."""
+        wanted = {f.parent for f in self.files} | set(self.trees)
+        existing = sorted(p for p in wanted if p.is_dir())
+        if not self.recursive:
+            return tuple(existing)
+        roots: list[Path] = []
+        for p in existing:
+            if not any(p.is_relative_to(r) for r in roots):
+                roots.append(p)
+        return tuple(roots)
+
+    def relevant(self, path: Path) -> bool:
+        if any(path == i or path.is_relative_to(i) for i in self.ignore):
+            return False
+        if path in self.files:
+            return True
+        return any(path == t or path.is_relative_to(t) for t in self.trees)
+
+
+def watch_targets(spec_path: Path, spec: Spec | None) -> WatchTargets:
+    """What to watch for `spec_path`; `spec` is its last good parse (None: just the file)."""
+    spec_path = Path(os.path.abspath(spec_path))
+    files = {spec_path}
+    trees: set[Path] = set()
+    for source in spec.sources if spec is not None else ():
+        if source.is_dir():
+            trees.add(source)
+        else:
+            # Also a source that does not exist yet: creating it must trigger a rebuild.
+            files.add(source)
+    output = spec_path.with_suffix(".oci")
+    return WatchTargets(frozenset(files), frozenset(trees), frozenset({output}))
+
+
+async def watch(
+    targets: WatchTargets,
+    on_change: Callable[[tuple[Path, ...]], None],
+    debounce_ms: int = DEBOUNCE_MS,
+    step_ms: int = STEP_MS,
+) -> None:
+    """Call `on_change` with the changed paths after each burst, until cancelled."""
+    from watchfiles import awatch
+
+    roots = targets.roots
+    if not roots:
+        return
+
+    def keep(_change: object, path: str) -> bool:
+        return targets.relevant(Path(path))
+
+    async for changes in awatch(
+        *roots,
+        watch_filter=keep,
+        debounce=debounce_ms,
+        step=step_ms,
+        recursive=targets.recursive,
+    ):
+        on_change(tuple(sorted({Path(p) for _, p in changes})))

@@ -1,0 +1,1 @@
+"""The workbench's panes, one module each, plus the modal screens they open."""

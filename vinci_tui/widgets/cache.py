@@ -1,0 +1,195 @@
+"""The Cache pane: every blob in the cache with its size, media type, last use and users.
+
+Listing, verifying and collecting garbage run in worker threads (the app starts them); this
+widget only shows their results. Garbage collection deletes files, so it asks first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from engine.cache.maintenance import CacheEntry
+from vinci_tui.clock import Clock, format_age
+from vinci_tui.fmt import human_bytes, short_digest
+from vinci_tui.widgets.filter import FilterBar
+
+
+def short_media_type(media_type: str) -> str:
+    """'application/vnd.oci.image.layer.v1.tar+gzip' -> 'oci layer+gzip'."""
+    for prefix, name in (
+        ("application/vnd.oci.image.", "oci "),
+        ("application/vnd.docker.image.rootfs.", "docker "),
+        ("application/vnd.docker.distribution.", "docker "),
+        ("application/vnd.docker.container.image.", "docker "),
+    ):
+        if media_type.startswith(prefix):
+            rest = media_type.removeprefix(prefix)
+            rest = rest.replace(".v1", "").replace(".v2", "").replace("+json", "")
+            return name + rest.replace(".tar", "")
+    return media_type or "-"
+
+
+class CacheTable(DataTable[Text]):
+    HELP = (
+        "Every blob in the cache: short digest, kind, size, media type, last use, and which "
+        "specs (and which layers of this spec) use it. v verifies every blob; x removes what "
+        "recent builds do not reference (after asking)."
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("v", "verify", "Verify", id="cache.verify"),
+        Binding("x", "collect", "Garbage-collect…", id="cache.gc"),
+        Binding("j", "cursor_down", "Down", show=False, id="cache.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="cache.up"),
+    ]
+
+    class Verify(Message):
+        pass
+
+    class Collect(Message):
+        pass
+
+    def __init__(self, clock: Clock, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", cell_padding=0, zebra_stripes=False)
+        self.clock = clock
+        self.entries: list[CacheEntry] = []
+        self.needle = ""
+        self.spec_path = ""
+        self.layer_users: Mapping[str, Sequence[str]] = {}
+
+    def on_mount(self) -> None:
+        self._columns()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._columns():
+            self.render_rows()
+
+    def _columns(self) -> bool:
+        width = self.scrollable_content_region.width or self.size.width or 80
+        wide = width >= 100
+        fixed = [("digest", 13), ("kind", 9), ("size", 10), ("used", 13)]
+        if wide:
+            fixed.insert(3, ("media", 18))
+        users = max(10, width - sum(w for _, w in fixed) - 1)
+        wanted = [*fixed, ("users", users)]
+        current = [(str(k.value), c.width) for k, c in self.columns.items()]
+        if current == wanted:
+            return False
+        self.clear(columns=True)
+        headers = {"used": "last used", "users": "used by", "media": "media type"}
+        for key, w in wanted:
+            self.add_column(headers.get(key, key), key=key, width=w)
+        return True
+
+    def show_entries(
+        self,
+        entries: Sequence[CacheEntry],
+        spec_path: str,
+        layer_users: Mapping[str, Sequence[str]],
+    ) -> None:
+        self.entries = list(entries)
+        self.spec_path = spec_path
+        self.layer_users = layer_users
+        self.render_rows()
+
+    def _users(self, entry: CacheEntry) -> str:
+        names = []
+        layers = self.layer_users.get(entry.digest)
+        if layers:
+            names.append("this spec: " + ", ".join(layers))
+        elif self.spec_path in entry.used_by:
+            names.append("this spec")
+        for spec in entry.used_by:
+            if spec != self.spec_path:
+                names.append(_display_path(spec))
+        return "; ".join(names) or "-"
+
+    def render_rows(self) -> None:
+        keep = self.current_digest()
+        self.clear()
+        needle = self.needle.lower()
+        columns = [str(k.value) for k in self.columns]
+        for entry in sorted(self.entries, key=lambda e: (-e.size, e.digest)):
+            users = self._users(entry)
+            media = short_media_type(entry.media_type)
+            haystack = f"{entry.digest} {entry.kind} {media} {users} {entry.summary}".lower()
+            if needle and needle not in haystack:
+                continue
+            cells = {
+                "digest": Text(short_digest(entry.digest), style="dim"),
+                "kind": Text(entry.kind),
+                "size": Text(f"{human_bytes(entry.size):>9} "),
+                "media": Text(media, overflow="ellipsis", no_wrap=True),
+                "used": Text(format_age(self.clock.age(entry.last_used))),
+                "users": Text(users, overflow="ellipsis", no_wrap=True),
+            }
+            row = [cells[c] for c in columns]
+            if needle:
+                for cell in row:
+                    cell.highlight_words([needle], style="reverse", case_sensitive=False)
+            self.add_row(*row, key=entry.digest)
+        if keep is not None and keep in self.rows:
+            self.move_cursor(row=self.get_row_index(keep))
+
+    def current_digest(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def action_verify(self) -> None:
+        self.post_message(self.Verify())
+
+    def action_collect(self) -> None:
+        self.post_message(self.Collect())
+
+
+def _display_path(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith("../..") else str(Path(path))
+
+
+def totals(entries: Sequence[CacheEntry]) -> str:
+    layers = [e for e in entries if e.kind == "layer"]
+    return (
+        f"{len(entries)} blobs, {human_bytes(sum(e.size for e in entries))} "
+        f"({len(layers)} layers, {human_bytes(sum(e.size for e in layers))})"
+    )
+
+
+class CacheView(Vertical):
+    def __init__(self, clock: Clock, *, blink: bool = True, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._clock = clock
+        self._blink = blink
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="cache-heading", classes="pane-heading")
+        yield FilterBar("filter blobs…", id="cache-filter", blink=self._blink)
+        yield CacheTable(self._clock, id="cache-table")
+
+    @property
+    def table(self) -> CacheTable:
+        return self.query_one(CacheTable)
+
+    def set_heading(self, text: Text | str) -> None:
+        self.query_one("#cache-heading", Static).update(text)
+
+    def open_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    def on_filter_bar_changed(self, event: FilterBar.Changed) -> None:
+        self.table.needle = event.text
+        self.table.render_rows()

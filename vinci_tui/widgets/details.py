@@ -1,0 +1,153 @@
+"""The Details pane: manifest, config and codec of the image, then the selected layer node's
+digests, diff_ids, media types, cache key, what went into that key and what changed in it
+since the previous build of this session.
+
+It is a two-column table so that any row can be the cursor's: `y` (or enter) copies that
+row's full value (a digest, a key) to the clipboard via OSC 52.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+from engine import BuildResult
+from engine.inspect import (
+    ImageInfo,
+    InputChange,
+    human_bytes,
+    image_from_result,
+    key_inputs,
+)
+from vinci_tui.clock import Clock, format_seconds
+
+
+@dataclass(frozen=True)
+class LayerChanges:
+    """What changed in a layer node's inputs since its previous build (None: no previous)."""
+
+    changes: tuple[InputChange, ...] | None
+
+
+class DetailsTable(DataTable[Text]):
+    HELP = (
+        "The image's manifest and config, the codec, and for the selected layer node: each "
+        "image layer's digest, diff_id, media type and size, the cache key, what went into "
+        "it, and which inputs changed since the last build. Put the cursor on a row and "
+        "press y to copy its value."
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y,enter", "copy_row", "Copy", id="details.copy"),
+        Binding("j", "cursor_down", "Down", show=False, id="details.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="details.up"),
+    ]
+
+    def __init__(self, clock: Clock, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", show_header=False, zebra_stripes=False)
+        self.clock = clock
+        self._copy: dict[str, str] = {}
+        self._n = 0
+
+    def on_mount(self) -> None:
+        self.add_column("field", key="field")
+        self.add_column("value", key="value")
+
+    def _row(self, field: str, value: str | Text, copy: str | None = None) -> None:
+        self._n += 1
+        key = f"r{self._n}"
+        label = Text(field, style="bold" if field and not field.startswith(" ") else "dim")
+        cell = value if isinstance(value, Text) else Text(value)
+        self.add_row(label, cell, key=key)
+        if copy:
+            self._copy[key] = copy
+
+    def _heading(self, text: str) -> None:
+        self._row("", Text(text, style="bold underline"))
+
+    def show(
+        self,
+        result: BuildResult | None,
+        node: int | None,
+        changes: LayerChanges | None,
+        note: str = "",
+    ) -> None:
+        cursor = self.cursor_row
+        self.clear()
+        self._copy.clear()
+        if result is None:
+            self._row("", Text(note or "No build yet.", style="dim"))
+            return
+        if note:
+            self._row("", Text(note, style="yellow"))
+        image = image_from_result(result)
+        self._image(result, image)
+        if node is not None:
+            self._layer(result, image, node, changes)
+        if self.row_count:
+            self.move_cursor(row=min(cursor, self.row_count - 1))
+
+    def _image(self, result: BuildResult, image: ImageInfo) -> None:
+        self._heading(f"Image {image.reference or '(unnamed)'}")
+        self._row("platform", image.platform)
+        self._row("manifest", str(image.manifest.digest), str(image.manifest.digest))
+        self._row("  media type", f"{image.manifest.media_type} · {image.manifest.size} B")
+        self._row("config", str(image.config.digest), str(image.config.digest))
+        self._row("  media type", f"{image.config.media_type} · {image.config.size} B")
+        self._row("codec", result.codec.summary)
+        self._row("  identity", result.codec.identity, result.codec.identity)
+        self._row("layers", f"{len(image.layers)} ({result.cached} of {len(result.layers)} cached)")
+
+    def _layer(
+        self, result: BuildResult, image: ImageInfo, node: int, changes: LayerChanges | None
+    ) -> None:
+        layer = next((r for r in result.layers if r.index == node), None)
+        if layer is None:
+            return
+        self._heading(f"Layer {node} · {layer.label} · {layer.summary}")
+        parts = [info for info in image.layers if info.node == node]
+        for info in parts:
+            if len(parts) > 1:
+                self._row("image layer", str(info.position))
+            self._row("digest", str(info.descriptor.digest), str(info.descriptor.digest))
+            self._row("diff_id", str(info.diff_id), str(info.diff_id))
+            self._row("media type", info.descriptor.media_type)
+            self._row("codec", info.compression)
+            size = f"{human_bytes(info.descriptor.size)} ({info.descriptor.size} B)"
+            if info.uncompressed_size:
+                size += f", uncompressed {human_bytes(info.uncompressed_size)}"
+            self._row("size", size)
+        self._row("cache key", layer.record.key, layer.record.key)
+        how = "hit: nothing rebuilt" if layer.cache_hit else "miss: built"
+        seconds = format_seconds(self.clock.seconds(layer.seconds))
+        self._row("cache", f"{how} in {seconds}")
+        if layer.plan is None:
+            self._row("key inputs", "the imported image's layers (by digest)")
+        else:
+            for i, (name, value) in enumerate(key_inputs(layer.plan, result.codec.identity)):
+                self._row("key inputs" if i == 0 else "", f"{name}: {value}")
+        if changes is None or changes.changes is None:
+            self._row("changed", Text("first build of this node in this session", style="dim"))
+        elif not changes.changes:
+            self._row("changed", Text("no inputs changed since the last build", style="dim"))
+        else:
+            for i, change in enumerate(changes.changes):
+                self._row("changed" if i == 0 else "", Text(str(change), style="yellow"))
+
+    def copy_value(self) -> str | None:
+        """The full value of the cursor's row, if it holds one worth copying."""
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self._copy.get(key or "")
+
+    def action_copy_row(self) -> None:
+        value = self.copy_value()
+        if value is None:
+            self.app.bell()
+            return
+        self.app.copy_to_clipboard(value)
+        self.app.notify(f"copied {value[:19]}…" if len(value) > 20 else f"copied {value}")

@@ -1,0 +1,134 @@
+"""Modal screens: confirm a destructive or disruptive action, help for a pane, a file's text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+from engine.inspect import human_bytes
+from engine.tarindex import FileContent
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Asks a yes/no question; dismisses with True only on an explicit yes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str, detail: str = "", yes: str = "Yes") -> None:
+        super().__init__()
+        self.question = question
+        self.detail = detail
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm", classes="dialog"):
+            yield Static(Text(self.question, style="bold"), id="confirm-question")
+            if self.detail:
+                yield Static(Text(self.detail), id="confirm-detail")
+            with Horizontal(id="confirm-buttons"):
+                yield Button(f"{self.yes} (y)", variant="error", id="yes")
+                yield Button("No (n)", variant="primary", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Help for the focused pane: what it shows, its keys (with binding ids), global keys."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark,f1", "dismiss_help", "Close", id="help.close"),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        description: str,
+        sections: Sequence[tuple[str, Sequence[tuple[str, str, str]]]],
+        footer: str = "",
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.description = description
+        self.sections = sections
+        self.footer = footer
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help", classes="dialog"):
+            yield Static(Text(self.title_text, style="bold"), id="help-title")
+            with VerticalScroll(id="help-body"):
+                yield Static(Text(self.description), id="help-description")
+                for name, rows in self.sections:
+                    table = Table.grid(padding=(0, 2))
+                    table.add_column(style="bold cyan", no_wrap=True)
+                    table.add_column()
+                    table.add_column(style="dim", no_wrap=True)
+                    for keys, description, binding_id in rows:
+                        table.add_row(keys, description, binding_id)
+                    yield Static(Text(name, style="bold underline"), classes="help-section")
+                    yield Static(table)
+                if self.footer:
+                    yield Static(Text(self.footer, style="dim"), classes="help-section")
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)
+
+
+class FileScreen(ModalScreen[None]):
+    """A file's contents as the layer holds them (text only, capped)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Close", id="file.close"),
+    ]
+
+    def __init__(self, path: str, content: FileContent | None, error: str = "") -> None:
+        super().__init__()
+        self.path = path
+        self.content = content
+        self.error = error
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="file", classes="dialog"):
+            yield Static(Text(self.path, style="bold"), id="file-title")
+            with VerticalScroll(id="file-body"):
+                yield Static(self._body(), id="file-text")
+            yield Static(Text(self._note(), style="dim"), id="file-note")
+
+    def _body(self) -> Text:
+        if self.error:
+            return Text(self.error, style="red")
+        content = self.content
+        if content is None:
+            return Text("not in this layer", style="red")
+        if content.binary:
+            return Text(f"binary file, {human_bytes(content.entry.size)}", style="yellow")
+        return Text(content.text)
+
+    def _note(self) -> str:
+        content = self.content
+        if content is None:
+            return "escape closes"
+        note = f"{human_bytes(content.entry.size)}"
+        if content.truncated and not content.binary:
+            note += f", showing the first {human_bytes(len(content.data))}"
+        return note + " · escape closes"
+
+    def action_close(self) -> None:
+        self.dismiss(None)

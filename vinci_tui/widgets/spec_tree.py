@@ -1,0 +1,165 @@
+"""The Spec pane: the spec as a tree of its keys and layer nodes, each with its YAML position.
+
+Re-parsing the spec (watch mode) rebuilds the tree; the expanded nodes and the cursor are kept
+by their stable keys ("layers[2].combined"), since Textual's Tree has no notion of identity
+across a rebuild. A spec that no longer loads shows its problems at the top, positioned, over
+the last good tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from engine import Spec
+from engine.errors import SpecProblem
+from vinci_tui.specview import SpecItem, spec_items
+
+DEFAULT_EXPANDED = frozenset({"config", "layers", "problems"})
+
+KIND_STYLES = {
+    "file": "bold cyan",
+    "directory": "bold blue",
+    "symlink": "bold magenta",
+    "combined": "bold yellow",
+    "import": "bold green",
+    "import-oci": "bold green",
+    "problem": "bold red",
+}
+
+
+class SpecTree(Tree[SpecItem]):
+    """The spec's tree. Highlighting a node inside a layer selects that layer everywhere."""
+
+    HELP = (
+        "The spec as a tree: image, platform, config and every layer node, with its kind, "
+        "key fields and file:line:col. Moving onto a layer selects it in every pane."
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, id="spec.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="spec.up"),
+        Binding("g", "scroll_home", "Top", show=False, id="spec.top"),
+        Binding("G", "scroll_end", "Bottom", show=False, id="spec.bottom"),
+    ]
+
+    class LayerSelected(Message):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("spec", id=id)
+        self.show_root = True
+        self.guide_depth = 3
+        self.problems: tuple[SpecProblem, ...] = ()
+        self._populated = False
+
+    def show_spec(self, spec: Spec | None, problems: Sequence[SpecProblem] = ()) -> None:
+        """Show `spec` (the last good one) and any problems of the current file."""
+        expanded, cursor = self._remember()
+        self.problems = tuple(problems)
+        self.clear()
+        self.root.set_label(self._root_label(spec))
+        self.root.data = SpecItem("spec", "spec", "", None, None)
+        if problems:
+            group = self.root.add(
+                Text.assemble(
+                    ("✗ ", "bold red"), (f"{len(problems)} problem(s) in the spec", "red")
+                ),
+                data=SpecItem("problems", "problems", "", None, None),
+                expand=True,
+            )
+            for i, p in enumerate(problems):
+                group.add_leaf(
+                    Text.assemble((f"{p.position}", "bold red"), " ", p.message),
+                    data=SpecItem(f"problem[{i}]", "problem", p.message, p.position, None),
+                )
+        if spec is not None:
+            for item in spec_items(spec):
+                self._add(self.root, item, expanded)
+        self.root.expand()
+        self._populated = spec is not None
+        self._restore(cursor)
+
+    def _root_label(self, spec: Spec | None) -> Text:
+        if spec is None:
+            return Text("(no spec loaded)", style="dim")
+        return Text.assemble((spec.display_path, "bold"), ("  spec-version v1", "dim"))
+
+    def _add(self, parent: TreeNode[SpecItem], item: SpecItem, expanded: set[str]) -> None:
+        label = self.item_label(item)
+        if item.children:
+            node = parent.add(label, data=item, expand=item.key in expanded)
+            for child in item.children:
+                self._add(node, child, expanded)
+        else:
+            parent.add_leaf(label, data=item)
+
+    @staticmethod
+    def item_label(item: SpecItem) -> Text:
+        style = KIND_STYLES.get(item.kind, "bold")
+        text = Text()
+        if item.layer is not None and item.key.count("[") == 1:
+            text.append(f"{item.layer} ", style="dim")
+        text.append(item.kind, style=style)
+        if item.text:
+            text.append(" " + item.text)
+        if item.pos is not None:
+            text.append(f"  :{item.pos.line}:{item.pos.column}", style="dim")
+        return text
+
+    def _walk(self, node: TreeNode[SpecItem] | None = None) -> Iterator[TreeNode[SpecItem]]:
+        node = node or self.root
+        yield node
+        for child in node.children:
+            yield from self._walk(child)
+
+    def _remember(self) -> tuple[set[str], str | None]:
+        if not self._populated:
+            return set(DEFAULT_EXPANDED), None
+        expanded = {n.data.key for n in self._walk() if n.data is not None and n.is_expanded} | {
+            "problems"
+        }
+        cursor = self.cursor_node
+        return expanded, cursor.data.key if cursor is not None and cursor.data else None
+
+    def _restore(self, key: str | None) -> None:
+        if key is None:
+            return
+        node = self.node_for_key(key)
+        if node is None:
+            return
+        self._tree_lines  # noqa: B018 - computes each node's line now, for move_cursor
+        self.move_cursor(node)
+
+    def node_for_key(self, key: str) -> TreeNode[SpecItem] | None:
+        for node in self._walk():
+            if node.data is not None and node.data.key == key:
+                return node
+        return None
+
+    def select_layer(self, index: int) -> None:
+        """Put the cursor on layer `index`, unless it is already inside that layer."""
+        current = self.cursor_node
+        if current is not None and current.data is not None and current.data.layer == index:
+            return
+        for node in self._walk():
+            if node.data is not None and node.data.layer == index:
+                parent = node.parent
+                while parent is not None:
+                    parent.expand()
+                    parent = parent.parent
+                self._tree_lines  # noqa: B018 - computes each node's line now, for move_cursor
+                self.move_cursor(node)
+                return
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[SpecItem]) -> None:
+        item = event.node.data
+        if item is not None and item.layer is not None:
+            self.post_message(self.LayerSelected(item.layer))
