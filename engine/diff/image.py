@@ -206,11 +206,13 @@ def compression_causes(
             # output depends on write sizes, threads or timing).
             causes.append(Cause(CODEC_OUTPUT, la.codec, "same codec, other bytes"))
     else:
+        # A layout or a registry does not say which codec wrote a layer; a gzip header's XFL
+        # and OS bytes tell some writers apart (isal and zlib set them differently).
         ha, hb = _gzip_header(a, la), _gzip_header(b, lb)
-        if ha != hb:
-            causes.append(Cause(CODEC, ha or "not gzip", hb or "not gzip"))
-        elif la.codec or lb.codec:
-            causes.append(Cause(CODEC, la.codec or "unknown", lb.codec or "unknown"))
+        wa = f"{la.codec} ({ha})" if la.codec and ha else (la.codec or ha or "not gzip")
+        wb = f"{lb.codec} ({hb})" if lb.codec and hb else (lb.codec or hb or "not gzip")
+        if ha != hb or la.codec or lb.codec:
+            causes.append(Cause(CODEC, wa, wb))
     if da.digest != db.digest:
         causes.append(
             Cause(
