@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         check_locked(path, old, result)
         print(f"{path}: up to date")
         return 0
-    new = Lock.from_result(result)
+    new = Lock.from_result(result, previous=old, store=builder.store)
     changes = differences(old, new) if old is not None else ["new lock"]
     written = write_lock(path, new)
     if args.json:

@@ -33,8 +33,8 @@ from engine.cache.store import BlobStore
 from engine.codec import Codec
 from engine.descriptor import Descriptor
 from engine.digest import Digest
-from engine.errors import SourceError, VinciError
-from engine.events import CancelToken
+from engine.errors import BuildCancelled, SourceError, VinciError
+from engine.events import CancelToken, EventSink, Log, discard
 from engine.layerbuild import tar_header
 from engine.plan import READ_CHUNK, LayerPlan
 from engine.spec.model import ImportOCISpec, Spec
@@ -65,13 +65,16 @@ class LockedLayer:
     codec: str
     uncompressed_size: int
     used_by: tuple[str, ...]  # spec labels whose layers have this diff_id
+    # Repositories known to hold the blob ("registry/repository"), where a machine that lacks
+    # it fetches it from: those it was pushed to or pulled from, as the cache recorded.
+    sources: tuple[str, ...] = ()
 
     @property
     def descriptor(self) -> Descriptor:
         return Descriptor(self.media_type, self.digest, self.size)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "codec": self.codec,
             "digest": str(self.digest),
             "media_type": self.media_type,
@@ -79,6 +82,9 @@ class LockedLayer:
             "uncompressed_size": self.uncompressed_size,
             "used_by": list(self.used_by),
         }
+        if self.sources:
+            out["sources"] = list(self.sources)
+        return out
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,7 @@ class Lock:
                     str(v["codec"]),
                     int(v.get("uncompressed_size", 0)),
                     tuple(str(x) for x in v.get("used_by") or ()),
+                    tuple(sorted(str(x) for x in v.get("sources") or ())),
                 )
                 for diff_id, v in sorted(doc.get("layers", {}).items())
             )
@@ -158,8 +165,16 @@ class Lock:
             ) from None
 
     @classmethod
-    def from_result(cls, result: BuildResult) -> Lock:
-        """The lock that records `result` exactly."""
+    def from_result(
+        cls,
+        result: BuildResult,
+        previous: Lock | None = None,
+        store: BlobStore | None = None,
+    ) -> Lock:
+        """The lock that records `result` exactly. Each blob's `sources` are those `previous`
+        listed for the same blob, plus (given `store`) the repositories the cache knows hold
+        it: a lock only learns sources, so one made on a machine that never pushed keeps them.
+        """
         by_diff: dict[Digest, dict[str, Any]] = {}
         imports: list[LockedImport] = []
         for node, r in zip(result.spec.layers, result.layers, strict=True):
@@ -191,6 +206,7 @@ class Lock:
                 v["codec"],
                 v["usize"],
                 tuple(sorted(v["used_by"])),
+                _sources(v["d"].digest, previous, store),
             )
             for diff_id, v in sorted(by_diff.items())
         )
@@ -201,6 +217,19 @@ class Lock:
             layers,
             tuple(sorted(set(imports), key=lambda i: i.ref)),
         )
+
+
+def _sources(digest: Digest, previous: Lock | None, store: BlobStore | None) -> tuple[str, ...]:
+    found: set[str] = set()
+    if previous is not None:
+        for x in previous.layers:
+            if x.digest == digest:
+                found.update(x.sources)
+    if store is not None:
+        from engine.registry.sources import read_facts
+
+        found.update(f"{s.registry}/{s.repository}" for s in read_facts(store, digest).sources)
+    return tuple(sorted(found))
 
 
 def read_lock(path: Path) -> Lock | None:
@@ -262,6 +291,11 @@ def differences(old: Lock, new: Lock) -> list[str]:
             lines.append(
                 f"layer {diff_id.short}: made by {', '.join(n.used_by)}, locked as made by "
                 f"{', '.join(o.used_by)}"
+            )
+        elif o.sources != n.sources:
+            lines.append(
+                f"layer {diff_id.short}: blob now known at {', '.join(n.sources)} (was: "
+                f"{', '.join(o.sources) or 'nowhere'})"
             )
     old_imports = {i.ref: i for i in old.imports}
     new_imports = {i.ref: i for i in new.imports}
@@ -366,22 +400,26 @@ def remember_built(store: BlobStore, result: BuildResult) -> None:
 
 class LockReuse:
     """The Builder's question for each built layer: is there a locked blob to use instead of
-    what the codec makes (or made)?"""
+    what the codec makes (or made)? The blob comes from the cache, or is fetched (and
+    verified against its digest and diff_id) from a repository the lock lists for it."""
 
-    def __init__(self, lock: Lock, store: BlobStore, codec: Codec) -> None:
+    def __init__(
+        self, lock: Lock, store: BlobStore, codec: Codec, sink: EventSink = discard
+    ) -> None:
         self.lock = lock
         self.store = store
         self.codec = codec
+        self.sink = sink
 
     def _candidates(self) -> dict[Digest, LockedLayer]:
-        """Locked blobs another codec made that the cache holds: only these are worth a
-        hash-only pass over a layer (with the same codec identity, the compressor makes the
-        locked bytes itself)."""
+        """Locked blobs another codec made that the cache holds or a registry serves: only
+        these are worth a hash-only pass over a layer (with the same codec identity, the
+        compressor makes the locked bytes itself)."""
         return {
             x.diff_id: x
             for x in self.lock.layers
             if x.codec not in (self.codec.identity, IMPORT_CODEC)
-            and self.store.has_blob(x.digest, x.size)
+            and (x.sources or self.store.has_blob(x.digest, x.size))
         }
 
     def record_for(
@@ -401,8 +439,6 @@ class LockReuse:
             locked = self.lock.layer(diff_id)
             if locked is None or locked.descriptor == cached.descriptors[0]:
                 return None
-            if not self.store.has_blob(locked.digest, locked.size):
-                return None
         else:
             candidates = self._candidates()
             if not candidates:
@@ -412,8 +448,17 @@ class LockReuse:
             if found is None:
                 return None
             locked = found
+        if not self.store.has_blob(locked.digest, locked.size) and not self._fetch(locked, cancel):
+            return None
         if blob_diff_id(self.store, locked.digest, cancel) != diff_id:
-            return None  # the lock names a blob that is not this layer: build it ourselves
+            self.sink(
+                Log(
+                    "warning",
+                    f"vinci.lock: blob {locked.digest.short} does not hold layer "
+                    f"{diff_id.short}; ignoring that entry",
+                )
+            )
+            return None  # a lock is a file anyone can edit: build the layer ourselves
         return LayerRecord(
             key=plan.key,
             descriptors=(locked.descriptor,),
@@ -424,13 +469,45 @@ class LockReuse:
             extra=(("lock", "reused"),),
         )
 
+    def _fetch(self, locked: LockedLayer, cancel: CancelToken | None) -> bool:
+        """Bring the locked blob into the cache from the first listed repository that has
+        it; its digest and diff_id are checked as it streams in."""
+        from engine import mediatypes
+        from engine.imagesource.ingest import Ingest
+        from engine.registry.client import RegistryClient
+        from engine.registry.sources import add_source, set_diff_id
+
+        for source in locked.sources:
+            registry, _, repository = source.partition("/")
+            sink = Ingest(
+                self.store,
+                f"{source}@{locked.digest}",
+                mediatypes.layer_compression(locked.media_type),
+            )
+            try:
+                with RegistryClient(registry) as client:
+                    client.fetch_blob(repository, locked.digest, locked.size, sink, cancel=cancel)
+                got = sink.commit(locked.digest, locked.size, locked.diff_id)
+            except BuildCancelled:
+                raise
+            except VinciError as e:
+                self.sink(Log("warning", f"vinci.lock: cannot fetch {locked.digest.short}: {e}"))
+                continue
+            finally:
+                sink.discard()
+            assert got.diff_id is not None
+            set_diff_id(self.store, got.digest, got.diff_id, got.uncompressed_size)
+            add_source(self.store, got.digest, registry, repository)
+            return True
+        return False
+
 
 def check_locked(path: Path, lock: Lock, result: BuildResult) -> None:
     """For `vinci build --locked`: raise LockError, with the causes and the change to the lock
     file, unless the build is exactly what the lock records."""
     import difflib
 
-    built = Lock.from_result(result)
+    built = Lock.from_result(result, previous=lock)  # sources: the lock's own, nothing new
     if built.to_bytes() == lock.to_bytes():
         return
     causes = differences(lock, built) or ["the lock file is not in canonical form"]

@@ -254,3 +254,27 @@ def test_import_oci_resolution_is_locked(
     imported = [v for v in lock["layers"].values() if v["used_by"] == ["layers[0].import-oci"]]
     assert len(imported) == 2 and all(v["codec"] == "import" for v in imported)
     vinci("build", derived, "--locked", env=env)
+
+
+def test_locked_blobs_come_from_the_registry_they_were_pushed_to(
+    tmp_path: Path, vinci: VinciRunner, spec: Path, registry: RegistryServer
+) -> None:
+    env = {**_env(tmp_path / "cache"), "DOCKER_CONFIG": str(tmp_path / "docker")}
+    repo = f"{registry.host}/lock/pushed"
+    vinci("lock", spec, env=env)
+    vinci("build", spec, "--push", "--image", repo, "--tag", "v1", env=env)
+    relock = vinci("lock", spec, env=env)  # learns where the blobs are
+    assert "blob now known at" in relock.stderr
+    lock = _lock(spec)
+    assert all(v["sources"] == [repo] for v in lock["layers"].values())
+    # Another machine: an empty cache and another gzip. The locked blobs come from the
+    # registry (verified as they stream in) instead of being recompressed.
+    other = {**env, "VINCI_CACHE_DIR": str(tmp_path / "elsewhere")}
+    run = vinci("build", spec, "--compression", "gzip-zlib", "--locked", env=other)
+    assert run.digest == lock["image"]["manifest"]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "elsewhere/v1/layers").glob("*")]
+    assert not any(r["codec"].startswith("gzip/zlib/") for r in records)
+    # The lock round-trips there too: sources are kept, not forgotten.
+    text = (spec.parent / "vinci.lock").read_bytes()
+    vinci("lock", spec, "--compression", "gzip-zlib", env=other)
+    assert (spec.parent / "vinci.lock").read_bytes() == text
