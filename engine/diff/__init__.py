@@ -10,12 +10,36 @@ workbench's "what changed since the last build", and `vinci build --locked`.
 
     with open_image(a, ...) as x, open_image(b, ...) as y:
         print(render(diff_images(x, y)))
+
+    diff_results(previous, latest, store).headline()   # the workbench, after a rebuild
 """
 
+from typing import TYPE_CHECKING
+
+from engine.cache.store import BlobStore
 from engine.diff.image import diff_images
-from engine.diff.load import LoadedImage, open_image, parse_target
+from engine.diff.load import LoadedImage, load_result, open_image, parse_target
 from engine.diff.model import Cause, FieldChange, FileChange, ImageDiff, LayerChange
 from engine.diff.render import render
+from engine.events import CancelToken
+
+if TYPE_CHECKING:
+    from engine.build import BuildResult
+
+
+def diff_results(
+    before: "BuildResult",
+    after: "BuildResult",
+    store: BlobStore,
+    *,
+    files: bool = True,
+    cancel: CancelToken | None = None,
+) -> ImageDiff:
+    """Why build result `after` differs from `before` (both BuildResults whose blobs are in
+    `store`). Only changed layers are read, streaming; run it off the UI thread."""
+    with load_result(before, store) as a, load_result(after, store) as b:
+        return diff_images(a, b, files=files, cancel=cancel)
+
 
 __all__ = [
     "Cause",
@@ -25,6 +49,8 @@ __all__ = [
     "LayerChange",
     "LoadedImage",
     "diff_images",
+    "diff_results",
+    "load_result",
     "open_image",
     "parse_target",
     "render",

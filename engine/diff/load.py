@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from engine import mediatypes
 from engine.cache.store import BlobStore
@@ -30,6 +30,10 @@ from engine.diff.tarstream import sniff_compression
 from engine.digest import Digest
 from engine.errors import ImageImportError, VinciError
 from engine.events import CancelToken
+
+if TYPE_CHECKING:
+    from engine.build import BuildResult
+    from engine.spec.model import Spec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 PREFIXES = ("spec", "oci", "oci-archive", "docker-archive", "docker", "registry")
@@ -169,14 +173,18 @@ def _layers_from(
 def load_spec_image(
     path: str,
     store: BlobStore,
-    build: Callable[[Any], Any],
+    build: Callable[[Spec], BuildResult],
 ) -> LoadedImage:
     """Build the spec at `path` with `build(spec) -> BuildResult` and open the result."""
     from engine.cli import find_spec
     from engine.spec import load_spec
 
-    spec = load_spec(find_spec(path))
-    result = build(spec)
+    return load_result(build(load_spec(find_spec(path))), store)
+
+
+def load_result(result: BuildResult, store: BlobStore) -> LoadedImage:
+    """A BuildResult whose blobs are in `store`, opened for diffing: the workbench diffs the
+    previous build against the new one this way, with no rebuild and no copy."""
     manifest = _json_object(store.read_blob(result.manifest.digest), "manifest")
     config = _json_object(store.read_blob(result.config.digest), "config")
     descriptors: list[Descriptor] = []
@@ -186,7 +194,7 @@ def load_spec_image(
             descriptors.append(d)
             codecs.append("" if r.record.codec == "import" else r.record.codec)
     ref = ImageRef(
-        spec.display_path, "spec", str(result.manifest.digest), str(result.config.digest)
+        result.spec.display_path, "spec", str(result.manifest.digest), str(result.config.digest)
     )
     layers = _layers_from(manifest, descriptors, config, codecs)
     return LoadedImage(ref, manifest, config, layers, lambda layer: _open_store(store, layer))
@@ -329,7 +337,7 @@ def open_image(
     text: str,
     *,
     store: BlobStore,
-    build: Callable[[Any], Any],
+    build: Callable[[Spec], BuildResult],
     platform: Platform,
     cancel: CancelToken | None = None,
 ) -> LoadedImage:

@@ -273,3 +273,22 @@ def test_entry_order_and_trailing_blocks_are_named() -> None:
     padded = io.BytesIO(short.getvalue() + b"\0" * 4096)
     causes, notes = _compare(short, padded)
     assert causes == {} and len(notes) == 1 and notes[0].startswith("end of archive:")
+
+
+def test_diff_results_for_the_workbench(tmp_path: Path, base: Path) -> None:
+    """What the workbench shows after a rebuild: two BuildResults from one cache, no CLI."""
+    from engine.build import Builder
+    from engine.cache.store import BlobStore
+    from engine.diff import diff_results
+    from engine.spec import load_spec
+
+    builder = Builder(BlobStore(tmp_path / "cache"))
+    before = builder.build(load_spec(base))
+    base.write_text(SPEC.replace("mode: 0644", "mode: 0600").replace("MODE: prod", "MODE: dev"))
+    after = builder.build(load_spec(base))
+    diff = diff_results(before, after, builder.store)
+    assert diff.headline() == [
+        "config config.Env.MODE changed",
+        "layer 1 changed: /etc/message changed (mode)",
+    ]
+    assert diff_results(after, after, builder.store).identical
