@@ -163,7 +163,9 @@ class Builder:
         sink(BuildStarted(spec.display_path, len(spec.layers), self.jobs, self.codec.identity))
         for i, layer in enumerate(spec.layers):
             sink(LayerQueued(i, layer.label))
-        planner = Planner(self.store, self.codec, created, sink, token)
+        # With a lock, layers are matched by their tar digest before anything is built, so
+        # every source is hashed first (no speculative builds, engine/plan.py).
+        planner = Planner(self.store, self.codec, created, sink, token, self.lock is None)
         try:
             results = self._run(spec, planner, sink, token)
             base = self._base_config(spec, results)
@@ -235,7 +237,8 @@ class Builder:
                 )
             else:
                 plan = planner.plan(node, index)
-                cached = self.index.get(plan.key)
+                # No key yet: a source the stat memo did not know is hashed as it is written.
+                cached = self.index.get(plan.key) if plan.key else None
                 if self.lock is not None:
                     # A locked blob for these tar bytes wins over what this codec makes.
                     cached = self.lock.record_for(plan, cached, summary, token) or cached
@@ -247,6 +250,7 @@ class Builder:
                     built = write_layer(
                         plan, self.codec, self.store, index, sink, token, self.threads
                     )
+                    plan = planner.complete(plan, built.content_digests)
                     record = LayerRecord(
                         key=plan.key,
                         descriptors=(built.descriptor,),

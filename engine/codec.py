@@ -44,8 +44,12 @@ class Codec:
         elif self.name == "gzip":
             from isal import igzip_threaded
 
-            inner = igzip_threaded.open(  # type: ignore[no-untyped-call]
-                sink, "wb", compresslevel=self.level, threads=threads, block_size=BLOCK_SIZE
+            # The raw threaded writer, without the io.BufferedWriter that igzip_threaded.open()
+            # puts in front of it: that buffer (of block_size) hands the writer exactly the
+            # blocks the re-blocker gives it, so the output is the same, but it costs two
+            # copies of every block. Given a `bytes` block, the raw writer keeps it as is.
+            inner = igzip_threaded._ThreadedGzipWriter(
+                sink, "wb", level=self.level, threads=threads, block_size=BLOCK_SIZE
             )
         elif self.name == "gzip-zlib":
             inner = _ZlibGzip(sink, self.level)
@@ -75,9 +79,10 @@ class _Reblocker:
     def write(self, data: bytes | memoryview) -> int:
         n = len(data)
         if not self._buf and n == self._size:
-            # Always a copy: threaded compressors queue what they are given, and callers
-            # reuse their buffers.
-            self._inner.write(bytes(data))
+            # Threaded compressors queue what they are given and callers reuse their buffers,
+            # so a mutable block is copied; a `bytes` block is immutable and passed as is
+            # (bytes(b) is b), which is the layer writer's zero-copy path.
+            self._inner.write(data if type(data) is bytes else bytes(data))
             return n
         self._buf += data
         if len(self._buf) >= self._size:

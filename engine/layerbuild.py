@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from engine import testhooks
 from engine.cache.memo import stat_key
 from engine.cache.store import BlobStore
-from engine.codec import Codec
+from engine.codec import BLOCK_SIZE, Codec, Compressor
 from engine.descriptor import Descriptor
 from engine.digest import Digest
 from engine.errors import SourceError
@@ -31,6 +31,9 @@ class BuiltLayer:
     descriptor: Descriptor
     diff_id: Digest
     uncompressed_size: int
+    # (entry index, sha256 hex) for every entry planned without a content digest: hashed
+    # from the very bytes that went into the layer (see engine/plan.py, "speculative").
+    content_digests: tuple[tuple[int, str], ...] = ()
 
 
 def tar_header(entry: PlannedEntry, mtime: int) -> bytes:
@@ -52,7 +55,9 @@ def tar_header(entry: PlannedEntry, mtime: int) -> bytes:
 class _TarSink:
     """Counts and hashes the uncompressed stream on its way into the compressor."""
 
-    def __init__(self, compressor: object, progress: ProgressThrottle, cancel: CancelToken | None):
+    def __init__(
+        self, compressor: Compressor, progress: ProgressThrottle, cancel: CancelToken | None
+    ):
         self._compressor = compressor
         self._hash = hashlib.sha256()
         self._progress = progress
@@ -61,7 +66,7 @@ class _TarSink:
 
     def write(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
-        self._compressor.write(data)  # type: ignore[attr-defined]
+        self._compressor.write(data)
         self.size += len(data)
         self._progress.advance(len(data))
         if self._cancel is not None:
@@ -89,21 +94,23 @@ def write_layer(
 ) -> BuiltLayer:
     total = uncompressed_size(plan)
     progress = ProgressThrottle(sink, index, "building", total)
+    content: list[tuple[int, str]] = []
     with store.writer() as blob:
         # testhooks: knobs `vinci verify` turns to prove they never change the bytes.
         compressor = testhooks.open_codec(codec, blob, threads)  # type: ignore[arg-type]
         tar = _TarSink(compressor, progress, cancel)
         try:
-            buf = bytearray(testhooks.read_chunk(READ_CHUNK))
-            view = memoryview(buf)
-            for entry in plan.entries:
+            chunk = testhooks.read_chunk(READ_CHUNK)
+            for i, entry in enumerate(plan.entries):
                 tar.write(tar_header(entry, plan.mtime))
                 if entry.type != "file":
                     continue
                 if entry.inline is not None:
                     tar.write(entry.inline)
                 else:
-                    _copy_source(entry, tar, view)
+                    hashed = _copy_source(entry, tar, chunk, hashing=not entry.digest)
+                    if hashed is not None:
+                        content.append((i, hashed))
                 tar.write(padding(entry.size))
             tar.write(testhooks.trailer())  # b"" outside the test suite's faults
             tar.write(END)
@@ -112,25 +119,45 @@ def write_layer(
             compressor.close()
         digest = blob.commit()
         size = blob.size
-    return BuiltLayer(Descriptor(codec.media_type, digest, size), tar.digest, tar.size)
+    return BuiltLayer(
+        Descriptor(codec.media_type, digest, size), tar.digest, tar.size, tuple(content)
+    )
 
 
-def _copy_source(entry: PlannedEntry, tar: _TarSink, view: memoryview) -> None:
+def _copy_source(entry: PlannedEntry, tar: _TarSink, chunk: int, hashing: bool) -> str | None:
+    """Streams one source file into the layer; with `hashing`, returns its content digest.
+
+    Reads are sized so that, past the file's first read, each one ends on a codec block
+    boundary of the stream: a whole block read into a fresh `bytes` goes to the compressor
+    without being copied again (codec.py's re-blocker passes `bytes` blocks through), which
+    matters when a layer is a few large files. Read sizes never change the output.
+    """
     try:
         fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
         raise SourceError(f"{entry.origin}: cannot read {entry.source}: {e.strerror}") from None
+    h = hashlib.sha256() if hashing else None
+    # The VINCI_READ_CHUNK knob sets the read size as given (verify varies it on purpose).
+    aligned = chunk == BLOCK_SIZE
     try:
         if stat_key(os.fstat(fd)) != entry.stat:
             raise SourceError(f"{entry.source} changed since it was hashed; build again")
         remaining = entry.size
         while remaining:
-            n = os.readv(fd, [view[: min(len(view), remaining)]])
-            if n == 0:
+            want = BLOCK_SIZE - tar.size % BLOCK_SIZE if aligned else chunk
+            data = os.read(fd, min(want, remaining))
+            if not data:
                 raise SourceError(f"{entry.source} shrank while it was being read; build again")
-            tar.write(view[:n])
-            remaining -= n
+            if h is not None:
+                h.update(data)
+            tar.write(data)
+            remaining -= len(data)
         if os.read(fd, 1):
             raise SourceError(f"{entry.source} grew while it was being read; build again")
+        if h is not None and stat_key(os.fstat(fd)) != entry.stat:
+            # The bytes written and hashed agree with each other, but the memo would pair this
+            # stat data with content the file may no longer have.
+            raise SourceError(f"{entry.source} changed while it was being read; build again")
     finally:
         os.close(fd)
+    return h.hexdigest() if h is not None else None

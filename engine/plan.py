@@ -1,10 +1,24 @@
 """Plans a layer: the exact list of tar entries a file/directory/symlink/combined node makes,
 each with its content digest, and the cache key derived from them.
 
-Planning reads no file contents when the stat memo knows a file; otherwise it hashes it. The
-cache key covers everything that reaches the layer's bytes (paths, types, modes, owners, sizes,
-content digests, link targets, mtime, tar format, codec identity) and nothing else: no host
-paths, so another checkout directory hits the same cache entries.
+Planning reads no file contents when the stat memo knows a file. The cache key covers
+everything that reaches the layer's bytes (paths, types, modes, owners, sizes, content digests,
+link targets, mtime, tar format, codec identity) and nothing else: no host paths, so another
+checkout directory hits the same cache entries.
+
+When the memo does not know a file, its digest has to come from reading it, and then one of two
+things happens:
+
+- "verify": the memo still holds the file's last digest for the same size (a touched file, a
+  fresh checkout at the same path, a file too recently modified to be trusted) and the key those
+  digests give is in the cache. The file is probably unchanged, so it is hashed now, as before,
+  and the layer is most likely a cache hit.
+- "speculative": otherwise the layer will almost surely have to be built, so it is built right
+  away, and each unknown file is hashed from the very bytes the layer writer reads
+  (engine/layerbuild.py); `Planner.complete` then derives the key. Reading and hashing a file
+  twice (once for the key, once into the layer) would cost a whole extra pass, done alone before
+  the layer's pipeline starts. If the key turns out to be cached after all, the build was
+  wasted, never wrong: the same key means the same bytes.
 """
 
 from __future__ import annotations
@@ -13,8 +27,9 @@ import hashlib
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -63,9 +78,12 @@ class PlannedEntry:
 @dataclass(frozen=True)
 class LayerPlan:
     entries: tuple[PlannedEntry, ...]
-    key: str
+    key: str  # "" while `pending` is not empty
     mtime: int
     hashed_bytes: int  # bytes read to compute digests (0 on a fully memoized plan)
+    # Speculative plans: the entries (index, memo root, memo rel) whose content digest the
+    # layer writer computes; their `digest` is "" until `Planner.complete` fills it in.
+    pending: tuple[tuple[int, str, str], ...] = ()
 
     @property
     def content_bytes(self) -> int:
@@ -161,12 +179,25 @@ class Planner:
         mtime: int,
         sink: EventSink,
         cancel: CancelToken | None = None,
+        speculate: bool = True,
     ) -> None:
         self.store = store
         self.codec = codec
         self.mtime = mtime
         self.sink = sink
         self.cancel = cancel
+        self.speculate = speculate
+        # One memo per source root for the whole build, shared by the layers that read it (two
+        # layers of one directory must not each save only their own half), saved after each
+        # layer's plan. Layers plan on several threads: the lock guards the memos.
+        self._memos: dict[str, StatMemo] = {}
+        self._memo_lock = threading.Lock()
+
+    def _memo(self, root: str) -> StatMemo:
+        memo = self._memos.get(root)
+        if memo is None:
+            memo = self._memos[root] = StatMemo(self.store, Path(root))
+        return memo
 
     def plan(self, node: CombinablePart | CombinedSpec, index: int) -> LayerPlan:
         parts: tuple[CombinablePart, ...] = (
@@ -190,7 +221,9 @@ class Planner:
                 )
             by_path[r.path] = r
         ordered = sorted(by_path.values(), key=lambda r: sort_key(r.path))
-        entries, hashed = self._digest_all(ordered, index)
+        entries, hashed, pending = self._digest_all(ordered, index)
+        if pending:
+            return LayerPlan(tuple(entries), "", self.mtime, 0, pending)
         return LayerPlan(
             tuple(entries), cache_key(entries, self.mtime, self.codec), self.mtime, hashed
         )
@@ -332,22 +365,31 @@ class Planner:
 
     # -- content digests -------------------------------------------------------------------
 
-    def _digest_all(self, raws: list[_Raw], index: int) -> tuple[list[PlannedEntry], int]:
-        memos: dict[str, StatMemo] = {}
+    def _digest_all(
+        self, raws: list[_Raw], index: int
+    ) -> tuple[list[PlannedEntry], int, tuple[tuple[int, str, str], ...]]:
         pending: list[tuple[int, _Raw, StatMemo]] = []
         digests: dict[int, str] = {}
-        for i, r in enumerate(raws):
-            if r.type != "file" or r.inline is not None:
-                continue
-            memo = memos.get(r.memo_root)
-            if memo is None:
-                memo = memos[r.memo_root] = StatMemo(self.store, Path(r.memo_root))
-            assert r.stat is not None
-            known = memo.lookup(r.memo_rel, r.stat)
-            if known is not None:
-                digests[i] = known
-            else:
+        guesses: dict[int, str] = {}
+        with self._memo_lock:
+            for i, r in enumerate(raws):
+                if r.type != "file" or r.inline is not None:
+                    continue
+                memo = self._memo(r.memo_root)
+                assert r.stat is not None
+                known = memo.lookup(r.memo_rel, r.stat)
+                if known is not None:
+                    digests[i] = known
+                    continue
                 pending.append((i, r, memo))
+                guess = memo.guess(r.memo_rel, r.size)
+                if guess is not None:
+                    guesses[i] = guess
+        if pending and self.speculate and not self._probably_cached(raws, digests, guesses):
+            # Saved now, with the entries it knew, though nothing new is in it yet.
+            self._save_memos({m for _, _, m in pending})
+            speculative = tuple((i, r.memo_root, r.memo_rel) for i, r, _ in pending)
+            return self._entries_of(raws, digests), 0, speculative
         total = sum(r.size for _, r, _ in pending)
         progress = ProgressThrottle(self.sink, index, "hashing", total) if pending else None
         for i, r, memo in pending:
@@ -361,10 +403,31 @@ class Planner:
             if after != r.stat:
                 raise SourceError(f"{r.source} changed while it was being read; build again")
             digests[i] = digest
-            memo.remember(r.memo_rel, r.stat, digest)
-        for memo in memos.values():
-            memo.save()
-        entries = [
+            with self._memo_lock:
+                memo.remember(r.memo_rel, r.stat, digest)
+        self._save_memos({self._memos[r.memo_root] for r in raws if r.memo_root})
+        return self._entries_of(raws, digests), total, ()
+
+    def _probably_cached(
+        self, raws: list[_Raw], digests: dict[int, str], guesses: dict[int, str]
+    ) -> bool:
+        """Whether the layer's key, with the memo's last digests for the unknown files, is in
+        the cache: then hashing first is likely to save the build."""
+        if len(guesses) + len(digests) < sum(
+            1 for r in raws if r.type == "file" and r.inline is None
+        ):
+            return False
+        guessed = self._entries_of(raws, {**digests, **guesses})
+        key = cache_key(guessed, self.mtime, self.codec)
+        return (self.store.layer_dir / f"{key}.json").is_file()
+
+    def _save_memos(self, memos: Iterable[StatMemo]) -> None:
+        with self._memo_lock:
+            for memo in memos:
+                memo.save()
+
+    def _entries_of(self, raws: list[_Raw], digests: dict[int, str]) -> list[PlannedEntry]:
+        return [
             PlannedEntry(
                 path=r.path,
                 type=r.type,
@@ -381,7 +444,27 @@ class Planner:
             )
             for i, r in enumerate(raws)
         ]
-        return entries, total
+
+    def complete(self, plan: LayerPlan, hashed: Iterable[tuple[int, str]]) -> LayerPlan:
+        """A speculative plan with the digests the layer writer computed, and so its key; the
+        digests go into the stat memo. A complete plan is returned as it is."""
+        if not plan.pending:
+            return plan
+        digests = dict(hashed)
+        entries = list(plan.entries)
+        with self._memo_lock:
+            for i, root, rel in plan.pending:
+                e = entries[i]
+                assert e.stat is not None
+                entries[i] = replace(e, digest=digests[i])
+                self._memo(root).remember(rel, e.stat, digests[i])
+        self._save_memos({self._memos[root] for _, root, _ in plan.pending})
+        return LayerPlan(
+            tuple(entries),
+            cache_key(entries, plan.mtime, self.codec),
+            plan.mtime,
+            sum(entries[i].size for i, _, _ in plan.pending),
+        )
 
 
 @dataclass

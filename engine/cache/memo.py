@@ -3,7 +3,13 @@
 Like git's index: (size, mtime_ns, inode, ctime_ns) unchanged means content unchanged, so an
 unchanged source is never read again. A file modified within the timestamp granularity of the
 moment it was hashed could be missed that way ("racily clean"), so entries whose mtime is that
-recent are not remembered and get hashed again next time.
+recent are never trusted: they are kept only as a guess, and get hashed again next time.
+
+A guess is the last digest seen for a path with the same size, whatever its stat data says. It
+never stands in for a digest: the planner uses it only to choose between hashing a file first
+(a touched file whose layer is probably cached) and building its layer straight away
+(engine/plan.py). One memo serves every layer of a build that reads the same root, so entries a
+build did not look at are kept (for a few writes: a deleted file's entry does not live forever).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from engine.canonical import canonical_json
 
 StatKey = tuple[int, int, int, int]  # size, mtime_ns, inode, ctime_ns
 RACY_NS = 2_000_000_000
+KEEP_UNSEEN = 8  # writes of the memo an entry survives without being looked up
 
 
 def stat_key(st: os.stat_result) -> StatKey:
@@ -35,12 +42,16 @@ class StatMemo:
         self._old: dict[str, list[object]] = {}
         self._new: dict[str, list[object]] = {}
         self._started_ns = time.time_ns()
+        # Something to write: new digests, or no memo file yet (it is created on the first
+        # save, so a root's memo exists from its first plan on).
+        self._dirty = True
         try:
             with open(self._path, "rb") as f:
                 data = json.load(f)
             if data.get("root") == os.fsdecode(source_root):
                 self._old = data.get("entries", {})
-        except (OSError, ValueError):
+                self._dirty = False
+        except (OSError, ValueError, AttributeError):
             pass
         self._root = os.fsdecode(source_root)
         self.hits = 0
@@ -55,14 +66,29 @@ class StatMemo:
         self.misses += 1
         return None
 
+    def guess(self, rel: str, size: int) -> str | None:
+        """The last digest seen for `rel` if it had this size: a hint, never a digest."""
+        entry = self._new.get(rel) or self._old.get(rel)
+        if entry is not None and entry[0] == size:
+            return str(entry[4])
+        return None
+
     def remember(self, rel: str, key: StatKey, digest_hex: str) -> None:
-        # Writes set mtime (and ctime) to the coarse clock, so mtime alone tells raciness.
-        if key[1] >= self._started_ns - RACY_NS:
-            return
-        self._new[rel] = [*key, digest_hex]
+        # Writes set mtime (and ctime) to the coarse clock, so mtime alone tells raciness. A
+        # racy entry is kept as a guess only: a null mtime never equals a stat's.
+        racy = key[1] >= self._started_ns - RACY_NS
+        self._new[rel] = [key[0], None, key[2], key[3], digest_hex] if racy else [*key, digest_hex]
+        self._dirty = True
 
     def save(self) -> None:
-        if self._new == self._old:
+        if not self._dirty:
             return
-        data = {"root": self._root, "entries": self._new}
+        entries: dict[str, list[object]] = {rel: e[:5] for rel, e in self._new.items()}
+        for rel, e in self._old.items():
+            if rel not in entries:
+                unseen = int(e[5]) + 1 if len(e) > 5 else 1  # type: ignore[call-overload]
+                if unseen <= KEEP_UNSEEN:
+                    entries[rel] = [*e[:5], unseen]
+        data = {"root": self._root, "entries": entries}
         write_atomic(self._path, canonical_json(data), replace=True)
+        self._dirty = False
