@@ -241,7 +241,7 @@ class Builder:
                 cached = self.index.get(plan.key) if plan.key else None
                 if self.lock is not None:
                     # A locked blob for these tar bytes wins over what this codec makes.
-                    cached = self.lock.record_for(plan, cached, summary, token) or cached
+                    cached = self.lock.record_for(plan, cached, summary, token, sink) or cached
                 hit = cached is not None
                 if cached is not None:
                     record = cached

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from engine.cli import _add_build_args, _codec, _created, _store
 from engine.errors import VinciError
@@ -36,9 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.build import Builder
+    from engine.build import Builder, BuildResult
     from engine.descriptor import Platform
     from engine.diff import diff_images, open_image, render
+    from engine.lock import lock_for
+    from engine.spec.model import Spec
 
     try:
         platform = Platform.parse(args.platform)
@@ -48,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
     apply_registry_options(args)
     store = _store(args)
-    builder = Builder(store, _codec(args), args.jobs)
+    codec = _codec(args)
     created = _created(args)
 
-    def build(spec: Any) -> Any:
-        return builder.build(spec, created=created)
+    def build(spec: Spec) -> BuildResult:
+        # As `vinci build` would build it: with the lock beside the spec, if there is one.
+        return Builder(store, codec, args.jobs, lock=lock_for(spec)).build(spec, created=created)
 
     with (
         open_image(args.a, store=store, build=build, platform=platform) as a,

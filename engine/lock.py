@@ -232,6 +232,12 @@ def _sources(digest: Digest, previous: Lock | None, store: BlobStore | None) -> 
     return tuple(sorted(found))
 
 
+def lock_for(spec: Spec) -> Lock | None:
+    """The lock beside `spec`, if any: what `Builder(..., lock=lock_for(spec))` should get
+    wherever a spec is built the way `vinci build` builds it."""
+    return read_lock(lock_path(spec))
+
+
 def read_lock(path: Path) -> Lock | None:
     """The lock at `path`, or None if there is none."""
     # Most specs have no lock: a stat, not an open, says so (the cache tests audit every
@@ -403,13 +409,10 @@ class LockReuse:
     what the codec makes (or made)? The blob comes from the cache, or is fetched (and
     verified against its digest and diff_id) from a repository the lock lists for it."""
 
-    def __init__(
-        self, lock: Lock, store: BlobStore, codec: Codec, sink: EventSink = discard
-    ) -> None:
+    def __init__(self, lock: Lock, store: BlobStore, codec: Codec) -> None:
         self.lock = lock
         self.store = store
         self.codec = codec
-        self.sink = sink
 
     def _candidates(self) -> dict[Digest, LockedLayer]:
         """Locked blobs another codec made that the cache holds or a registry serves: only
@@ -428,8 +431,10 @@ class LockReuse:
         cached: LayerRecord | None,
         summary: str,
         cancel: CancelToken | None = None,
+        sink: EventSink = discard,
     ) -> LayerRecord | None:
         """A record naming the locked blob for this layer, or None to go on as without a lock.
+        Why a locked blob could not be used goes to `sink` as a warning.
 
         Never stored in the cache's index: the index maps a key (which includes the codec)
         to what that codec made, and must stay true for builds without the lock.
@@ -448,10 +453,11 @@ class LockReuse:
             if found is None:
                 return None
             locked = found
-        if not self.store.has_blob(locked.digest, locked.size) and not self._fetch(locked, cancel):
+        held = self.store.has_blob(locked.digest, locked.size)
+        if not held and not self._fetch(locked, cancel, sink):
             return None
         if blob_diff_id(self.store, locked.digest, cancel) != diff_id:
-            self.sink(
+            sink(
                 Log(
                     "warning",
                     f"vinci.lock: blob {locked.digest.short} does not hold layer "
@@ -469,7 +475,7 @@ class LockReuse:
             extra=(("lock", "reused"),),
         )
 
-    def _fetch(self, locked: LockedLayer, cancel: CancelToken | None) -> bool:
+    def _fetch(self, locked: LockedLayer, cancel: CancelToken | None, sink: EventSink) -> bool:
         """Bring the locked blob into the cache from the first listed repository that has
         it; its digest and diff_id are checked as it streams in."""
         from engine import mediatypes
@@ -479,22 +485,22 @@ class LockReuse:
 
         for source in locked.sources:
             registry, _, repository = source.partition("/")
-            sink = Ingest(
+            ingest = Ingest(
                 self.store,
                 f"{source}@{locked.digest}",
                 mediatypes.layer_compression(locked.media_type),
             )
             try:
                 with RegistryClient(registry) as client:
-                    client.fetch_blob(repository, locked.digest, locked.size, sink, cancel=cancel)
-                got = sink.commit(locked.digest, locked.size, locked.diff_id)
+                    client.fetch_blob(repository, locked.digest, locked.size, ingest, cancel=cancel)
+                got = ingest.commit(locked.digest, locked.size, locked.diff_id)
             except BuildCancelled:
                 raise
             except VinciError as e:
-                self.sink(Log("warning", f"vinci.lock: cannot fetch {locked.digest.short}: {e}"))
+                sink(Log("warning", f"vinci.lock: cannot fetch {locked.digest.short}: {e}"))
                 continue
             finally:
-                sink.discard()
+                ingest.discard()
             assert got.diff_id is not None
             set_diff_id(self.store, got.digest, got.diff_id, got.uncompressed_size)
             add_source(self.store, got.digest, registry, repository)
