@@ -108,7 +108,8 @@ def parse_target(text: str) -> Target:
         if p.suffix in SPEC_SUFFIXES:
             return Target("spec", path)
         return Target("archive", path, tag)
-    if os.sep in text and text.startswith((".", os.sep, "~")):
+    # What looks like a path is not looked up on Docker Hub: a typo must not go to the network.
+    if text.startswith((".", os.sep, "~")) or Path(path).suffix in (*SPEC_SUFFIXES, ".oci", ".tar"):
         raise VinciError(f"{text}: no such file or directory")
     return Target("registry", text)
 
