@@ -196,25 +196,24 @@ def _inputs_root(spec: Spec) -> Path:
     return Path(os.path.commonpath(paths))
 
 
-def _copy_tree(src: Path, dest: Path, mask: int | None, made: list[Path]) -> None:
+def _copy_tree(src: Path, dest: Path, mask: int | None, top: bool = True) -> None:
     """Copy `src` (a file, a directory, a symlink inside a tree) to `dest`, children in
-    reverse name order, so directory order differs from a plain copy's."""
-    st = os.lstat(src)
-    if stat.S_ISLNK(st.st_mode) and made:  # a link inside a directory source stays a link
+    reverse name order, so directory order differs from a plain copy's. A source the spec
+    names is followed if it is a link (as the planner does); a link inside a directory source
+    stays a link (the planner stores it as one)."""
+    if not top and os.path.islink(src):
         os.symlink(os.readlink(src), dest)
         return
     if stat.S_ISDIR(os.stat(src).st_mode):
         dest.mkdir(exist_ok=True)
-        made.append(dest)
         for name in sorted(os.listdir(src), reverse=True):
-            _copy_tree(src / name, dest / name, mask, made)
+            _copy_tree(src / name, dest / name, mask, top=False)
         if mask is not None:
             os.chmod(dest, stat.S_IMODE(os.stat(src).st_mode) & mask)
         return
     if not stat.S_ISREG(os.stat(src).st_mode):
         return  # sockets and FIFOs: a build skips them anyway
     shutil.copyfile(src, dest)
-    made.append(dest)
     mode = stat.S_IMODE(os.stat(src).st_mode)
     os.chmod(dest, mode & mask if mask is not None else mode)
 
@@ -223,13 +222,12 @@ def copy_inputs(spec: Spec, dest: Path, mask: int | None = None) -> Path:
     """Copy the spec and every input to `dest`, keeping their relative layout. Returns the
     copied spec's path."""
     root = _inputs_root(spec)
-    made: list[Path] = []
     for path in sorted({spec.path, *spec.sources}, key=str, reverse=True):
         if not os.path.lexists(path):
             continue
         target = dest / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _copy_tree(path, target, mask, made)
+        _copy_tree(path, target, mask)
     return dest / spec.path.relative_to(root)
 
 
