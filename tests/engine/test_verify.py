@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import EXAMPLES, VinciRunner, copy_example
+from trees import make_tree
 
 from engine.verify import NAMES
 
@@ -45,6 +46,19 @@ def test_every_example_verifies(
     digests = {b["manifest"] for b in data["builds"] if b["status"] != "skipped"}
     assert len(digests) == 1
     assert data["reproducible"] is True
+
+
+def test_a_tree_with_links_long_and_non_ascii_names_verifies(
+    tmp_path: Path, vinci: VinciRunner
+) -> None:
+    """The copies verify makes keep what the planner sees: symlinks inside a directory source
+    stay links, a source the spec names through a link is followed, excluded files and
+    non-ASCII and 140-byte names survive the reverse-order copy."""
+    spec = make_tree(tmp_path / "src", order_seed=5)
+    (spec.parent / "tool-link").symlink_to("tool")
+    spec.write_text(spec.read_text().replace("source: ./tool}", "source: ./tool-link}"))
+    data = _verify(vinci, spec, "--skip", "user")
+    assert set(_statuses(data).values()) == {"baseline", "match"}
 
 
 def test_chunk_dependent_codec_is_caught_and_explained(
