@@ -231,7 +231,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.finish()
     if args.locked and locked is not None:
-        check_locked(lock_path(spec), locked, result)  # before any output is written
+        check_locked(lock_path(spec), locked, result, builder.store)  # before any output
     write_output(target, result, builder.store)
     pushed = None
     if push_to is not None:

@@ -1,6 +1,7 @@
 """`vinci lock [SPEC]`: build the spec (through the cache, using the current lock's blobs where
 the cache holds them) and write vinci.lock beside it, or leave it byte for byte as it is when
-nothing changed. `--check` writes nothing and fails, with the difference, if the lock is stale.
+nothing changed. `--check` writes nothing and fails, with the difference, if the lock is stale;
+`--no-lock` relocks with what this build's codec makes (to move a lock to another codec).
 The format is in docs/lock.md.
 """
 
@@ -19,6 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--check",
         action="store_true",
         help="write nothing; exit 1 with the difference if the lock is not up to date",
+    )
+    p.add_argument(
+        "--no-lock",
+        action="store_true",
+        help="do not reuse the current lock's blobs: relock with what this build's codec makes",
     )
     p.add_argument("--json", action="store_true", help="print the lock's path and changes as JSON")
     _add_build_args(p)
@@ -45,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(find_spec(args.spec))
     path = lock_path(spec)
     old = read_lock(path)
-    builder = Builder(_store(args), _codec(args), args.jobs, lock=old)
+    builder = Builder(_store(args), _codec(args), args.jobs, lock=None if args.no_lock else old)
     result = builder.build(spec, created=_created(args))
     remember_built(builder.store, result)
     if args.check:
@@ -53,11 +59,13 @@ def run(args: argparse.Namespace) -> int:
             from engine.lock import LockError
 
             raise LockError(f"--check: no {path}; `vinci lock` writes it")
-        check_locked(path, old, result)
+        check_locked(path, old, result, builder.store)
         print(f"{path}: up to date")
         return 0
     new = Lock.from_result(result, previous=old, store=builder.store)
-    changes = differences(old, new) if old is not None else ["new lock"]
+    # With --no-lock the old blobs were left aside on purpose: say what changed, not why.
+    store = None if args.no_lock else builder.store
+    changes = differences(old, new, store) if old is not None else ["new lock"]
     written = write_lock(path, new)
     if args.json:
         data = {

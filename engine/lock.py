@@ -270,8 +270,9 @@ def write_lock(path: Path, lock: Lock) -> bool:
     return True
 
 
-def differences(old: Lock, new: Lock) -> list[str]:
-    """Why `new` (what the build made) is not `old` (the lock), one line per cause."""
+def differences(old: Lock, new: Lock, store: BlobStore | None = None) -> list[str]:
+    """Why `new` (what the build made) is not `old` (the lock), one line per cause. Given the
+    build's `store`, a locked blob the build did not use is said to be missing or unused."""
     lines: list[str] = []
     old_layers = {x.diff_id: x for x in old.layers}
     new_layers = {x.diff_id: x for x in new.layers}
@@ -288,10 +289,16 @@ def differences(old: Lock, new: Lock) -> list[str]:
                 f"locked layer {diff_id.short} ({', '.join(o.used_by)}) is not in this build"
             )
         elif (o.digest, o.size, o.media_type) != (n.digest, n.size, n.media_type):
+            why = ""
+            if store is not None and not store.has_blob(o.digest, o.size):
+                where = "no listed source served it" if o.sources else "the lock lists no source"
+                why = f" is not available here (not in the cache; {where})"
+            elif store is not None:
+                why = " was not used (it does not hold these tar bytes, or the lock was ignored)"
             lines.append(
                 f"layer {diff_id.short} ({', '.join(n.used_by)}): same tar bytes, but the locked "
-                f"blob {o.digest.short} ({o.codec}, {o.size} bytes) is not available here; this "
-                f"build compressed it as {n.digest.short} ({n.codec}, {n.size} bytes)"
+                f"blob {o.digest.short} ({o.codec}, {o.size} bytes){why}; this build has "
+                f"{n.digest.short} ({n.codec}, {n.size} bytes)"
             )
         elif o.used_by != n.used_by:
             lines.append(
@@ -508,15 +515,18 @@ class LockReuse:
         return False
 
 
-def check_locked(path: Path, lock: Lock, result: BuildResult) -> None:
+def check_locked(
+    path: Path, lock: Lock, result: BuildResult, store: BlobStore | None = None
+) -> None:
     """For `vinci build --locked`: raise LockError, with the causes and the change to the lock
-    file, unless the build is exactly what the lock records."""
+    file, unless the build is exactly what the lock records. `store`: the build's cache, to
+    say why a locked blob was not used."""
     import difflib
 
     built = Lock.from_result(result, previous=lock)  # sources: the lock's own, nothing new
     if built.to_bytes() == lock.to_bytes():
         return
-    causes = differences(lock, built) or ["the lock file is not in canonical form"]
+    causes = differences(lock, built, store) or ["the lock file is not in canonical form"]
     patch = list(
         difflib.unified_diff(
             lock.to_bytes().decode().splitlines(),

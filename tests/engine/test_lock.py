@@ -112,6 +112,14 @@ def test_lock_format_and_byte_identical_round_trip(
     vinci("lock", spec, env=_env(tmp_path / "cold-cache"))  # a cold cache changes nothing either
     assert path.read_bytes() == before
     vinci("lock", spec, "--check", env=_env(cache))
+    # Another codec does not move the lock (the locked blobs win)...
+    assert "up to date" in vinci("lock", spec, "--compression", "zstd", env=_env(cache)).stdout
+    # ...unless asked to relock with it.
+    moved = vinci("lock", spec, "--compression", "zstd", "--no-lock", env=_env(cache))
+    assert "written" in moved.stdout and "locked blob" in moved.stderr
+    assert {v["media_type"] for v in _lock(spec)["layers"].values()} == {
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    }
 
 
 def test_another_gzip_keeps_the_locked_digest_when_the_blobs_are_there(
@@ -178,7 +186,9 @@ def test_locked_fails_with_a_clear_diff_when_the_blobs_are_not_there(
     for diff_id, entry in locked["layers"].items():
         short = diff_id.removeprefix("sha256:")[:12]
         assert f"layer {short} ({entry['used_by'][0]}): same tar bytes, but the locked blob" in err
-    assert "is not available here; this build compressed it as" in err
+    assert (
+        "is not available here (not in the cache; the lock lists no source); this build has" in err
+    )
     assert "gzip/zlib/" in err and ISAL in err
     assert f"image manifest: locked {locked['image']['manifest']}, built sha256:" in err
     assert f'-    "manifest": "{locked["image"]["manifest"]}",' in err  # the lock file's diff
