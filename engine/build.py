@@ -39,7 +39,6 @@ from engine.events import (
     discard,
 )
 from engine.image import LayerPart, assemble
-from engine.imports import import_layers
 from engine.layerbuild import write_layer
 from engine.lock import Lock, LockReuse
 from engine.plan import LayerPlan, Planner
@@ -231,6 +230,10 @@ class Builder:
             token.check()
             sink(LayerStarted(index, node.label))
             if isinstance(node, ImportSpec | ImportOCISpec):
+                # Imported here: the image readers and the registry client they may need
+                # cost a local build's start-up ~12 ms for nothing (docs/performance.md).
+                from engine.imports import import_layers
+
                 record, hit = import_layers(node, self.store, spec.platform, index, sink, token)
                 result = LayerResult(
                     index, node.label, summary, record, hit, time.monotonic() - started

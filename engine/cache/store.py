@@ -120,6 +120,12 @@ class BlobStore:
         return BlobWriter(self)
 
     def put_bytes(self, data: bytes) -> Digest:
+        digest = Digest.of_bytes(data)
+        if self.has_blob(digest, len(data)):
+            # Content-addressed: a present blob of this name and size is these bytes. A
+            # rebuild re-assembles the same config and manifest; rewriting them would cost
+            # two fsyncs each for nothing.
+            return digest
         with self.writer() as w:
             w.write(data)
             return w.commit()

@@ -7,6 +7,11 @@
 Blobs are copied (never hard-linked: a user editing the layout must not corrupt the cache)
 under a temporary name and renamed, and index.json is replaced last, so a reader never sees
 an index naming a missing or partial blob. Blobs of earlier images no index names are removed.
+
+The copy is copy_file_range(2): done inside the kernel, and on filesystems with reflinks
+(btrfs, XFS) it shares the extents copy-on-write, so it costs no data copy and writing to either
+file never changes the other. A rebuild that changes nothing rewrites nothing: blobs already
+present are kept, and oci-layout and index.json are replaced only when their bytes differ.
 """
 
 from __future__ import annotations
@@ -49,10 +54,39 @@ def copy_blob(store: BlobStore, digest: Digest, size: int, blob_dir: Path) -> No
         pass
     tmp = blob_dir / f".tmp-{digest.hex}-{os.getpid()}"
     try:
-        shutil.copyfile(store.blob_path(digest), tmp)
+        _copy_file(store.blob_path(digest), tmp, size)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _copy_file(src: Path, dest: Path, size: int) -> None:
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        try:
+            left = size
+            while left > 0:
+                n = os.copy_file_range(fin.fileno(), fout.fileno(), min(left, 1 << 30))
+                if n == 0:
+                    break
+                left -= n
+            if left == 0 and not fin.read(1):
+                return
+        except OSError:
+            pass  # no copy_file_range between these two (old kernel, other filesystem)
+        fin.seek(0)
+        fout.seek(0)
+        fout.truncate()
+        shutil.copyfileobj(fin, fout, 1 << 20)
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(data) + 1) == data:
+                return
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data)
 
 
 def write_layout(
@@ -76,8 +110,8 @@ def write_layout(
         wanted = [manifest, config, *layers]
         for d in wanted:
             copy_blob(store, d.digest, d.size, blob_dir)
-        write_atomic(target / "oci-layout", canonical_json(LAYOUT_FILE))
-        write_atomic(target / "index.json", layout_index(manifest, tag, platform))
+        _write_if_changed(target / "oci-layout", canonical_json(LAYOUT_FILE))
+        _write_if_changed(target / "index.json", layout_index(manifest, tag, platform))
         keep = {d.digest.hex for d in wanted}
         for path in blob_dir.iterdir():
             if path.name not in keep:
