@@ -175,7 +175,8 @@ class Lock:
         listed for the same blob, plus (given `store`) the repositories the cache knows hold
         it: a lock only learns sources, so one made on a machine that never pushed keeps them.
         """
-        by_diff: dict[Digest, dict[str, Any]] = {}
+        first: dict[Digest, tuple[Descriptor, str, int]] = {}  # blob, codec, tar size
+        used: dict[Digest, set[str]] = {}
         imports: list[LockedImport] = []
         for node, r in zip(result.spec.layers, result.layers, strict=True):
             record = r.record
@@ -187,28 +188,20 @@ class Lock:
             for d, diff_id, usize in zip(
                 record.descriptors, record.diff_ids, record.uncompressed_sizes, strict=True
             ):
-                entry = by_diff.setdefault(
-                    diff_id,
-                    {
-                        "d": d,
-                        "codec": record.codec,
-                        "usize": usize,
-                        "used_by": set(),
-                    },
-                )
-                entry["used_by"].add(r.label)
+                first.setdefault(diff_id, (d, record.codec, usize))
+                used.setdefault(diff_id, set()).add(r.label)
         layers = tuple(
             LockedLayer(
                 diff_id,
-                v["d"].digest,
-                v["d"].size,
-                v["d"].media_type,
-                v["codec"],
-                v["usize"],
-                tuple(sorted(v["used_by"])),
-                _sources(v["d"].digest, previous, store),
+                d.digest,
+                d.size,
+                d.media_type,
+                codec,
+                usize,
+                tuple(sorted(used[diff_id])),
+                _sources(d.digest, previous, store),
             )
-            for diff_id, v in sorted(by_diff.items())
+            for diff_id, (d, codec, usize) in sorted(first.items())
         )
         return cls(
             str(result.manifest.digest),

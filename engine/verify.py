@@ -228,6 +228,10 @@ def copy_inputs(spec: Spec, dest: Path, mask: int | None = None) -> Path:
         target = dest / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy_tree(path, target, mask)
+    if mask is not None:  # the directories above the inputs, as the checkout made them
+        for d in [dest, *dest.rglob("*")]:
+            if d.is_dir() and not d.is_symlink():
+                os.chmod(d, stat.S_IMODE(os.stat(d).st_mode) & mask)
     return dest / spec.path.relative_to(root)
 
 
@@ -294,6 +298,9 @@ def _command(spec_arg: str, out: Path, settings: BuildSettings, p: Perturbation)
         cmd += ["--compression-level", str(settings.compression_level)]
     if p.user is not None:
         cmd = ["setpriv", f"--reuid={p.user}", f"--regid={p.user}", "--clear-groups", *cmd]
+    if p.umask is not None:
+        # Set in the child by the shell, not with preexec_fn, which is unsafe with threads.
+        cmd = ["/bin/sh", "-c", f'umask {p.umask:03o} && exec "$@"', "sh", *cmd]
     return cmd
 
 
@@ -335,12 +342,9 @@ def run_one(
     arg = spec_arg
     if p.copy:
         inputs = here / ("other checkout ü" if p.copy == "checkout" else "inputs")
-        old = os.umask(p.umask) if p.umask is not None else None
-        try:
-            copied = copy_inputs(spec, inputs, 0o700 if p.copy == "umask" else None)
-        finally:
-            if old is not None:
-                os.umask(old)
+        # The modes a umask-077 checkout has, set explicitly: the umask is per process and
+        # the other builds' copies are being made on other threads.
+        copied = copy_inputs(spec, inputs, 0o700 if p.copy == "umask" else None)
         if p.copy == "mtimes":
             touch_randomly(inputs, seed=len(str(inputs)))
         # Run from inside the copy, naming the spec relative to it: another working directory.
@@ -351,11 +355,6 @@ def run_one(
                 d.mkdir()
                 os.chown(d, p.user, p.user)
     started = time.monotonic()
-
-    def pre() -> None:
-        if p.umask is not None:
-            os.umask(p.umask)
-
     try:
         proc = subprocess.run(
             _command(arg, out, settings, p),
@@ -364,7 +363,6 @@ def run_one(
             capture_output=True,
             text=True,
             timeout=settings.timeout,
-            preexec_fn=pre if p.umask is not None else None,
         )
     except subprocess.TimeoutExpired:
         return BuildOutcome(p, "failed", error=f"timed out after {settings.timeout:.0f}s")
