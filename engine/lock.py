@@ -465,6 +465,13 @@ class LockReuse:
                 )
             )
             return None  # a lock is a file anyone can edit: build the layer ourselves
+        sink(
+            Log(
+                "info",
+                f"{summary}: locked blob {locked.digest.short} ({locked.codec}) used for "
+                f"layer {diff_id.short}",
+            )
+        )
         return LayerRecord(
             key=plan.key,
             descriptors=(locked.descriptor,),
