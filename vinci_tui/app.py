@@ -19,9 +19,9 @@ import asyncio
 import functools
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
@@ -87,6 +87,21 @@ PANE_HELP = {
     "cache": CacheTable.HELP,
     "log": BuildLog.HELP,
 }
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., None])
+
+
+def from_worker(handler: _Handler) -> _Handler:
+    """For handlers of messages posted by worker threads: one may arrive while the app is
+    being torn down (its widgets already gone); it is dropped then."""
+
+    @functools.wraps(handler)
+    def guarded(self: App[Any], message: Any) -> None:
+        if self.is_running:
+            handler(self, message)
+
+    return guarded  # type: ignore[return-value]
 
 
 class Workbench(App[int]):
@@ -215,6 +230,7 @@ class Workbench(App[int]):
     def _stale(self, generation: int) -> bool:
         return generation != self.runner.generation
 
+    @from_worker
     def on_spec_loaded(self, message: SpecLoaded) -> None:
         if self._stale(message.generation):
             return
@@ -227,6 +243,7 @@ class Workbench(App[int]):
         self._retarget_watch()
         self._update_titles()
 
+    @from_worker
     def on_spec_broken(self, message: SpecBroken) -> None:
         if self._stale(message.generation):
             return
@@ -248,6 +265,7 @@ class Workbench(App[int]):
         self._show_details()
         self._update_titles()
 
+    @from_worker
     def on_engine_event(self, message: EngineEvent) -> None:
         if self._stale(message.generation):
             return
@@ -267,10 +285,13 @@ class Workbench(App[int]):
         if isinstance(event, BuildFinished):
             self.good_model = self.model
         if isinstance(event, BuildFailed) and not event.cancelled:
-            self.notify(event.error.splitlines()[0], title="build failed", severity="error")
+            self.notify(
+                event.error.splitlines()[0], title="build failed", severity="error", timeout=4
+            )
         if not isinstance(event, LayerProgress) or new_phase:
             self._update_titles()
 
+    @from_worker
     def on_build_completed(self, message: BuildCompleted) -> None:
         if self._stale(message.generation):
             return
@@ -296,14 +317,17 @@ class Workbench(App[int]):
         self._sync_selection()
         self._update_titles()
 
+    @from_worker
     def on_build_ended(self, message: BuildEnded) -> None:
         self._update_titles()
 
+    @from_worker
     def on_sources_changed(self, message: SourcesChanged) -> None:
         names = ", ".join(self.display_path(p) for p in message.paths) or "(unknown)"
         self.log_line("watch", f"watch: {names} changed")
         self.start_build(f"{names} changed")
 
+    @from_worker
     def on_log_line(self, message: LogLine) -> None:
         self.log_line(message.level, message.text)
 
@@ -408,6 +432,7 @@ class Workbench(App[int]):
 
     # -- background task results -----------------------------------------------------------
 
+    @from_worker
     def on_task_finished(self, message: TaskFinished) -> None:
         if message.ticket != self.tasks.current(message.group):
             return
@@ -638,6 +663,9 @@ class Workbench(App[int]):
     def focused_pane(self) -> str:
         node: Any = self.focused
         while node is not None:
+            if isinstance(node, TabbedContent):
+                # The tab bar belongs to the pane it shows.
+                return str(node.active).removesuffix("-tab")
             pane = {
                 "spec": "spec",
                 "layers": "layers",
@@ -809,7 +837,7 @@ class Workbench(App[int]):
         else:
             status.append(title, style="bold")
         if manifest is not None:
-            status.append("  ·  manifest ")
+            status.append("  ·  ")
             status.append(f"sha256:{short_digest(manifest)}", style="bold cyan")
         status.append("  ·  ")
         status.append(

@@ -10,6 +10,7 @@ byte is in and the compressor is flushing its last blocks.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from engine.digest import Digest
@@ -221,4 +222,13 @@ def describe(model: BuildModel, event: Event, new_phase: bool) -> tuple[str, str
         return "event", f"wrote {event.target}"
     if isinstance(event, Log):
         return event.level, event.message
-    return None
+    # Events this workbench does not know yet (the engine grows): still logged, generically.
+    return "event", _generic(event)
+
+
+def _generic(event: object) -> str:
+    """'PushFinished: target=…, digest=…' for any event dataclass."""
+    if not dataclasses.is_dataclass(event):
+        return repr(event)
+    values = ", ".join(f"{f.name}={getattr(event, f.name)}" for f in dataclasses.fields(event))
+    return f"{type(event).__name__}: {values}"

@@ -62,7 +62,10 @@ def make_app(project: Path, builder: Builder | None = None, **kwargs: Any) -> Wo
         "keymap_path": project / "keys.toml",
     }
     options.update(kwargs)
-    return Workbench(Path("vinci.yaml"), builder, **options)
+    app = Workbench(Path("vinci.yaml"), builder, **options)
+    # Tab underlines animate; Pilot waits for every animation after each key press.
+    app.animation_level = "none"
+    return app
 
 
 async def wait_for(

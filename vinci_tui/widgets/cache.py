@@ -190,6 +190,6 @@ class CacheView(Vertical):
     def open_filter(self) -> None:
         self.query_one(FilterBar).open()
 
-    def on_filter_bar_changed(self, event: FilterBar.Changed) -> None:
+    def on_filter_bar_filter_changed(self, event: FilterBar.FilterChanged) -> None:
         self.table.needle = event.text
         self.table.render_rows()

@@ -84,8 +84,9 @@ class FileTable(DataTable[Text]):
 
     def _columns(self) -> None:
         width = self.scrollable_content_region.width or self.size.width or 80
-        origin = 18 if width >= 70 else 0
-        name = max(12, width - 11 - 8 - 9 - origin - 1)
+        rest = width - 11 - 8 - 9 - 1
+        origin = max(14, rest * 2 // 5) if width >= 70 else 0
+        name = max(12, rest - origin)
         wanted = [("mode", 11), ("owner", 8), ("size", 9), ("name", name)]
         if origin:
             wanted.append(("origin", origin))
@@ -131,6 +132,8 @@ class FileTable(DataTable[Text]):
         for row in tree_rows(self.root, self.sort_by, lambda p: p in self.expanded, only):
             node = row.node
             mode, owner, size = entry_columns(node.entry)
+            if node.entry is None:
+                mode, owner = "d", ""  # implied by the paths below it, not in the layer
             if node.children:
                 size = human_bytes(node.total)
                 fold = "▾ " if (only is not None or node.path in self.expanded) else "▸ "
@@ -150,7 +153,7 @@ class FileTable(DataTable[Text]):
                 name,
             ]
             if show_origin:
-                origin = node.entry.origin if node.entry is not None else ""
+                origin = node.entry.origin if node.entry is not None else "(implied)"
                 cells.append(Text(origin, style="dim", overflow="ellipsis", no_wrap=True))
             self.add_row(*cells, key=node.path)
             self._by_path[node.path] = node
@@ -240,6 +243,6 @@ class ContentsView(Vertical):
     def open_filter(self) -> None:
         self.query_one(FilterBar).open()
 
-    def on_filter_bar_changed(self, event: FilterBar.Changed) -> None:
+    def on_filter_bar_filter_changed(self, event: FilterBar.FilterChanged) -> None:
         self.table.needle = event.text
         self.table.render_rows()

@@ -33,6 +33,9 @@ class LayerChanges:
     changes: tuple[InputChange, ...] | None
 
 
+FIELD_WIDTH = 12
+
+
 class DetailsTable(DataTable[Text]):
     HELP = (
         "The image's manifest and config, the codec, and for the selected layer node: each "
@@ -50,20 +53,33 @@ class DetailsTable(DataTable[Text]):
         super().__init__(id=id, cursor_type="row", show_header=False, zebra_stripes=False)
         self.clock = clock
         self._copy: dict[str, str] = {}
-        self._n = 0
-
-    def on_mount(self) -> None:
-        self.add_column("field", key="field")
-        self.add_column("value", key="value")
+        self._rows: list[tuple[Text, Text, str | None]] = []
 
     def _row(self, field: str, value: str | Text, copy: str | None = None) -> None:
-        self._n += 1
-        key = f"r{self._n}"
         label = Text(field, style="bold" if field and not field.startswith(" ") else "dim")
         cell = value if isinstance(value, Text) else Text(value)
-        self.add_row(label, cell, key=key)
-        if copy:
-            self._copy[key] = copy
+        self._rows.append((label, cell, copy))
+
+    def _flush(self) -> None:
+        """Replace the table's rows with the collected ones.
+
+        Column widths are set from the content here rather than left to the table's
+        automatic sizing, which depended on when the table was first laid out.
+        """
+        cursor = self.cursor_row
+        self.clear(columns=True)
+        self._copy.clear()
+        self.add_column("field", key="field", width=FIELD_WIDTH)
+        widest = max((cell.cell_len for _, cell, _ in self._rows), default=1)
+        self.add_column("value", key="value", width=widest)
+        for n, (label, cell, copy) in enumerate(self._rows):
+            key = f"r{n}"
+            self.add_row(label, cell, key=key)
+            if copy:
+                self._copy[key] = copy
+        self._rows = []
+        if self.row_count:
+            self.move_cursor(row=min(cursor, self.row_count - 1))
 
     def _heading(self, text: str) -> None:
         self._row("", Text(text, style="bold underline"))
@@ -75,20 +91,17 @@ class DetailsTable(DataTable[Text]):
         changes: LayerChanges | None,
         note: str = "",
     ) -> None:
-        cursor = self.cursor_row
-        self.clear()
-        self._copy.clear()
+        self._rows = []
         if result is None:
             self._row("", Text(note or "No build yet.", style="dim"))
-            return
-        if note:
-            self._row("", Text(note, style="yellow"))
-        image = image_from_result(result)
-        self._image(result, image)
-        if node is not None:
-            self._layer(result, image, node, changes)
-        if self.row_count:
-            self.move_cursor(row=min(cursor, self.row_count - 1))
+        else:
+            if note:
+                self._row("", Text(note, style="yellow"))
+            image = image_from_result(result)
+            self._image(result, image)
+            if node is not None:
+                self._layer(result, image, node, changes)
+        self._flush()
 
     def _image(self, result: BuildResult, image: ImageInfo) -> None:
         self._heading(f"Image {image.reference or '(unnamed)'}")
@@ -116,7 +129,9 @@ class DetailsTable(DataTable[Text]):
             self._row("diff_id", str(info.diff_id), str(info.diff_id))
             self._row("media type", info.descriptor.media_type)
             self._row("codec", info.compression)
-            size = f"{human_bytes(info.descriptor.size)} ({info.descriptor.size} B)"
+            size = human_bytes(info.descriptor.size)
+            if info.descriptor.size >= 1024:
+                size += f" ({info.descriptor.size} B)"
             if info.uncompressed_size:
                 size += f", uncompressed {human_bytes(info.uncompressed_size)}"
             self._row("size", size)

@@ -1,7 +1,7 @@
 """The filter line a pane opens with `/`: filters as you type, enter keeps it, escape clears.
 
 A pane that can be filtered (contents, cache, log) contains one FilterBar, hidden until
-opened, and handles `FilterBar.Changed` to re-render itself.
+opened, and handles `FilterBar.FilterChanged` to re-render itself.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class FilterBar(Input):
         Binding("escape", "clear_filter", "Clear filter", id="filter.clear"),
     ]
 
-    class Changed(Message):
+    class FilterChanged(Message):
         def __init__(self, bar: FilterBar, text: str) -> None:
             super().__init__()
             self.bar = bar
@@ -47,7 +47,7 @@ class FilterBar(Input):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.post_message(self.Changed(self, event.value))
+        self.post_message(self.FilterChanged(self, event.value))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

@@ -2,8 +2,8 @@
 
 Rows are keyed by the layer's index in the spec and always shown in spec order, whatever
 order the worker pool finishes them in. Only rows an event changed are repainted. The column
-set follows the pane's width: below COMPACT_BELOW cells the digest and seconds columns go
-(the Details pane has them), the way dive shrinks its layer list on small terminals.
+set follows the pane's width: below COMPACT_BELOW cells the digest, seconds and cache columns
+go (Details has them), the way dive shrinks its layer list on small terminals.
 """
 
 from __future__ import annotations
@@ -41,19 +41,20 @@ FULL = (
     ("index", "#", 3),
     ("layer", "layer", 0),
     ("state", "state", 12),
-    ("progress", "progress", BAR + 20),
+    ("progress", "progress", BAR + 18),
     ("size", "size", 7),
     ("digest", "digest", 13),
-    ("time", "time", 7),
+    ("time", "time", 6),
     ("cache", "cache", 5),
 )
+# Compact: no digest or time (Details has them) and no cache column: the state says it
+# (cached is a hit, done a miss).
 COMPACT = (
     ("index", "#", 3),
     ("layer", "layer", 0),
     ("state", "state", 12),
     ("progress", "progress", BAR + 6),
     ("size", "size", 7),
-    ("cache", "cache", 5),
 )
 
 
@@ -106,6 +107,9 @@ class LayersTable(DataTable[Text]):
             self.add_column(header, key=key, width=w)
         for index in sorted(self.model.rows):
             self.add_row(*self._cells(self.model.rows[index]), key=str(index))
+        # An explicit height (header + rows; the pane caps it): `auto` was measured at
+        # whatever moment the layout ran, sometimes before the rows existed.
+        self.styles.height = self.row_count + 1
         if self.row_count:
             self.move_cursor(row=min(cursor, self.row_count - 1))
 
@@ -140,7 +144,10 @@ class LayersTable(DataTable[Text]):
             return Text(str(row.index), style="dim")
         if key == "layer":
             name = self.names.get(row.index) or row.label
-            return Text(name, overflow="ellipsis", no_wrap=True)
+            # One cell is the gap to the next column (the table has no cell padding).
+            if len(name) > width - 1:
+                name = name[: width - 2] + "…"
+            return Text(name, no_wrap=True)
         if key == "state":
             text = row.state if row.state != "failed" else "failed ✗"
             return Text(text, style=STATE_STYLES.get(row.state, ""))
@@ -166,17 +173,18 @@ class LayersTable(DataTable[Text]):
         rest = width - BAR - 1
         if row.finished or not row.total:
             return text
-        if rest >= 18:
+        if rest >= 17:
             amount = f"{compact_bytes(row.done)}/{compact_bytes(row.total)}"
             rate = f"{compact_bytes(row.rate)}/s" if row.rate else ""
-            text.append(f" {amount:<11}{rate:>7}"[: rest + 1])
+            text.append(f" {amount:<9}{rate:>7}"[:rest])
         else:
             pct = 100 * row.done / row.total if row.total else 0
             text.append(f" {pct:3.0f}%")
         return text
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value is not None:
+        # Only the user's moves select a layer: rebuilding the rows also moves the cursor.
+        if self.has_focus and event.row_key.value is not None:
             self.post_message(self.LayerSelected(int(event.row_key.value)))
 
     def select_layer(self, index: int) -> None:

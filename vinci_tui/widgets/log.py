@@ -98,7 +98,7 @@ class LogView(Vertical):
     def open_filter(self) -> None:
         self.query_one(FilterBar).open()
 
-    def on_filter_bar_changed(self, event: FilterBar.Changed) -> None:
+    def on_filter_bar_filter_changed(self, event: FilterBar.FilterChanged) -> None:
         self.log_widget.needle = event.text
         self.log_widget.rerender()
         self.update_heading()

@@ -130,13 +130,20 @@ class SpecTree(Tree[SpecItem]):
         return expanded, cursor.data.key if cursor is not None and cursor.data else None
 
     def _restore(self, key: str | None) -> None:
-        if key is None:
-            return
-        node = self.node_for_key(key)
-        if node is None:
-            return
-        self._tree_lines  # noqa: B018 - computes each node's line now, for move_cursor
-        self.move_cursor(node)
+        if key is not None and self.node_for_key(key) is not None:
+            self._move_to(key)
+
+    def _move_to(self, key: str) -> None:
+        """Put the cursor on the node with `key`, once the tree has been laid out: scrolling
+        it into view needs the tree's final size."""
+
+        def move() -> None:
+            node = self.node_for_key(key)
+            if node is not None:
+                self._tree_lines  # noqa: B018 - computes each node's line, for move_cursor
+                self.move_cursor(node)
+
+        self.call_after_refresh(move)
 
     def node_for_key(self, key: str) -> TreeNode[SpecItem] | None:
         for node in self._walk():
@@ -155,11 +162,11 @@ class SpecTree(Tree[SpecItem]):
                 while parent is not None:
                     parent.expand()
                     parent = parent.parent
-                self._tree_lines  # noqa: B018 - computes each node's line now, for move_cursor
-                self.move_cursor(node)
+                self._move_to(node.data.key)
                 return
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[SpecItem]) -> None:
         item = event.node.data
-        if item is not None and item.layer is not None:
+        # Only the user's moves select a layer: rebuilding the tree also moves the cursor.
+        if self.has_focus and item is not None and item.layer is not None:
             self.post_message(self.LayerSelected(item.layer))

@@ -1,0 +1,106 @@
+"""SVG snapshots of every main view, from real builds of a fixed project, at fixed terminal
+sizes with a frozen clock. Update with `pytest tests/tui --snapshot-update` after checking
+the report; they live in tests/tui/__snapshots__/test_tui_snapshots/."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+from tuikit import GatedBuilder, make_app, wait_built, wait_for
+
+from engine.events import LayerProgress
+from vinci_tui.app import Workbench
+from vinci_tui.messages import EngineEvent, SourcesChanged
+
+Snap = Callable[..., bool]
+WIDE = (120, 36)
+
+
+def after_build(*keys: str, layer: int | None = None) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        if layer is not None:
+            app.selected_layer = layer
+        if keys:
+            await pilot.press(*keys)
+        await pilot.pause()
+
+    return run_before
+
+
+def test_main_view(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    assert snap_compare(app_factory(), terminal_size=WIDE, run_before=after_build(layer=1))
+
+
+def test_main_view_80x24(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    assert snap_compare(app_factory(), terminal_size=(80, 24), run_before=after_build())
+
+
+def test_stacked_layout_when_narrow(
+    snap_compare: Snap, app_factory: Callable[..., Workbench]
+) -> None:
+    assert snap_compare(app_factory(), terminal_size=(70, 30), run_before=after_build())
+
+
+def test_contents_sorted_by_size(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    run_before = after_build("4", "s", layer=1)
+    assert snap_compare(app_factory(), terminal_size=WIDE, run_before=run_before)
+
+
+def test_cache_browser(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await after_build("5")(pilot)
+        await wait_for(pilot, lambda: pilot.app.query_one("#cache-table").row_count == 5)
+        await pilot.pause()
+
+    assert snap_compare(app_factory(), terminal_size=WIDE, run_before=run_before)
+
+
+def test_log_filtered(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    run_before = after_build("6", "slash", *"layers[1]", "enter")
+    assert snap_compare(app_factory(), terminal_size=WIDE, run_before=run_before)
+
+
+def test_help(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    assert snap_compare(
+        app_factory(), terminal_size=WIDE, run_before=after_build("2", "question_mark")
+    )
+
+
+def test_broken_spec_keeps_last_build(
+    snap_compare: Snap, project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        spec = project / "vinci.yaml"
+        spec.write_text(spec.read_text().replace("mode: 0755", "mode: 0999"))
+        app.post_message(SourcesChanged((spec,)))
+        await wait_for(pilot, lambda: bool(app.problems) and not app.building)
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(app_factory(), terminal_size=WIDE, run_before=run_before)
+
+
+def test_mid_build(snap_compare: Snap, project: Path, gated_builder: GatedBuilder) -> None:
+    """Layer 0 done, layer 1 building at 45% (an event as the engine sends it), 2 queued."""
+    builder = gated_builder
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_for(pilot, builder.reached.is_set)
+        await pilot.pause()
+        event = LayerProgress(1, "building", 45 * 2**20, 100 * 2**20)
+        app.post_message(EngineEvent(app.runner.generation, event))
+        await wait_for(pilot, lambda: app.model.rows[1].state == "building")
+        await pilot.pause()
+
+    assert snap_compare(make_app(project, builder), terminal_size=WIDE, run_before=run_before)
