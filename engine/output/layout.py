@@ -30,6 +30,7 @@ from engine.digest import Digest
 from engine.errors import OutputError
 
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
+PARALLEL_COPY_BYTES = 8 << 20  # below this a thread costs more than it saves
 
 
 def layout_index(manifest: Descriptor, tag: str, platform: Platform) -> bytes:
@@ -58,6 +59,23 @@ def copy_blob(store: BlobStore, digest: Digest, size: int, blob_dir: Path) -> No
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _copy_all(store: BlobStore, blobs: dict[Digest, int], blob_dir: Path) -> None:
+    """Copies the blobs, the large ones side by side: a copy is kernel work that releases the
+    GIL, so a multi-layer image (a pull, a tree in several layers) is laid out on every core
+    instead of one blob after the other."""
+    todo = sorted(blobs.items(), key=lambda item: -item[1])
+    big = [item for item in todo if item[1] >= PARALLEL_COPY_BYTES]
+    if len(big) < 2:
+        for digest, size in todo:
+            copy_blob(store, digest, size, blob_dir)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(len(big), os.cpu_count() or 1, 4)) as pool:
+        # list(): the first failure is raised here, after the others finish.
+        list(pool.map(lambda item: copy_blob(store, item[0], item[1], blob_dir), todo))
 
 
 def _copy_file(src: Path, dest: Path, size: int) -> None:
@@ -108,8 +126,7 @@ def write_layout(
     try:
         blob_dir.mkdir(parents=True, exist_ok=True)
         wanted = [manifest, config, *layers]
-        for d in wanted:
-            copy_blob(store, d.digest, d.size, blob_dir)
+        _copy_all(store, {d.digest: d.size for d in wanted}, blob_dir)
         _write_if_changed(target / "oci-layout", canonical_json(LAYOUT_FILE))
         _write_if_changed(target / "index.json", layout_index(manifest, tag, platform))
         keep = {d.digest.hex for d in wanted}
