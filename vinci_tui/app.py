@@ -398,13 +398,13 @@ class Workbench(App[int]):
         heading.append(f"  sort: {view.table.sort_by}", style="dim")
         view.set_heading(heading)
         if layer.plan is not None:
-            view.table.show_entries(entries_from_plan(layer.plan))
+            view.table.show_entries(entries_from_plan(layer.plan), layer.label)
             return
         view.table.clear_entries()
         store, label = self.store, layer.label
         self.tasks.start(
             "contents",
-            lambda token: (key, entries_from_blob(store, info.descriptor, label, token)),
+            lambda token: (key, label, entries_from_blob(store, info.descriptor, label, token)),
         )
 
     def on_file_table_part_change(self, message: FileTable.PartChange) -> None:
@@ -447,9 +447,9 @@ class Workbench(App[int]):
             handler(result)
 
     def _done_contents(self, result: Any) -> None:
-        key, entries = result
+        key, label, entries = result
         if key == self._contents_key:
-            self.query_one(ContentsView).table.show_entries(entries)
+            self.query_one(ContentsView).table.show_entries(entries, label)
 
     def _done_file(self, result: Any) -> None:
         if self._pending_file is None:
@@ -698,7 +698,9 @@ class Workbench(App[int]):
         seen: set[tuple[str, str]] = set()
         for key, active in self.screen.active_bindings.items():
             binding = active.binding
-            if not binding.description or (binding.action, key) in seen:
+            # Only our bindings (those with ids, which a keys file can rebind); Textual's
+            # own cursor keys would bury them.
+            if not binding.id or not binding.description or (binding.action, key) in seen:
                 continue
             seen.add((binding.action, key))
             row = (self.get_key_display(binding), binding.description, binding.id or "")

@@ -180,7 +180,7 @@ def describe(model: BuildModel, event: Event, new_phase: bool) -> tuple[str, str
     if isinstance(event, BuildStarted):
         return "event", (
             f"build started: {event.spec_path}, {event.layer_count} layers, "
-            f"{event.jobs} jobs, codec {event.codec}"
+            f"{event.jobs} job{'s' if event.jobs != 1 else ''}, codec {event.codec}"
         )
     if isinstance(event, LayerQueued):
         return "event", f"{event.label}: queued"

@@ -57,7 +57,7 @@ class FileTable(DataTable[Text]):
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open/view", id="contents.open"),
-        Binding("space", "fold", "Fold", show=False, id="contents.toggle"),
+        Binding("space", "fold", "Fold", show=False, id="contents.fold"),
         Binding("s", "sort", "Sort name/size", id="contents.sort"),
         Binding("e", "expand_all", "Expand all", show=False, id="contents.expand-all"),
         Binding("E", "collapse_all", "Collapse all", show=False, id="contents.collapse-all"),
@@ -73,6 +73,8 @@ class FileTable(DataTable[Text]):
         self.sort_by = "name"
         self.expanded: set[str] = set()
         self.needle = ""
+        self.origin_prefix = ""
+        self.owner_width = 8
         self._by_path: dict[str, TreeNode] = {}
 
     def on_mount(self) -> None:
@@ -84,10 +86,11 @@ class FileTable(DataTable[Text]):
 
     def _columns(self) -> None:
         width = self.scrollable_content_region.width or self.size.width or 80
-        rest = width - 11 - 8 - 9 - 1
+        owner = self.owner_width
+        rest = width - 11 - owner - 9 - 1
         origin = max(14, rest * 2 // 5) if width >= 70 else 0
         name = max(12, rest - origin)
-        wanted = [("mode", 11), ("owner", 8), ("size", 9), ("name", name)]
+        wanted = [("mode", 11), ("owner", owner), ("size", 9), ("name", name)]
         if origin:
             wanted.append(("origin", origin))
         current = [(str(k.value), c.width) for k, c in self.columns.items()]
@@ -98,7 +101,14 @@ class FileTable(DataTable[Text]):
         for key, w in wanted:
             self.add_column(headers.get(key, key), key=key, width=w)
 
-    def show_entries(self, entries: Sequence[FileEntry]) -> None:
+    def show_entries(self, entries: Sequence[FileEntry], node_label: str = "") -> None:
+        """Show `entries`; origins inside the node `node_label` ("layers[0].combined") are
+        shown without its "layers[0]." (the heading names the layer)."""
+        self.origin_prefix = node_label.split(".", 1)[0] + "." if node_label else ""
+        self.owner_width = max(
+            [8] + [len(f"{e.uid}:{e.gid}") + 1 for e in entries]  # one cell of gap
+        )
+        self._columns()
         self.root = build_tree(entries)
         if len(entries) <= EXPAND_ALL_UP_TO:
             self.expanded = {n.path for n in self._dirs(self.root)}
@@ -153,7 +163,9 @@ class FileTable(DataTable[Text]):
                 name,
             ]
             if show_origin:
-                origin = node.entry.origin if node.entry is not None else "(implied)"
+                origin = "(implied)"
+                if node.entry is not None:
+                    origin = node.entry.origin.removeprefix(self.origin_prefix)
                 cells.append(Text(origin, style="dim", overflow="ellipsis", no_wrap=True))
             self.add_row(*cells, key=node.path)
             self._by_path[node.path] = node
