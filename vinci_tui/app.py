@@ -32,7 +32,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from engine import Builder, BuildResult, Spec, get_codec, source_date_epoch_from_env
+from engine import Builder, BuildResult, Spec, cli, get_codec, source_date_epoch_from_env
 from engine.cache.maintenance import collect_garbage, list_entries, verify
 from engine.cache.store import BlobStore
 from engine.errors import SpecProblem, VinciError
@@ -73,7 +73,6 @@ from vinci_tui.widgets.log import BuildLog, LogView
 from vinci_tui.widgets.modals import ConfirmScreen, FileScreen, HelpScreen
 from vinci_tui.widgets.spec_tree import SpecTree
 
-SPEC_NAMES = ("vinci.yaml", "vinci.yml")
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "vinci.yaml"
 TABS = ("details", "contents", "cache", "log")
 PANES = ("spec", "layers", *TABS)
@@ -436,6 +435,8 @@ class Workbench(App[int]):
     def on_task_finished(self, message: TaskFinished) -> None:
         if message.ticket != self.tasks.current(message.group):
             return
+        if message.group == "push":
+            self.query_one(LayersTable).refresh_rows(self.model.settle())
         result = message.result
         handler = getattr(self, f"_done_{message.group.replace('-', '_')}", None)
         if isinstance(result, BaseException) and message.group != "file":
@@ -571,7 +572,8 @@ class Workbench(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "push":
-            return self._push_target() is not None or None
+            # Shown only when the spec names an image (a registry and repository).
+            return (self.spec is not None and self.spec.image is not None) or None
         if action == "cancel_build":
             return self.building or None
         return True
@@ -588,36 +590,30 @@ class Workbench(App[int]):
         self.watching = not self.watching
         self.notify(f"watch {'on' if self.watching else 'off'}", timeout=2)
 
-    def _push_target(self) -> Any:
-        if self.spec is None or self.spec.image is None:
-            return None
-        try:
-            from engine.registry.push import push_image  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return None
-        return push_image
-
     def action_push(self) -> None:
-        push_image = self._push_target()
-        if push_image is None or self.spec is None or self.spec.image is None:
+        if self.spec is None or self.spec.image is None:
             self.notify("the spec names no image to push to", severity="warning")
             return
-        if self.result is None or self.building:
-            self.notify("build first", severity="warning")
+        if self.result is None or self.building or self.tasks.busy("push"):
+            self.notify("wait for the build (or push) to finish", severity="warning")
             return
+        # Imported here: the registry client (httpx) is not needed to author and build.
+        from engine.registry.push import push_image
+
         result, image = self.result, self.spec.image
-        tag = image.tag or "latest"
+        target, tags = image.with_tag(""), [image.tag or "latest"]
         indexes = {d.digest: r.index for r in result.layers for d in r.record.descriptors}
+        # Pushing progress is shown on the layer rows, as part of the build on screen.
         sink = EventBridge(self.post_message, self.runner.generation)
         store = self.store
-        self.log_line("info", f"pushing {image} ({tag})")
+        self.log_line("info", f"pushing to {target}:{tags[0]}")
         self.tasks.start(
             "push",
             lambda token: push_image(
                 store,
                 result.manifest,
-                image,
-                [tag],
+                target,
+                tags,
                 sink=sink,
                 cancel=token,
                 layer_indexes=indexes,
@@ -795,8 +791,10 @@ class Workbench(App[int]):
                 lambda: self.post_message(CacheTable.Collect()),
             ),
         ]
-        if self._push_target() is not None:
-            commands.append(("push: push image", "Push the built image", self.action_push))
+        if self.spec is not None and self.spec.image is not None:
+            commands.append(
+                ("push: push image", f"Push the built image to {self.spec.image}", self.action_push)
+            )
         for name in PANES:
             commands.append(
                 (
@@ -860,25 +858,19 @@ def _merge(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
 # -- entry point ---------------------------------------------------------------------------------
 
 
-def find_spec(given: str | None, cwd: Path | None = None) -> Path:
+def find_spec(given: str | None) -> Path:
     """The spec to open: the one given (a file or its directory), else ./vinci.yaml, else the
-    example that ships with vinci."""
-    cwd = cwd or Path.cwd()
+    hello example."""
     if given:
-        path = Path(given)
-        if path.is_dir():
-            for name in SPEC_NAMES:
-                if (path / name).is_file():
-                    return path / name
-            raise VinciError(f"no vinci.yaml in {given}")
-        return path
-    for name in SPEC_NAMES:
-        if (cwd / name).is_file():
-            return Path(name) if cwd == Path.cwd() else cwd / name
+        return Path(cli.find_spec(given))
+    for name in cli.SPEC_NAMES:
+        if Path(name).is_file():
+            return Path(name)
     return EXAMPLE
 
 
-def run_workbench(args: argparse.Namespace) -> int:
+def make_workbench(args: argparse.Namespace) -> Workbench:
+    """The workbench `vinci tui` asks for (args as engine.cli parses them)."""
     spec_path = find_spec(getattr(args, "spec", None))
     store = BlobStore(Path(args.cache_dir) if getattr(args, "cache_dir", None) else None)
     try:
@@ -891,5 +883,10 @@ def run_workbench(args: argparse.Namespace) -> int:
     epoch = getattr(args, "source_date_epoch", None)
     created = int(epoch) if epoch is not None else source_date_epoch_from_env()
     builder = Builder(store, codec, getattr(args, "jobs", 2) or 2)
-    app = Workbench(spec_path, builder, watch=not getattr(args, "no_watch", False), created=created)
-    return app.run() or 0
+    return Workbench(
+        spec_path, builder, watch=not getattr(args, "no_watch", False), created=created
+    )
+
+
+def run_workbench(args: argparse.Namespace) -> int:
+    return make_workbench(args).run() or 0

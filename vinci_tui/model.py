@@ -50,6 +50,7 @@ class LayerRow:
     seconds: float | None = None
     cache_hit: bool | None = None
     error: str = ""
+    settled: str = ""  # the final state of the build, for after a push
 
     @property
     def finished(self) -> bool:
@@ -101,17 +102,20 @@ class BuildModel:
             self.status = "cancelled" if event.cancelled else "failed"
             self.error = event.error
             changed = set()
-            for row in self.rows.values():
-                if not row.finished:
-                    row.state = "cancelled" if event.cancelled else "failed"
-                    changed.add(row.index)
+            for each in self.rows.values():
+                if not each.finished:
+                    each.state = "cancelled" if event.cancelled else "failed"
+                    changed.add(each.index)
             return changed
-        index = getattr(event, "index", None)
-        if index is None:
-            return set()
-        row = self.rows.setdefault(index, LayerRow(index, ""))
+        if not isinstance(
+            event, LayerStarted | LayerProgress | LayerCached | LayerDone | LayerFailed
+        ):
+            return set()  # push events and logs change no row
+        row = self.rows.get(event.index)
+        if row is None:
+            return set()  # not a layer of this build (a push reports the config as -1)
         self._apply_layer(row, event)
-        return {index}
+        return {event.index}
 
     def _apply_layer(self, row: LayerRow, event: Event) -> None:
         if isinstance(event, LayerStarted):
@@ -130,12 +134,12 @@ class BuildModel:
                 state = "compressing"
             row.state = state
         elif isinstance(event, LayerCached):
-            row.state = "cached"
+            row.state = row.settled = "cached"
             row.cache_hit = True
             row.size = sum(d.size for d in event.descriptors)
             row.digest = event.descriptors[0].digest if event.descriptors else None
         elif isinstance(event, LayerDone):
-            row.state = "cached" if event.cache_hit else "done"
+            row.state = row.settled = "cached" if event.cache_hit else "done"
             row.cache_hit = event.cache_hit
             row.size = sum(d.size for d in event.descriptors)
             row.digest = event.descriptors[0].digest if event.descriptors else None
@@ -144,6 +148,15 @@ class BuildModel:
         elif isinstance(event, LayerFailed):
             row.state = "cancelled" if event.error == "cancelled" else "failed"
             row.error = event.error
+
+    def settle(self) -> set[int]:
+        """Put rows a push moved (state "pushing") back to their build's final state."""
+        changed = set()
+        for row in self.rows.values():
+            if row.settled and row.state != row.settled:
+                row.state, row.phase, row.rate = row.settled, "", None
+                changed.add(row.index)
+        return changed
 
     @property
     def finished_layers(self) -> int:

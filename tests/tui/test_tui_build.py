@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+from support.registry import RegistryServer
 from textual.message import Message
 from textual.widgets import Static
 from tuikit import GatedBuilder, make_app, vinci_threads, wait_built, wait_for
@@ -206,3 +208,28 @@ async def test_progress_messages_coalesce_and_stay_in_order(
         assert (row.state, row.done, row.total) == ("compressing", total, total)
         gated_builder.opened.set()
         await wait_built(pilot, app)
+
+
+async def test_push_key_pushes_the_build_to_the_spec_image(
+    project: Path, registry: RegistryServer, app_factory: Callable[..., Workbench]
+) -> None:
+    spec = project / "vinci.yaml"
+    image = registry.ref("tui/workbench", "v1")
+    spec.write_text(spec.read_text().replace("registry.example/vinci/workbench:v1", image))
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, app)
+        assert app.result is not None
+        log = app.query_one("#log").lines_kept  # type: ignore[attr-defined]
+        await pilot.press("p")
+        await wait_for(pilot, lambda: any(t.startswith("pushed ") for _, t in log), what="push")
+        assert ("info", f"pushed {image}") in log
+        # The rows went back to their build states after showing the push.
+        assert [r.state for r in app.model.rows.values()] == ["done"] * 3
+        manifest = str(app.result.manifest.digest)
+    reply = httpx.get(
+        f"{registry.url}/v2/tui/workbench/manifests/v1",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    assert reply.status_code == 200
+    assert reply.headers["Docker-Content-Digest"] == manifest
