@@ -13,9 +13,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import SpecError, VinciError
+
+if TYPE_CHECKING:
+    from engine.events import EventSink
+    from engine.spec import Spec
 
 SPEC_NAMES = ("vinci.yaml", "vinci.yml")
 
@@ -66,6 +70,7 @@ def _add_cache_args(p: argparse.ArgumentParser) -> None:
 
 def _add_build_args(p: argparse.ArgumentParser) -> None:
     _add_cache_args(p)
+    p.add_argument("--no-lock", action="store_true", help="ignore vinci.lock beside the spec")
     p.add_argument(
         "--jobs",
         "-j",
@@ -113,7 +118,6 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail, showing the difference, unless the image is exactly what vinci.lock records",
     )
-    b.add_argument("--no-lock", action="store_true", help="ignore vinci.lock beside the spec")
     _add_build_args(b)
     # --push/--image/--tag/--insecure-registry/--ca-file; the module imports no httpx.
     from engine.cli_registry import add_push_arguments
@@ -200,10 +204,32 @@ def _created(args: argparse.Namespace) -> int:
     return source_date_epoch_from_env()
 
 
-def cmd_build(args: argparse.Namespace) -> int:
+def _progress(args: argparse.Namespace) -> tuple[Any, EventSink]:
+    """Live progress on a terminal (unless --quiet or --json); no output otherwise."""
+    from engine.events import discard
+
+    if args.quiet or args.json or not sys.stderr.isatty():
+        return None, discard
+    from engine.cli_progress import TerminalProgress
+
+    progress = TerminalProgress()
+    return progress, progress
+
+
+def _builder(args: argparse.Namespace, spec: Spec) -> tuple[Any, Any]:
+    """The Builder the build options ask for, with the spec's vinci.lock unless --no-lock;
+    and that lock (None without one)."""
     from engine.build import Builder
+    from engine.lock import LockError, lock_path, read_lock
+
+    locked = None if args.no_lock else read_lock(lock_path(spec))
+    if getattr(args, "locked", False) and locked is None:
+        raise LockError(f"--locked: no {lock_path(spec)}; `vinci lock` writes it")
+    return Builder(_store(args), _codec(args), args.jobs, lock=locked), locked
+
+
+def cmd_build(args: argparse.Namespace) -> int:
     from engine.cli_registry import apply_registry_options, push_built, push_target
-    from engine.events import EventSink, discard
     from engine.output import default_output, parse_output
     from engine.output.write import write_output
     from engine.spec import load_spec
@@ -212,19 +238,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     spec = load_spec(find_spec(args.spec))
     target = parse_output(args.output) if args.output else default_output(spec.path)
     push_to = push_target(args, spec) if args.push else None
-    progress = None
-    sink: EventSink = discard
-    if not args.quiet and not args.json and sys.stderr.isatty():
-        from engine.cli_progress import TerminalProgress
+    progress, sink = _progress(args)
+    from engine.lock import check_locked, lock_path
 
-        progress = TerminalProgress()
-        sink = progress
-    from engine.lock import LockError, check_locked, lock_path, read_lock
-
-    locked = None if args.no_lock else read_lock(lock_path(spec))
-    if args.locked and locked is None:
-        raise LockError(f"--locked: no {lock_path(spec)}; `vinci lock` writes it")
-    builder = Builder(_store(args), _codec(args), args.jobs, lock=locked)
+    builder, locked = _builder(args, spec)
     try:
         result = builder.build(spec, sink, created=_created(args))
     finally:

@@ -21,11 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write nothing; exit 1 with the difference if the lock is not up to date",
     )
-    p.add_argument(
-        "--no-lock",
-        action="store_true",
-        help="do not reuse the current lock's blobs: relock with what this build's codec makes",
-    )
+    # --no-lock (from the build options): relock with what this build's codec makes.
     p.add_argument("--json", action="store_true", help="print the lock's path and changes as JSON")
     _add_build_args(p)
     from engine.cli_registry import add_registry_arguments

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from engine.cli_registry import add_push_arguments, apply_registry_options, push_built, push_target
 
@@ -21,22 +20,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.build import Builder
-    from engine.cli import _codec, _created, _store, find_spec
-    from engine.events import EventSink, discard
+    from engine.cli import _builder, _created, _progress, find_spec
     from engine.spec import load_spec
 
     apply_registry_options(args)
     spec = load_spec(find_spec(args.spec))
     target = push_target(args, spec)
-    progress = None
-    sink: EventSink = discard
-    if not args.quiet and not args.json and sys.stderr.isatty():
-        from engine.cli_progress import TerminalProgress
-
-        progress = TerminalProgress()
-        sink = progress
-    builder = Builder(_store(args), _codec(args), args.jobs)
+    progress, sink = _progress(args)
+    # The same image `vinci build` makes: vinci.lock beside the spec applies here too.
+    builder, _ = _builder(args, spec)
     try:
         result = builder.build(spec, sink, created=_created(args))
         pushed = push_built(args, target, result, builder.store, progress)
