@@ -2,20 +2,25 @@
 panes, headless.
 
 A spec is built first (through the cache, so an unchanged spec costs only planning) and its
-layers' files come from their plans, with the spec node behind each one; an OCI layout is read
-as it is, each layer's tar streamed from its blob.
+layers' files come from their plans, with the spec node behind each one; an OCI layout (or an
+OCI or docker archive) is read as an `import` layer would read it, each layer's tar streamed
+from its blob.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.cli import _add_build_args, _codec, _created, _store, find_spec
+from engine.cli_progress import human_bytes
+from engine.descriptor import Platform
 from engine.errors import VinciError
 from engine.inspect import (
     BlobSource,
@@ -24,8 +29,7 @@ from engine.inspect import (
     LayerInfo,
     build_tree,
     entry_columns,
-    human_bytes,
-    image_from_layout,
+    image_from_local,
     image_from_result,
     layer_entries,
     matching_paths,
@@ -43,8 +47,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "target",
         nargs="?",
         metavar="SPEC|LAYOUT",
-        help="a spec file (or its directory), or an OCI image layout directory "
-        "(default: ./vinci.yaml)",
+        help="a spec file (or its directory), an OCI image layout directory, or an OCI or "
+        "docker archive (default: ./vinci.yaml)",
+    )
+    p.add_argument(
+        "--platform",
+        default="linux/amd64",
+        metavar="OS/ARCH",
+        help="the image to show from a multi-platform layout or archive (default linux/amd64)",
     )
     p.add_argument("--layer", type=int, metavar="N", help="list the files of image layer N")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -63,17 +73,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _add_build_args(p)
 
 
-def _is_layout(path: Path) -> bool:
-    return path.is_dir() and (path / "oci-layout").is_file()
+def _is_local_image(path: Path) -> bool:
+    """An OCI layout directory, or an archive (OCI or docker): a tar, which a spec is not."""
+    if path.is_dir():
+        return (path / "oci-layout").is_file()
+    return path.is_file() and tarfile.is_tarfile(path)
 
 
 def load_target(
-    args: argparse.Namespace,
+    args: argparse.Namespace, stack: contextlib.ExitStack
 ) -> tuple[ImageInfo, BlobSource, dict[int, LayerPlan | None]]:
     """The image, where its blobs are, and the plan of each image layer vinci built."""
     given = Path(args.target) if args.target else None
-    if given is not None and _is_layout(given):
-        image, blobs = image_from_layout(given)
+    if given is not None and _is_local_image(given):
+        try:
+            platform = Platform.parse(args.platform)
+        except ValueError as e:
+            raise VinciError(f"--platform: {e}") from None
+        image, blobs = image_from_local(given, platform)
+        stack.callback(blobs.close)
         return image, blobs, {}
     from engine.build import Builder
     from engine.spec import load_spec
@@ -87,7 +105,12 @@ def load_target(
 
 
 def run(args: argparse.Namespace) -> int:
-    image, blobs, plans = load_target(args)
+    with contextlib.ExitStack() as stack:
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
+    image, blobs, plans = load_target(args, stack)
     if args.cat and args.layer is None:
         raise VinciError("--cat needs --layer N")
     if args.layer is None:
@@ -103,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
     ordered = ordered_entries(entries, args.sort, args.filter)
     if args.json:
         data: dict[str, Any] = {
-            "image": {"source": image.source, "manifest": str(image.manifest.digest)},
+            "image": {
+                "source": image.source,
+                "manifest": str(image.manifest.digest) if image.manifest is not None else None,
+            },
             "layer": layer.to_json(),
             "entries": [e.to_json() for e in ordered],
         }
@@ -126,7 +152,12 @@ def print_image(image: ImageInfo) -> None:
     rows = [
         ("source", image.source),
         ("image", f"{image.reference or '(unnamed)'} ({image.platform})"),
-        ("manifest", f"{image.manifest.digest}  {image.manifest.size} B"),
+        (
+            "manifest",
+            f"{image.manifest.digest}  {image.manifest.size} B"
+            if image.manifest is not None
+            else "(none: a docker-archive)",
+        ),
         ("config", f"{image.config.digest}  {image.config.size} B"),
     ]
     if image.codec:

@@ -2,12 +2,12 @@
 spec node that put them there. The headless half of the workbench's Details and Contents panes
 and all of `vinci inspect`, so the two always agree.
 
-    BuildResult | OCI layout -> ImageInfo (manifest, config, LayerInfo per image layer)
+    BuildResult | local image -> ImageInfo (manifest, config, LayerInfo per image layer)
     LayerInfo (+ its LayerPlan when vinci built it) -> [FileEntry] -> FileTree
 
 A layer vinci built has a plan listing exactly the tar entries it wrote (the cache key covers
 every field), so its files are listed from the plan, without decompressing anything. An
-imported layer, or one read from a layout, has no plan: its blob is streamed through
+imported layer, or one read from a layout or archive, has no plan: its blob is streamed through
 engine.tarindex. Reading a file's contents always goes to the blob: that is the truth, and
 the host file a plan names may have changed since.
 """
@@ -23,38 +23,43 @@ from typing import Any, BinaryIO, Protocol
 
 from engine import mediatypes
 from engine.build import BuildResult
-from engine.descriptor import Descriptor
+from engine.cli_progress import human_bytes
+from engine.descriptor import Descriptor, Platform
 from engine.digest import Digest
-from engine.errors import OutputError, VinciError
+from engine.errors import VinciError
 from engine.events import CancelToken
+from engine.imagesource.local import LocalImage, blob_name, open_local_image
 from engine.plan import LayerPlan, PlannedEntry
 from engine.tarformat import TAR_FORMAT
 from engine.tarindex import DEFAULT_TEXT_LIMIT, FileContent, TarEntry, iter_entries, read_member
 
 
 class BlobSource(Protocol):
-    """Where blobs are read from: the cache (BlobStore) or an OCI layout (LayoutBlobs)."""
+    """Where blobs are read from: the cache (BlobStore) or a local image (LocalImageBlobs)."""
 
     def open_blob(self, digest: Digest) -> BinaryIO: ...
 
     def read_blob(self, digest: Digest) -> bytes: ...
 
 
-class LayoutBlobs:
-    """The blobs of an OCI image layout directory."""
+class LocalImageBlobs:
+    """The blobs of a local image (OCI layout, OCI archive, docker-archive) as
+    engine.imagesource opened it. Close it when done: an archive stays open while read."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, image: LocalImage) -> None:
+        self.image = image
+        # docker-archive layers have no digest until read; they are found by diff_id.
+        self._members = {(layer.digest or layer.diff_id): layer.member for layer in image.layers}
 
     def open_blob(self, digest: Digest) -> BinaryIO:
-        try:
-            return open(self.root / "blobs" / "sha256" / digest.hex, "rb")
-        except FileNotFoundError:
-            raise OutputError(f"{self.root}: blob {digest} is missing") from None
+        return self.image.files.open(self._members.get(digest) or blob_name(digest))
 
     def read_blob(self, digest: Digest) -> bytes:
         with self.open_blob(digest) as f:
             return f.read()
+
+    def close(self) -> None:
+        self.image.close()
 
 
 # -- the image ---------------------------------------------------------------------------------
@@ -100,17 +105,17 @@ class ImageInfo:
     source: str  # the spec or layout it came from
     reference: str  # image name, "" if none
     platform: str
-    manifest: Descriptor
+    manifest: Descriptor | None  # None for a docker-archive, which has no manifest blob
     config: Descriptor
     layers: tuple[LayerInfo, ...]
-    codec: str = ""  # the codec identity vinci built with, "" for a layout
+    codec: str = ""  # the codec identity vinci built with, "" for a local image
 
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "reference": self.reference or None,
             "platform": self.platform,
-            "manifest": self.manifest.to_json(),
+            "manifest": self.manifest.to_json() if self.manifest is not None else None,
             "config": self.config.to_json(),
             "codec": self.codec or None,
             "layers": [layer.to_json() for layer in self.layers],
@@ -149,72 +154,52 @@ def image_from_result(result: BuildResult) -> ImageInfo:
     )
 
 
-def _load_json(blobs: BlobSource, digest: Digest, what: str) -> dict[str, Any]:
+def image_from_local(
+    path: Path, platform: Platform | None = None
+) -> tuple[ImageInfo, LocalImageBlobs]:
+    """The image in an OCI layout, OCI archive or docker-archive at `path`, read the way an
+    `import` layer reads it (engine.imagesource: the same choice of image, verified JSON)."""
+    platform = platform or Platform()
+    local = open_local_image(path, str(path), "", platform)
     try:
-        data = json.loads(blobs.read_blob(digest))
-    except ValueError as e:
-        raise OutputError(f"{what} {digest} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise OutputError(f"{what} {digest} is not a JSON object")
-    return data
-
-
-def image_from_layout(root: Path, platform: str = "linux/amd64") -> tuple[ImageInfo, LayoutBlobs]:
-    """The image an OCI layout's index.json names (for an index of several, the one for
-    `platform`, else the first)."""
-    blobs = LayoutBlobs(root)
-    try:
-        index = json.loads((root / "index.json").read_bytes())
-    except FileNotFoundError:
-        raise OutputError(f"{root} is not an OCI image layout (no index.json)") from None
-    except ValueError as e:
-        raise OutputError(f"{root}/index.json is not valid JSON: {e}") from None
-    manifests = index.get("manifests") or []
-    if not manifests:
-        raise OutputError(f"{root}/index.json names no image")
-    entry = Descriptor.from_json(manifests[0])
-    # Nested indexes (multi-platform images): descend to the wanted platform.
-    for _ in range(4):
-        if entry.media_type not in mediatypes.INDEXES:
-            break
-        nested = _load_json(blobs, entry.digest, "index").get("manifests") or []
-        if not nested:
-            raise OutputError(f"index {entry.digest} names no image")
-        candidates = [Descriptor.from_json(m) for m in nested]
-        entry = next(
-            (c for c in candidates if c.platform is not None and str(c.platform) == platform),
-            candidates[0],
-        )
-    manifest = _load_json(blobs, entry.digest, "manifest")
-    config_desc = Descriptor.from_json(manifest["config"])
-    config = _load_json(blobs, config_desc.digest, "config")
-    diff_ids = [Digest.parse(d) for d in (config.get("rootfs") or {}).get("diff_ids", [])]
-    history = [h for h in config.get("history") or [] if not h.get("empty_layer")]
-    layers = []
-    for i, raw in enumerate(manifest.get("layers") or []):
-        descriptor = Descriptor.from_json(raw)
-        created_by = str(history[i].get("created_by", "")) if i < len(history) else ""
-        layers.append(
-            LayerInfo(
-                position=i,
-                descriptor=descriptor,
-                diff_id=diff_ids[i] if i < len(diff_ids) else descriptor.digest,
-                summary=created_by.removeprefix("vinci: "),
+        history = [h for h in _history(local.config.data) if not h.get("empty_layer")]
+        layers = []
+        for i, layer in enumerate(local.layers):
+            created_by = str(history[i].get("created_by", "")) if i < len(history) else ""
+            descriptor = Descriptor(
+                layer.media_type or mediatypes.OCI_LAYER,
+                layer.digest or layer.diff_id,
+                layer.size,
             )
+            layers.append(
+                LayerInfo(
+                    position=i,
+                    descriptor=descriptor,
+                    diff_id=layer.diff_id,
+                    summary=created_by.removeprefix("vinci: "),
+                )
+            )
+        config = Descriptor(mediatypes.OCI_CONFIG, local.config.digest, len(local.config.data))
+        info = ImageInfo(
+            source=str(path),
+            reference="",
+            platform=str(local.config.platform or platform),
+            manifest=local.manifest,
+            config=config,
+            layers=tuple(layers),
         )
-    annotations = dict(entry.annotations)
-    plat = f"{config.get('os', '')}/{config.get('architecture', '')}"
-    if config.get("variant"):
-        plat += f"/{config['variant']}"
-    info = ImageInfo(
-        source=str(root),
-        reference=annotations.get(mediatypes.REF_NAME_ANNOTATION, ""),
-        platform=plat,
-        manifest=Descriptor(entry.media_type, entry.digest, entry.size),
-        config=config_desc,
-        layers=tuple(layers),
-    )
-    return info, blobs
+    except BaseException:
+        local.close()
+        raise
+    return info, LocalImageBlobs(local)
+
+
+def _history(config: bytes) -> list[dict[str, Any]]:
+    try:
+        history = json.loads(config).get("history") or []
+    except (ValueError, AttributeError):
+        return []
+    return [h for h in history if isinstance(h, dict)]
 
 
 # -- a layer's files ---------------------------------------------------------------------------
@@ -418,14 +403,6 @@ _TYPE_CHARS = {
 def format_mode(kind: str, mode: int) -> str:
     """ls-style: '-rwxr-xr-x', 'drwxr-xr-x', 'lrwxrwxrwx'; 'h' for hardlinks, 'w' whiteouts."""
     return _TYPE_CHARS.get(kind, "?") + stat.filemode(mode)[1:]
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def entry_columns(entry: FileEntry | None) -> tuple[str, str, str]:

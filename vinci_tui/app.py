@@ -168,6 +168,8 @@ class Workbench(App[int]):
         self._contents_part = 0
         self._cache_dirty = True
         self._pending_file: tuple[str, str] | None = None
+        self._started = 0  # the last build generation the engine began
+        self._ended = 0  # the last build generation whose thread the UI saw end
         self.keymap_problems: list[str] = []
 
     # -- layout ----------------------------------------------------------------------------
@@ -218,7 +220,8 @@ class Workbench(App[int]):
 
     @property
     def building(self) -> bool:
-        return self.runner.busy
+        """A build was started and the UI has not yet seen its end (or its thread still runs)."""
+        return self._ended != self.runner.generation or self.runner.busy
 
     def start_build(self, reason: str) -> int:
         generation = self.runner.start(self.spec_path)
@@ -270,6 +273,7 @@ class Workbench(App[int]):
             return
         event = message.event
         if isinstance(event, BuildStarted):
+            self._started = message.generation
             self.model = BuildModel(self.clock)
             self.query_one(LayersTable).show_model(self.model)
         new_phase = False
@@ -318,6 +322,8 @@ class Workbench(App[int]):
 
     @from_worker
     def on_build_ended(self, message: BuildEnded) -> None:
+        if not self._stale(message.generation):
+            self._ended = message.generation
         self._update_titles()
 
     @from_worker
@@ -821,8 +827,8 @@ class Workbench(App[int]):
 
     def _update_titles(self) -> None:
         title = self.model.title()
-        if self.building and self.model.status != "building":
-            title = "starting…"
+        if self.building and self._started != self.runner.generation:
+            title = "starting…"  # loading the spec; the engine has not begun
         pane = self.query_one("#layers-pane")
         pane.border_title = f"2 Layers · {title}"
         manifest = self.result.manifest.digest if self.result is not None else None

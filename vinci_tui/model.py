@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from engine.cli_progress import human_bytes
 from engine.digest import Digest
 from engine.events import (
     BuildFailed,
@@ -29,7 +30,6 @@ from engine.events import (
     Log,
     OutputWritten,
 )
-from engine.inspect import human_bytes
 from vinci_tui.clock import Clock, format_seconds
 
 FINAL_STATES = frozenset({"done", "cached", "failed", "cancelled"})
@@ -179,10 +179,11 @@ class BuildModel:
 
 
 def describe(model: BuildModel, event: Event, new_phase: bool) -> tuple[str, str] | None:
-    """The log line (level, text) for `event`; progress only when a phase starts or ends.
+    """The log line (level, text) for `event`; progress once per phase, when it starts.
 
     `model` gives layers their labels; `new_phase` says this progress event is the first of
-    its phase for its layer (progress messages are coalesced, so "the first" may be past 0).
+    its phase for its layer that reached the UI. Which later ones do depends on timing
+    (progress is coalesced), so they are not logged: the log reads the same on every run.
     """
 
     def label(index: int) -> str:
@@ -200,13 +201,9 @@ def describe(model: BuildModel, event: Event, new_phase: bool) -> tuple[str, str
     if isinstance(event, LayerStarted):
         return "event", f"{event.label}: started"
     if isinstance(event, LayerProgress):
-        finished = event.total > 0 and event.done >= event.total
-        if not (new_phase or finished):
+        if not new_phase:
             return None
-        amount = human_bytes(event.total)
-        if finished:
-            return "event", f"{label(event.index)}: {event.phase} done ({amount})"
-        return "event", f"{label(event.index)}: {event.phase} {amount}"
+        return "event", f"{label(event.index)}: {event.phase} {human_bytes(event.total)}"
     if isinstance(event, LayerCached):
         digest = event.descriptors[0].digest.short if event.descriptors else "-"
         return "event", f"{label(event.index)}: cache hit, key {event.key[:12]} -> {digest}"

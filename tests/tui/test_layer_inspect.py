@@ -22,7 +22,7 @@ from engine.inspect import (
     build_tree,
     entries_from_blob,
     entries_from_plan,
-    image_from_layout,
+    image_from_local,
     image_from_result,
     input_changes,
     layer_entries,
@@ -148,15 +148,15 @@ def test_layout_and_build_agree(project: Path) -> None:
     result, store = build(project)
     target = default_output(result.spec.path)
     write_output(target, result, store)
-    from_layout, blobs = image_from_layout(target.path)
+    from_layout, blobs = image_from_local(target.path)
     from_build = image_from_result(result)
     assert from_layout.manifest.digest == from_build.manifest.digest
     assert [(i.descriptor, i.diff_id) for i in from_layout.layers] == [
         (i.descriptor, i.diff_id) for i in from_build.layers
     ]
     assert [i.summary for i in from_layout.layers] == [i.summary for i in from_build.layers]
-    assert from_layout.reference == "v1"
     entries = entries_from_blob(blobs, from_layout.layers[1].descriptor)
+    blobs.close()
     assert [e.path for e in entries] == [e.path for e in entries_from_plan(result.layers[1].plan)]  # type: ignore[arg-type]
 
 
@@ -261,3 +261,16 @@ def test_headless_modules_never_import_textual() -> None:
         "sys.exit(any(m == 'textual' or m.startswith('textual.') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("kind", ["oci-archive", "docker-archive"])
+def test_cli_inspect_archives(project: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Archives are read the way an `import` reads them: same layers, same files."""
+    out = f"{kind}:image.tar"
+    assert main(["build", "vinci.yaml", "--cache-dir", "cache", "-q", "-o", out]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "image.tar", "--layer", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [e["path"] for e in data["entries"]] == ["/etc/motd", "/srv/current"]
+    assert main(["inspect", "image.tar", "--layer", "2", "--cat", "/etc/motd"]) == 0
+    assert capsys.readouterr().out == "welcome to the workbench\n"

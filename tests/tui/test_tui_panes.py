@@ -5,13 +5,16 @@ and the stacked layout of narrow terminals."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from textual.widgets import Input, TabbedContent
 from tuikit import wait_built, wait_for
 
+from engine import Builder, get_codec, load_spec
+from engine.cache.store import BlobStore
+from engine.output import OutputTarget
+from engine.output.write import write_output
 from vinci_tui.app import Workbench
 from vinci_tui.widgets.cache import CacheTable
 from vinci_tui.widgets.contents import FileTable
@@ -172,22 +175,33 @@ async def test_contents_tree_sort_filter_and_view(app_factory: Callable[..., Wor
         assert names(table) == ["srv/", "site/"]
 
 
-async def test_contents_of_a_layer_without_a_plan_come_from_its_blob(
-    app_factory: Callable[..., Workbench],
+async def test_contents_of_an_imported_layer_come_from_its_blob(
+    project: Path, app_factory: Callable[..., Workbench]
 ) -> None:
-    """Imported layers have no plan: their files are streamed from the blob in a thread."""
+    """An import has no plan: each of its image layers is streamed from its blob in a
+    thread, and `]` steps through them."""
+    base = Builder(BlobStore(project / "base-cache"), get_codec("zstd"), jobs=1)
+    result = base.build(load_spec(project / "vinci.yaml"))
+    write_output(OutputTarget("oci", project / "base.oci"), result, base.store)
+    (project / "vinci.yaml").write_text(
+        "spec-version: v1\n"
+        "layers:\n"
+        "  - import: ./base.oci\n"
+        "  - file: {path: /etc/motd, contents: on top}\n"
+    )
     app = app_factory()
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_built(pilot, app)
-        assert app.result is not None
-        layers = tuple(replace(r, plan=None) for r in app.result.layers)
-        app.result = replace(app.result, layers=layers)
-        app.selected_layer = 2
+        assert app.result is not None and app.result.layers[0].plan is None
         await pilot.press("4")
         table = app.query_one(FileTable)
-        await wait_for(pilot, lambda: table.row_count == 4, what="the tar listing")
+        await wait_for(pilot, lambda: names(table) == ["app/", "run.sh"], what="layer 1 of 3")
+        assert str(table.get_row_at(1)[4]) == "import"
+        heading = str(app.query_one("#contents-heading").render())
+        assert "image layer 1/3" in heading
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        await wait_for(pilot, lambda: len(names(table)) == 4, what="layer 3 of 3")
         assert names(table) == ["etc/", "motd", "srv/", "current -> /srv/site"]
-        assert str(table.get_row_at(1)[4]) == "combined"
         table.move_cursor(row=1)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, FileScreen))

@@ -86,10 +86,7 @@ def test_log_lines() -> None:
     assert describe(model, progress, new_phase=True) == ("event", "layers[0].file: building 10 B")
     assert describe(model, progress, new_phase=False) is None  # mid-phase progress: no line
     done = LayerProgress(0, "building", 10, 10)
-    assert describe(model, done, new_phase=False) == (
-        "event",
-        "layers[0].file: building done (10 B)",
-    )
+    assert describe(model, done, new_phase=False) is None  # whether it was coalesced varies
     assert describe(model, Log("warning", "careful"), False) == ("warning", "careful")
     assert describe(model, BuildFailed("x", True), False) == ("warning", "build cancelled")
     line = describe(model, BuildStarted("s.yaml", 1, 1, "c"), False)

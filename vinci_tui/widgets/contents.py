@@ -22,13 +22,13 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from engine.cli_progress import human_bytes
 from engine.inspect import (
     FileEntry,
     TreeNode,
     build_tree,
     entry_columns,
     entry_name,
-    human_bytes,
     matching_paths,
     tree_rows,
 )

@@ -16,10 +16,10 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from engine import BuildResult
+from engine.cli_progress import human_bytes
 from engine.inspect import (
     ImageInfo,
     InputChange,
-    human_bytes,
     image_from_result,
     key_inputs,
 )
@@ -106,8 +106,9 @@ class DetailsTable(DataTable[Text]):
     def _image(self, result: BuildResult, image: ImageInfo) -> None:
         self._heading(f"Image {image.reference or '(unnamed)'}")
         self._row("platform", image.platform)
-        self._row("manifest", str(image.manifest.digest), str(image.manifest.digest))
-        self._row("  media type", f"{image.manifest.media_type} · {image.manifest.size} B")
+        manifest = result.manifest
+        self._row("manifest", str(manifest.digest), str(manifest.digest))
+        self._row("  media type", f"{manifest.media_type} · {manifest.size} B")
         self._row("config", str(image.config.digest), str(image.config.digest))
         self._row("  media type", f"{image.config.media_type} · {image.config.size} B")
         self._row("codec", result.codec.summary)

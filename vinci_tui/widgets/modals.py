@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from engine.inspect import human_bytes
+from engine.cli_progress import human_bytes
 from engine.tarindex import FileContent
 
 

@@ -59,6 +59,7 @@ class SpecTree(Tree[SpecItem]):
         self.guide_depth = 3
         self.problems: tuple[SpecProblem, ...] = ()
         self._populated = False
+        self._pending_cursor: str | None = None
 
     def show_spec(self, spec: Spec | None, problems: Sequence[SpecProblem] = ()) -> None:
         """Show `spec` (the last good one) and any problems of the current file."""
@@ -126,6 +127,8 @@ class SpecTree(Tree[SpecItem]):
         expanded = {n.data.key for n in self._walk() if n.data is not None and n.is_expanded} | {
             "problems"
         }
+        if self._pending_cursor is not None:
+            return expanded, self._pending_cursor  # a move not yet made is where it will be
         cursor = self.cursor_node
         return expanded, cursor.data.key if cursor is not None and cursor.data else None
 
@@ -138,11 +141,15 @@ class SpecTree(Tree[SpecItem]):
         it into view needs the tree's final size."""
 
         def move() -> None:
+            if self._pending_cursor != key:
+                return  # a later move replaced this one
+            self._pending_cursor = None
             node = self.node_for_key(key)
             if node is not None:
                 self._tree_lines  # noqa: B018 - computes each node's line, for move_cursor
                 self.move_cursor(node)
 
+        self._pending_cursor = key
         self.call_after_refresh(move)
 
     def node_for_key(self, key: str) -> TreeNode[SpecItem] | None:
