@@ -50,6 +50,7 @@ from engine.plan import LayerPlan
 from engine.spec import layer_summary
 from vinci_tui import keymap
 from vinci_tui.clock import Clock
+from vinci_tui.commands import PANES, palette_commands
 from vinci_tui.fmt import short_digest
 from vinci_tui.messages import (
     BuildCompleted,
@@ -68,14 +69,14 @@ from vinci_tui.watch import DEBOUNCE_MS, STEP_MS, WatchTargets, watch, watch_tar
 from vinci_tui.widgets.cache import CacheTable, CacheView, totals
 from vinci_tui.widgets.contents import ContentsView, FileTable
 from vinci_tui.widgets.details import DetailsTable, LayerChanges
+from vinci_tui.widgets.filter import FilterBar
 from vinci_tui.widgets.layers import LayersTable
 from vinci_tui.widgets.log import BuildLog, LogView
 from vinci_tui.widgets.modals import ConfirmScreen, FileScreen, HelpScreen
 from vinci_tui.widgets.spec_tree import SpecTree
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "vinci.yaml"
-TABS = ("details", "contents", "cache", "log")
-PANES = ("spec", "layers", *TABS)
+TABS = PANES[2:]  # the panes in the tabbed area
 FILE_VIEW_LIMIT = 256 * 1024
 
 PANE_HELP = {
@@ -167,7 +168,7 @@ class Workbench(App[int]):
         self._contents_key: tuple[str, int, int] | None = None
         self._contents_part = 0
         self._cache_dirty = True
-        self._pending_file: tuple[str, str] | None = None
+        self._pending_file = ""  # the path whose contents were asked for
         self._started = 0  # the last build generation the engine began
         self._ended = 0  # the last build generation whose thread the UI saw end
         self.keymap_problems: list[str] = []
@@ -205,7 +206,18 @@ class Workbench(App[int]):
 
     def _load_keymap(self) -> None:
         known = keymap.binding_ids(self.BINDINGS)
-        for cls in (SpecTree, LayersTable, DetailsTable, FileTable, CacheTable, BuildLog):
+        for cls in (
+            SpecTree,
+            LayersTable,
+            DetailsTable,
+            FileTable,
+            CacheTable,
+            BuildLog,
+            FilterBar,
+            ConfirmScreen,
+            HelpScreen,
+            FileScreen,
+        ):
             known |= keymap.binding_ids(cls.BINDINGS)
         bindings, problems = keymap.load_keymap(self.keymap_path, known)
         self.keymap_problems = problems
@@ -392,16 +404,7 @@ class Workbench(App[int]):
         if key == self._contents_key:
             return
         self._contents_key = key
-        heading = Text.assemble(
-            (f"layer {index} ", "bold"),
-            (layer.label, "cyan"),
-            f"  {layer.summary}  ",
-            (f"sha256:{short_digest(info.descriptor.digest)}", "dim"),
-        )
-        if len(parts) > 1:
-            heading.append(f"  image layer {part + 1}/{len(parts)} ([ ])", style="dim")
-        heading.append(f"  sort: {view.table.sort_by}", style="dim")
-        view.set_heading(heading)
+        self._contents_heading()
         if layer.plan is not None:
             view.table.show_entries(entries_from_plan(layer.plan), layer.label)
             return
@@ -417,19 +420,40 @@ class Workbench(App[int]):
         self._show_contents()
 
     def on_file_table_sort_changed(self, message: FileTable.SortChanged) -> None:
-        self._contents_key = None
-        self._show_contents()
+        self._contents_heading()
+
+    def _contents_heading(self) -> None:
+        """Which layer (and which of its image layers) the Contents pane shows, and how."""
+        view = self.query_one(ContentsView)
+        if self.result is None or self._contents_key is None:
+            return
+        _digest, index, part = self._contents_key
+        parts = self._layer_parts(index)
+        layer = next((r for r in self.result.layers if r.index == index), None)
+        if layer is None or not parts:
+            return
+        info = parts[part % len(parts)]
+        heading = Text.assemble(
+            (f"layer {index} ", "bold"),
+            (layer.label, "cyan"),
+            f"  {layer.summary}  ",
+            (f"sha256:{short_digest(info.descriptor.digest)}", "dim"),
+        )
+        if len(parts) > 1:
+            heading.append(f"  image layer {part % len(parts) + 1}/{len(parts)} ([ ])", style="dim")
+        heading.append(f"  sort: {view.table.sort_by}", style="dim")
+        view.set_heading(heading)
 
     def on_file_table_view_file(self, message: FileTable.ViewFile) -> None:
         if self.result is None or self._contents_key is None:
             return
-        digest, index, part = self._contents_key
+        _digest, index, part = self._contents_key
         parts = self._layer_parts(index)
         if not parts:
             return
         info = parts[part % len(parts)]
         store, path = self.store, message.path
-        self._pending_file = (digest, path)
+        self._pending_file = path
         self.tasks.start(
             "file",
             lambda token: read_layer_file(store, info.descriptor, path, FILE_VIEW_LIMIT, token),
@@ -459,9 +483,7 @@ class Workbench(App[int]):
             self.query_one(ContentsView).table.show_entries(entries, label)
 
     def _done_file(self, result: Any) -> None:
-        if self._pending_file is None:
-            return
-        _, path = self._pending_file
+        path = self._pending_file
         if isinstance(result, BaseException):
             self.push_screen(FileScreen(path, None, str(result)))
         else:
@@ -757,60 +779,23 @@ class Workbench(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        commands = [
-            ("build: build now", "Cancel any running build and build the spec", self.action_build),
-            ("build: cancel", "Cancel the running build", self.action_cancel_build),
-            (
-                "watch: toggle",
-                "Rebuild on every change to the spec or its sources",
-                self.action_toggle_watch,
-            ),
-            (
-                "digest: copy layer digest",
-                "Copy the selected layer's digest (OSC 52)",
-                self.action_copy_digest,
-            ),
-            (
-                "digest: copy manifest digest",
-                "Copy the image's manifest digest (OSC 52)",
-                self.action_copy_manifest,
-            ),
-            (
-                "contents: sort by name or size",
-                "Toggle the file order in the Contents pane",
-                lambda: self.query_one(FileTable).action_sort(),
-            ),
-            (
-                "log: only matching lines",
-                "Toggle highlight / only-matching for the log filter",
-                lambda: self.query_one(BuildLog).action_toggle_only(),
-            ),
-            ("cache: refresh", "List the cache again", self.refresh_cache),
-            (
-                "cache: verify",
-                "Re-hash every blob in the cache",
-                lambda: self.post_message(CacheTable.Verify()),
-            ),
-            (
-                "cache: garbage-collect…",
-                "Remove what recent builds do not use (asks first)",
-                lambda: self.post_message(CacheTable.Collect()),
-            ),
-        ]
-        if self.spec is not None and self.spec.image is not None:
-            commands.append(
-                ("push: push image", f"Push the built image to {self.spec.image}", self.action_push)
-            )
-        for name in PANES:
-            commands.append(
-                (
-                    f"view: {name}",
-                    f"Show and focus the {name} pane",
-                    functools.partial(self.action_focus_pane, name),
-                )
-            )
-        for title, help_text, callback in commands:
-            yield SystemCommand(title, help_text, callback)
+        for title, help_text, action in palette_commands(self.spec is not None and self.spec.image):
+            yield SystemCommand(title, help_text, functools.partial(self.run_action, action))
+
+    def action_contents_sort(self) -> None:
+        self.query_one(FileTable).action_sort()
+
+    def action_log_only_matching(self) -> None:
+        self.query_one(BuildLog).action_toggle_only()
+
+    def action_cache_refresh(self) -> None:
+        self.refresh_cache()
+
+    def action_cache_verify(self) -> None:
+        self.post_message(CacheTable.Verify())
+
+    def action_cache_collect(self) -> None:
+        self.post_message(CacheTable.Collect())
 
     # -- titles ----------------------------------------------------------------------------
 

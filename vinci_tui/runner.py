@@ -98,6 +98,9 @@ class BuildRunner:
             if token.cancelled:
                 return
             self._build(generation, token, spec_path)
+        except Exception as e:
+            # A traceback printed from a thread would scribble over the screen: log it.
+            self._send(LogLine("error", f"internal error in build {generation}: {e!r}"))
         finally:
             self._send(BuildEnded(generation))
 
@@ -123,7 +126,7 @@ class BuildRunner:
             target = default_output(spec.path)
             try:
                 write_output(target, result, self.builder.store)
-            except VinciError as e:
+            except (VinciError, OSError) as e:
                 self._send(LogLine("error", f"output: {e}"))
             else:
                 sink(Log("info", f"wrote {target.kind}:{_relative(target.path)}"))

@@ -151,9 +151,12 @@ async def test_contents_tree_sort_filter_and_view(app_factory: Callable[..., Wor
         row = table.get_row_at(4)
         assert [str(c) for c in row[:3]] == ["-rw-r--r--", "0:0", " 3.7 KiB "]
         assert str(row[4]) == "directory"  # within layers[1], named in the heading
+        table.move_cursor(row=5)
+        assert table.current_path() == "/srv/site/assets/style.css"
         await pilot.press("s")
         await pilot.pause()
         assert names(table)[2:5] == ["assets/", "app.js", "style.css"]
+        assert table.current_path() == "/srv/site/assets/style.css"  # the cursor stays on it
         assert "sort: size" in str(app.query_one("#contents-heading").render())
         await pilot.press("slash", *"about")
         await pilot.pause()

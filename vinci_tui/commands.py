@@ -1,0 +1,38 @@
+"""The command palette (ctrl+p): every workbench action as "area: action", as data.
+
+Each entry names an action of the app, so the palette, the key bindings and the tests all go
+through the same `action_*` methods.
+"""
+
+from __future__ import annotations
+
+PANES = ("spec", "layers", "details", "contents", "cache", "log")  # number keys 1..6
+
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("build: build now", "Cancel any running build and build the spec", "build"),
+    ("build: cancel", "Cancel the running build", "cancel_build"),
+    ("watch: toggle", "Rebuild on every change to the spec or its sources", "toggle_watch"),
+    ("digest: copy layer digest", "Copy the selected layer's digest (OSC 52)", "copy_digest"),
+    ("digest: copy manifest digest", "Copy the image's manifest digest (OSC 52)", "copy_manifest"),
+    ("contents: sort by name or size", "Toggle the file order in Contents", "contents_sort"),
+    ("log: only matching lines", "Toggle highlight / only-matching lines", "log_only_matching"),
+    ("cache: refresh", "List the cache again", "cache_refresh"),
+    ("cache: verify", "Re-hash every blob in the cache", "cache_verify"),
+    (
+        "cache: garbage-collect…",
+        "Remove what recent builds do not use (asks first)",
+        "cache_collect",
+    ),
+)
+
+
+def palette_commands(can_push: object) -> list[tuple[str, str, str]]:
+    """(title, help, action) for the palette; pushing only when the spec names an image."""
+    commands = list(COMMANDS)
+    if can_push:
+        commands.append(("push: push image", "Push the built image to the spec's image", "push"))
+    commands.extend(
+        (f"view: {name}", f"Show and focus the {name} pane", f"focus_pane('{name}')")
+        for name in PANES
+    )
+    return commands
