@@ -145,6 +145,7 @@ class Workbench(App[int]):
         write_layout: bool = True,
         cursor_blink: bool = True,
         debounce_ms: int = DEBOUNCE_MS,
+        use_lock: bool = True,
     ) -> None:
         super().__init__()
         self.spec_path = Path(spec_path)
@@ -155,7 +156,7 @@ class Workbench(App[int]):
         self.cursor_blink = cursor_blink
         self.debounce_ms = debounce_ms
         self._watch_at_start = watch
-        self.runner = BuildRunner(builder, self.post_message, created, write_layout)
+        self.runner = BuildRunner(builder, self.post_message, created, write_layout, use_lock)
         self.tasks = TaskRunner(self.post_message)
         self.spec: Spec | None = None  # the last spec that loaded
         self.problems: tuple[SpecProblem, ...] = ()  # of the spec file as it is now
@@ -875,7 +876,11 @@ def make_workbench(args: argparse.Namespace) -> Workbench:
     created = int(epoch) if epoch is not None else source_date_epoch_from_env()
     builder = Builder(store, codec, getattr(args, "jobs", 2) or 2)
     return Workbench(
-        spec_path, builder, watch=not getattr(args, "no_watch", False), created=created
+        spec_path,
+        builder,
+        watch=not getattr(args, "no_watch", False),
+        created=created,
+        use_lock=not getattr(args, "no_lock", False),
     )
 
 

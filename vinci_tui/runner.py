@@ -18,8 +18,10 @@ from pathlib import Path
 
 from textual.message import Message
 
-from engine import BuildCancelled, Builder, SpecError, VinciError, load_spec
+from engine import BuildCancelled, Builder, BuildResult, Spec, SpecError, VinciError, load_spec
+from engine.diff import diff_results, render
 from engine.events import CancelToken, Log
+from engine.lock import lock_for
 from engine.output import default_output
 from engine.output.write import write_output
 from vinci_tui.messages import (
@@ -45,11 +47,14 @@ class BuildRunner:
         post: Post,
         created: int = 0,
         write_layout: bool = True,
+        use_lock: bool = True,
     ) -> None:
         self.builder = builder
         self._post = post
         self._created = created
         self._write_layout = write_layout
+        self._use_lock = use_lock
+        self._previous: BuildResult | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._token: CancelToken | None = None
@@ -113,7 +118,7 @@ class BuildRunner:
         self._send(SpecLoaded(generation, spec))
         sink = EventBridge(self._post, generation)
         try:
-            result = self.builder.build(spec, sink, token, self._created)
+            result = self._builder_for(spec).build(spec, sink, token, self._created)
         except SpecError as e:
             # Found while planning (e.g. two items of a combined layer at one path).
             self._send(SpecBroken(generation, e))
@@ -130,7 +135,44 @@ class BuildRunner:
                 self._send(LogLine("error", f"output: {e}"))
             else:
                 sink(Log("info", f"wrote {target.kind}:{_relative(target.path)}"))
+        self._explain(self._previous, result, token)
+        self._previous = result
         self._send(BuildCompleted(generation, result))
+
+    def _builder_for(self, spec: Spec) -> Builder:
+        """The session's builder, or one with the spec's vinci.lock: the workbench builds the
+        image `vinci build` would. The lock is read anew each build (`vinci lock` may run
+        beside the workbench)."""
+        if not self._use_lock:
+            return self.builder
+        try:
+            lock = lock_for(spec)
+        except VinciError as e:
+            self._send(LogLine("warning", f"{e}; building without the lock"))
+            return self.builder
+        if lock is None:
+            return self.builder
+        b = self.builder
+        return Builder(b.store, b.codec, b.jobs, b.threads, lock=lock)
+
+    def _explain(self, before: BuildResult | None, after: BuildResult, token: CancelToken) -> None:
+        """After a rebuild that changed the image, say what changed and why (vinci diff)."""
+        if before is None or before.manifest.digest == after.manifest.digest:
+            return
+        try:
+            diff = diff_results(before, after, self.builder.store, cancel=token)
+        except (VinciError, OSError) as e:
+            self._send(LogLine("warning", f"cannot explain the change: {e}"))
+            return
+        self._send(
+            LogLine(
+                "diff",
+                f"changed since the last build: {before.manifest.digest.short} -> "
+                f"{after.manifest.digest.short}",
+            )
+        )
+        for line in render(diff, unchanged=False).splitlines()[2:]:
+            self._send(LogLine("diff", line))
 
     def _send(self, message: Message) -> None:
         # RuntimeError: the app's loop has closed under a build that is being cancelled.

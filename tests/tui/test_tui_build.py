@@ -4,6 +4,10 @@ build on screen, quitting mid-build cancels and leaves no thread behind."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +18,8 @@ from textual.message import Message
 from textual.widgets import Static
 from tuikit import GatedBuilder, make_app, vinci_threads, wait_built, wait_for
 
+from engine import Builder, get_codec
+from engine.cache.store import BlobStore
 from engine.events import LayerProgress
 from vinci_tui.app import Workbench
 from vinci_tui.messages import EngineEvent, SourcesChanged
@@ -92,6 +98,10 @@ async def test_changed_source_rebuilds_with_new_digest(
         assert changes[0].path == "/app/run.sh"
         lines = app.query_one("#log").lines_kept  # type: ignore[attr-defined]
         assert ("watch", "watch: run.sh changed") in lines
+        # The log explains the new digest the way `vinci diff` does: which file, which cause.
+        diff = [text for level, text in lines if level == "diff"]
+        assert diff[0].startswith("changed since the last build: ")
+        assert any("app/run.sh" in text and "content" in text for text in diff), diff
 
 
 async def test_broken_spec_shows_error_and_keeps_last_build(
@@ -233,3 +243,25 @@ async def test_push_key_pushes_the_build_to_the_spec_image(
     )
     assert reply.status_code == 200
     assert reply.headers["Docker-Content-Digest"] == manifest
+
+
+async def test_workbench_builds_with_the_spec_lock(project: Path) -> None:
+    """With a vinci.lock made by isal, a workbench whose codec is the system zlib still shows
+    the locked manifest digest: it builds the image `vinci build` would."""
+    subprocess.run(
+        [sys.executable, "-m", "engine", "lock", str(project / "vinci.yaml")],
+        env={**os.environ, "VINCI_CACHE_DIR": str(project / "cache")},
+        check=True,
+        capture_output=True,
+    )
+    locked = json.loads((project / "vinci.lock").read_text())["image"]["manifest"]
+    zlib = Builder(BlobStore(Path("cache")), get_codec("gzip-zlib"), jobs=1)
+    app = make_app(project, builder=zlib)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, app)
+        assert app.result is not None and str(app.result.manifest.digest) == locked
+    unlocked = make_app(project, builder=zlib, use_lock=False)
+    async with unlocked.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, unlocked)
+        assert unlocked.result is not None
+        assert str(unlocked.result.manifest.digest) != locked

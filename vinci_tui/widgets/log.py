@@ -20,7 +20,13 @@ from vinci_tui.widgets.filter import FilterBar
 
 MAX_LINES = 5000
 
-LEVEL_STYLES = {"error": "bold red", "warning": "yellow", "event": "", "watch": "magenta"}
+LEVEL_STYLES = {
+    "error": "bold red",
+    "warning": "yellow",
+    "event": "",
+    "watch": "magenta",
+    "diff": "cyan",
+}
 
 
 class BuildLog(RichLog):
