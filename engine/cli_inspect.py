@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.cli import _add_build_args, _codec, _created, _store, find_spec
+from engine.cli import _add_build_args, _builder, _created, find_spec
 from engine.cli_progress import human_bytes
 from engine.descriptor import Platform
 from engine.errors import VinciError
@@ -93,11 +93,11 @@ def load_target(
         image, blobs = image_from_local(given, platform)
         stack.callback(blobs.close)
         return image, blobs, {}
-    from engine.build import Builder
     from engine.spec import load_spec
 
     spec = load_spec(find_spec(args.target))
-    builder = Builder(_store(args), _codec(args), args.jobs)
+    # The image `vinci build` makes, vinci.lock included.
+    builder, _ = _builder(args, spec)
     result = builder.build(spec, created=_created(args))
     image = image_from_result(result)
     plans = {layer.position: plan_for(result, layer) for layer in image.layers}
