@@ -8,6 +8,7 @@ when a figure changed.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from html import escape
 
@@ -17,6 +18,7 @@ LABEL_W = 250
 BAR_H = 14
 GAP = 6
 GROUP_GAP = 14
+SUBTITLE_CHARS = 115  # what fits in WIDTH at 11px
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,12 @@ def _panel(panel: Panel, top: int) -> tuple[list[str], int]:
 def render(panels: list[Panel], title: str, subtitle: str) -> str:
     body: list[str] = [
         f'<text x="8" y="20" font-size="16" font-weight="bold">{escape(title)}</text>',
-        f'<text x="8" y="38" font-size="11" fill="#555555">{escape(subtitle)}</text>',
     ]
-    y = 50
+    y = 38
+    for line in textwrap.wrap(subtitle, SUBTITLE_CHARS):
+        body.append(f'<text x="8" y="{y}" font-size="11" fill="#555555">{escape(line)}</text>')
+        y += 14
+    y += 2
     for panel in panels:
         lines, y = _panel(panel, y)
         body.extend(lines)

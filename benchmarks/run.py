@@ -897,10 +897,9 @@ def table(rows: list[Row]) -> str:
     ]
     for r in rows:
         note = f" ({r.note})" if r.note else ""
-        lines.append(
-            f"| {r.bench} | {r.vinci} | {r.baseline} | {r.ratio} | {r.target} | "
-            f"{mark[r.met]}{note} |"
-        )
+        cells = [r.bench, r.vinci, r.baseline, r.ratio, r.target, f"{mark[r.met]}{note}"]
+        # A shell pipe in a cell would end it: Markdown wants it escaped.
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 
