@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.cache.memo import StatKey, StatMemo, stat_key
+from engine.cache.records import RecordIndex
 from engine.cache.store import BlobStore
 from engine.canonical import canonical_json
 from engine.codec import Codec
@@ -463,8 +464,7 @@ class Planner:
         ):
             return False
         guessed = self._entries_of(raws, {**digests, **guesses})
-        key = cache_key(guessed, self.mtime, self.codec)
-        return (self.store.layer_dir / f"{key}.json").is_file()
+        return RecordIndex(self.store).get(cache_key(guessed, self.mtime, self.codec)) is not None
 
     def _save_memos(self, memos: Iterable[StatMemo]) -> None:
         with self._memo_lock:
