@@ -15,14 +15,23 @@ from __future__ import annotations
 import hashlib
 import zlib
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import zstandard
+from isal import isal_zlib
 
 from engine.cache.store import BlobStore, BlobWriter
 from engine.digest import Digest
 from engine.errors import CorruptImportedImage
 from engine.events import CancelToken
+
+# What a broken stream raises: isal inflates gzip; zlib.error is what we raise ourselves.
+# (isal's stubs declare `error` as an instance; it is the class IsalError.)
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    zlib.error,
+    cast("type[Exception]", isal_zlib.error),
+    zstandard.ZstdError,
+)
 
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -55,7 +64,9 @@ class _Gunzip:
 
     def __init__(self, out: _Hasher) -> None:
         self._out = out
-        self._d: Any = zlib.decompressobj(31)
+        # isal's inflate: the same interface and bytes as zlib's, at about 2.4x the speed
+        # (it was 41% of an import-oci pull's profile, docs/performance.md).
+        self._d: Any = isal_zlib.decompressobj(31)
         self._between = b""  # after a member's end: the start of the next, or padding
 
     def write(self, data: bytes) -> None:
@@ -67,7 +78,7 @@ class _Gunzip:
                     return
                 if self._between.startswith(GZIP_MAGIC):
                     data, self._between = self._between, b""
-                    self._d = zlib.decompressobj(31)
+                    self._d = isal_zlib.decompressobj(31)
                     continue
                 # Some writers pad with zeros after the last member; anything else is not
                 # gzip (and the diff_id check would catch it anyway).
@@ -160,7 +171,7 @@ class Ingest:
     def _feed(self, data: bytes) -> None:
         try:
             self._inflater.write(data)
-        except (zlib.error, zstandard.ZstdError) as e:
+        except DECODE_ERRORS as e:
             self._failed = str(e)
 
     def reset(self) -> None:
@@ -180,7 +191,7 @@ class Ingest:
         if self._failed is None and self._inflater is not self._diff:
             try:
                 self._inflater.close()
-            except (zlib.error, zstandard.ZstdError) as e:
+            except DECODE_ERRORS as e:
                 self._failed = str(e)
 
     def commit(
