@@ -79,6 +79,11 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="layers built at once (default 2)",
     )
+    add_image_args(p)
+
+
+def add_image_args(p: argparse.ArgumentParser) -> None:
+    """The options that choose the image's bytes: codec, level, timestamp."""
     p.add_argument(
         "--compression",
         default="gzip",

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from engine.cli import _created, _positive, find_spec
+from engine.cli import _created, _positive, add_image_args, find_spec
 from engine.errors import VinciError
 
 
@@ -40,21 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--keep", metavar="DIR", help="keep every build's inputs, cache and output under DIR"
     )
     p.add_argument("--list", action="store_true", help="list the perturbations and exit")
-    p.add_argument(
-        "--compression",
-        default="gzip",
-        metavar="CODEC",
-        help="gzip (default, isal), gzip-zlib (system zlib), zstd or none",
-    )
-    p.add_argument(
-        "--compression-level", type=int, metavar="N", help="codec level (default per codec)"
-    )
-    p.add_argument(
-        "--source-date-epoch",
-        type=int,
-        metavar="SECONDS",
-        help="timestamp for files and config (default: $SOURCE_DATE_EPOCH, else 0)",
-    )
+    add_image_args(p)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per build (default 600)")
     from engine.cli_registry import add_registry_arguments
 
