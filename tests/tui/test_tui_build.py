@@ -206,6 +206,9 @@ async def test_progress_messages_coalesce_and_stay_in_order(
 
     async with app.run_test(size=(120, 36), message_hook=dispatched) as pilot:
         await wait_for(pilot, gated_builder.reached.is_set)
+        # The engine's own LayerStarted for this layer crosses threads (call_soon_threadsafe)
+        # and may be queued after messages posted here: let it land before the flood.
+        await wait_for(pilot, lambda: app.model.rows[1].state != "queued")
         generation = app.runner.generation
         seen.clear()
         total = 4_000_000
