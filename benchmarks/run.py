@@ -233,12 +233,11 @@ def content_bytes(root: Path) -> int:
 # -- benchmarks -----------------------------------------------------------------------------------
 
 
-def bench_file(b: Bench) -> None:
-    """Cold build of one large file layer against tar | pigz -6 | sha256sum."""
-    root = mixed_file(b, "file", b.sizes.file, 1)
-    cache, out = b.work / "c-file", b.work / "o-file"
-    pipeline = f"{TAR} -C {root} -cf - data.bin | pigz -6 -n | sha256sum"
-    b.log(f"1 file layer of {b.sizes.file // MIB} MiB: vinci cold vs {pipeline}")
+def cold_vs_pipeline(
+    b: Bench, root: Path, cache: Path, out: Path, pipeline: str
+) -> tuple[Series, Series]:
+    """A cold `vinci build` of `root` (fresh cache and output each round) alternated with a
+    shell pipeline over the same data."""
     series = alternate(
         {
             "vinci": lambda: b.vinci_run(
@@ -249,7 +248,16 @@ def bench_file(b: Bench) -> None:
         b.repeat,
         before=lambda name: fresh(cache, out) if name == "vinci" else None,
     )
-    v, p = series["vinci"], series["pipeline"]
+    return series["vinci"], series["pipeline"]
+
+
+def bench_file(b: Bench) -> None:
+    """Cold build of one large file layer against tar | pigz -6 | sha256sum."""
+    root = mixed_file(b, "file", b.sizes.file, 1)
+    cache, out = b.work / "c-file", b.work / "o-file"
+    pipeline = f"{TAR} -C {root} -cf - data.bin | pigz -6 -n | sha256sum"
+    b.log(f"1 file layer of {b.sizes.file // MIB} MiB: vinci cold vs {pipeline}")
+    v, p = cold_vs_pipeline(b, root, cache, out, pipeline)
     size = b.sizes.file
     ratio = p.median / v.median
     pigz_size = int(b.shell(f"{TAR} -C {root} -cf - data.bin | pigz -6 -n | wc -c").stdout)
@@ -295,7 +303,8 @@ def bench_file(b: Bench) -> None:
             ),
         )
     )
-    b.raw["file"] = {k: [asdict(r) | {"stdout": ""} for r in s.runs] for k, s in series.items()}
+    pair = {"vinci": v, "pipeline": p}
+    b.raw["file"] = {k: [asdict(r) | {"stdout": ""} for r in x.runs] for k, x in pair.items()}
     b.raw["file_rss_mb"] = v.max_rss_mb
 
 
@@ -423,17 +432,7 @@ def bench_tree(b: Bench) -> None:
     cache, out = b.work / "c-tree", b.work / "o-tree"
     pipeline = f"{TAR} -C {src} -cf - . | pigz -6 -n | sha256sum"
     b.log(f"tree of {b.sizes.tree_files} files, {size / 1e6:.0f} MB: cold")
-    series = alternate(
-        {
-            "vinci": lambda: b.vinci_run(
-                "build", root, "-q", "--cache-dir", cache, "-o", f"oci:{out}"
-            ),
-            "pipeline": lambda: b.shell(pipeline),
-        },
-        b.repeat,
-        before=lambda name: fresh(cache, out) if name == "vinci" else None,
-    )
-    v, p = series["vinci"], series["pipeline"]
+    v, p = cold_vs_pipeline(b, root, cache, out, pipeline)
     b.rows.append(
         Row(
             f"cold build, {b.sizes.tree_files:,} files / {size / 1e6:.0f} MB in "
@@ -553,7 +552,7 @@ def bench_tree(b: Bench) -> None:
         ]
     )
     b.raw["tree"] = {
-        "cold": {k: [s.seconds for s in v.runs] for k, v in series.items()},
+        "cold": {k: [r.seconds for r in x.runs] for k, x in (("vinci", v), ("pipeline", p))},
         "noop": noop.all_seconds,
         "changed": changed.all_seconds,
         "changed_layer_seconds": layer_seconds,
@@ -572,17 +571,7 @@ def bench_layers(b: Bench) -> None:
         f"{TAR} -C {src / name} -cf - . | pigz -6 -n | sha256sum >/dev/null" for name in layers
     )
     b.log(f"{len(layers)}-layer spec, {size / 1e6:.0f} MB: cold")
-    series = alternate(
-        {
-            "vinci": lambda: b.vinci_run(
-                "build", root, "-q", "--cache-dir", cache, "-o", f"oci:{out}"
-            ),
-            "pipeline": lambda: b.shell(script),
-        },
-        b.repeat,
-        before=lambda name: fresh(cache, out) if name == "vinci" else None,
-    )
-    v, p = series["vinci"], series["pipeline"]
+    v, p = cold_vs_pipeline(b, root, cache, out, script)
     noop = Series("noop")
     for _ in range(b.rounds(3)):
         noop.runs.append(b.vinci_run("build", root, "-q", "--cache-dir", cache, "-o", f"oci:{out}"))
