@@ -53,10 +53,14 @@ def tar_header(entry: PlannedEntry, mtime: int) -> bytes:
 
 
 class _TarSink:
-    """Counts and hashes the uncompressed stream on its way into the compressor."""
+    """Counts and hashes the uncompressed stream on its way into the compressor (if any:
+    without one, the stream is only hashed)."""
 
     def __init__(
-        self, compressor: Compressor, progress: ProgressThrottle, cancel: CancelToken | None
+        self,
+        compressor: Compressor | None,
+        progress: ProgressThrottle | None,
+        cancel: CancelToken | None,
     ):
         self._compressor = compressor
         self._hash = hashlib.sha256()
@@ -66,9 +70,11 @@ class _TarSink:
 
     def write(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
-        self._compressor.write(data)
+        if self._compressor is not None:
+            self._compressor.write(data)
         self.size += len(data)
-        self._progress.advance(len(data))
+        if self._progress is not None:
+            self._progress.advance(len(data))
         if self._cancel is not None:
             self._cancel.check()
 
@@ -94,26 +100,12 @@ def write_layer(
 ) -> BuiltLayer:
     total = uncompressed_size(plan)
     progress = ProgressThrottle(sink, index, "building", total)
-    content: list[tuple[int, str]] = []
     with store.writer() as blob:
         # testhooks: knobs `vinci verify` turns to prove they never change the bytes.
         compressor = testhooks.open_codec(codec, blob, threads)  # type: ignore[arg-type]
         tar = _TarSink(compressor, progress, cancel)
         try:
-            chunk = testhooks.read_chunk(READ_CHUNK)
-            for i, entry in enumerate(plan.entries):
-                tar.write(tar_header(entry, plan.mtime))
-                if entry.type != "file":
-                    continue
-                if entry.inline is not None:
-                    tar.write(entry.inline)
-                else:
-                    hashed = _copy_source(entry, tar, chunk, hashing=not entry.digest)
-                    if hashed is not None:
-                        content.append((i, hashed))
-                tar.write(padding(entry.size))
-            tar.write(testhooks.trailer())  # b"" outside the test suite's faults
-            tar.write(END)
+            content = _stream_tar(plan, tar)
         finally:
             # Closing flushes (or, on error, stops) the codec's worker threads either way.
             compressor.close()
@@ -122,6 +114,35 @@ def write_layer(
     return BuiltLayer(
         Descriptor(codec.media_type, digest, size), tar.digest, tar.size, tuple(content)
     )
+
+
+def tar_digest(plan: LayerPlan, cancel: CancelToken | None = None) -> tuple[Digest, int]:
+    """The diff_id and size `write_layer` would produce for `plan`, without compressing or
+    storing anything: the same stream, into a hash (vinci.lock matches layers by it)."""
+    tar = _TarSink(None, None, cancel)
+    _stream_tar(plan, tar)
+    return tar.digest, tar.size
+
+
+def _stream_tar(plan: LayerPlan, tar: _TarSink) -> list[tuple[int, str]]:
+    """Writes the layer's tar stream into `tar`; returns (entry index, content digest) for
+    the files that had no digest yet and were hashed on the way."""
+    content: list[tuple[int, str]] = []
+    chunk = testhooks.read_chunk(READ_CHUNK)
+    for i, entry in enumerate(plan.entries):
+        tar.write(tar_header(entry, plan.mtime))
+        if entry.type != "file":
+            continue
+        if entry.inline is not None:
+            tar.write(entry.inline)
+        else:
+            hashed = _copy_source(entry, tar, chunk, hashing=not entry.digest)
+            if hashed is not None:
+                content.append((i, hashed))
+        tar.write(padding(entry.size))
+    tar.write(testhooks.trailer())  # b"" outside the test suite's faults
+    tar.write(END)
+    return content
 
 
 def _copy_source(entry: PlannedEntry, tar: _TarSink, chunk: int, hashing: bool) -> str | None:

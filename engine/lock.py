@@ -27,18 +27,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.cache.atomic import write_atomic
-from engine.cache.memo import stat_key
 from engine.cache.records import LayerRecord
 from engine.cache.store import BlobStore
 from engine.codec import Codec
 from engine.descriptor import Descriptor
 from engine.digest import Digest
-from engine.errors import BuildCancelled, SourceError, VinciError
+from engine.errors import BuildCancelled, VinciError
 from engine.events import CancelToken, EventSink, Log, discard
-from engine.layerbuild import tar_header
+from engine.layerbuild import tar_digest
 from engine.plan import READ_CHUNK, LayerPlan
 from engine.spec.model import ImportOCISpec, Spec
-from engine.tarformat import END, padding
 
 if TYPE_CHECKING:  # build.py imports this module: no import of it at run time
     from engine.build import BuildResult
@@ -321,52 +319,6 @@ def differences(old: Lock, new: Lock, store: BlobStore | None = None) -> list[st
 
 
 # -- reuse during a build ----------------------------------------------------------------------
-
-
-def tar_digest(plan: LayerPlan, cancel: CancelToken | None = None) -> tuple[Digest, int]:
-    """The diff_id the layer writer would produce for `plan`, without compressing or storing:
-    the same tar stream, into a hash. Sources are checked against their planned stat data, as
-    the writer checks them."""
-    h = hashlib.sha256()
-    size = 0
-    buf = bytearray(READ_CHUNK)
-    view = memoryview(buf)
-
-    def put(data: bytes | memoryview) -> None:
-        nonlocal size
-        h.update(data)
-        size += len(data)
-
-    for entry in plan.entries:
-        put(tar_header(entry, plan.mtime))
-        if entry.type != "file":
-            continue
-        if entry.inline is not None:
-            put(entry.inline)
-        else:
-            try:
-                fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError as e:
-                raise SourceError(
-                    f"{entry.origin}: cannot read {entry.source}: {e.strerror}"
-                ) from None
-            try:
-                if stat_key(os.fstat(fd)) != entry.stat:
-                    raise SourceError(f"{entry.source} changed since it was hashed; build again")
-                left = entry.size
-                while left:
-                    n = os.readv(fd, [view[: min(len(view), left)]])
-                    if n == 0:
-                        raise SourceError(f"{entry.source} shrank while it was being read")
-                    put(view[:n])
-                    left -= n
-                    if cancel is not None:
-                        cancel.check()
-            finally:
-                os.close(fd)
-        put(padding(entry.size))
-    put(END)
-    return Digest(h.hexdigest()), size
 
 
 def blob_diff_id(store: BlobStore, digest: Digest, cancel: CancelToken | None = None) -> Digest:
