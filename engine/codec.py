@@ -157,7 +157,19 @@ def _version(module: str) -> str:
         return "unknown"
 
 
+# Levels each library accepts: a level outside them is a usage error, not a crash mid-layer.
+LEVELS = {"gzip": range(0, 4), "gzip-zlib": range(0, 10), "zstd": range(1, 23)}
+
+
 def _make(name: str, level: int | None = None) -> Codec:
+    allowed = LEVELS.get(name)
+    if level is not None and allowed is not None and level not in allowed:
+        raise ValueError(
+            f"compression level {level} is not available for {name} "
+            f"(choose {allowed.start} to {allowed.stop - 1})"
+        )
+    if level is not None and name == "none":
+        raise ValueError("--compression none takes no level")
     if name == "none":
         return Codec("none", mediatypes.OCI_LAYER, "none", 0, "uncompressed tar")
     if name == "gzip":

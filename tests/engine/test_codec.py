@@ -90,11 +90,26 @@ def test_zstd_and_none_roundtrip() -> None:
 def test_identity_names_library_version_and_settings() -> None:
     gz = get_codec("gzip")
     assert gz.identity.startswith("gzip/isal-igzip-threaded/1.9.1/level=2/")
-    assert get_codec("gzip", 4).identity != gz.identity
+    assert get_codec("gzip", 3).identity != gz.identity
     assert "zlib" in get_codec("gzip-zlib").identity
     assert get_codec("none").media_type == "application/vnd.oci.image.layer.v1.tar"
     with pytest.raises(ValueError, match="unknown compression"):
         get_codec("brotli")
+
+
+@pytest.mark.parametrize(
+    ("name", "level", "message"),
+    [
+        ("gzip", 4, "choose 0 to 3"),
+        ("gzip-zlib", 10, "choose 0 to 9"),
+        ("zstd", 0, "choose 1 to 22"),
+        ("none", 1, "takes no level"),
+    ],
+)
+def test_a_level_the_library_lacks_is_refused_up_front(name: str, level: int, message: str) -> None:
+    # isal used to fail inside the layer's compression threads: an "internal error".
+    with pytest.raises(ValueError, match=message):
+        get_codec(name, level)
 
 
 def test_isal_alone_depends_on_write_sizes() -> None:
