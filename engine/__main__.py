@@ -1,7 +1,7 @@
-"""`python -m engine` runs the vinci command line."""
+"""`python -m engine` runs the vinci command line, as the `vinci` command does."""
 
 import sys
 
-from engine.cli import main
+from engine.main import main
 
 sys.exit(main())

@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.buildopts import epoch_from_env
 from engine.cache.atomic import write_atomic
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
@@ -43,6 +44,7 @@ from engine.layerbuild import write_layer
 from engine.lock import Lock, LockReuse
 from engine.plan import LayerPlan, Planner
 from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
+from engine.uptodate import Footprint
 
 DEFAULT_JOBS = 2
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
@@ -50,15 +52,12 @@ BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed s
 
 def source_date_epoch_from_env() -> int:
     """SOURCE_DATE_EPOCH if set (whole seconds), else 0: the one clock an image may show."""
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not value:
-        return 0
-    try:
-        epoch = int(value)
-    except ValueError:
-        raise VinciError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds") from None
-    if epoch < 0:
-        raise VinciError("SOURCE_DATE_EPOCH must not be negative")
+    epoch = epoch_from_env()
+    if epoch is None:
+        value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+        raise VinciError(
+            f"SOURCE_DATE_EPOCH={value!r} is not a non-negative whole number of seconds"
+        )
     return epoch
 
 
@@ -156,7 +155,9 @@ class Builder:
         sink: EventSink = discard,
         cancel: CancelToken | None = None,
         created: int = 0,
+        footprint: Footprint | None = None,
     ) -> BuildResult:
+        """Build `spec`; what planning looks at on the host is added to `footprint`."""
         started = time.monotonic()
         token = CancelToken(cancel)
         sink(BuildStarted(spec.display_path, len(spec.layers), self.jobs, self.codec.identity))
@@ -164,7 +165,9 @@ class Builder:
             sink(LayerQueued(i, layer.label))
         # With a lock, layers are matched by their tar digest before anything is built, so
         # every source is hashed first (no speculative builds, engine/plan.py).
-        planner = Planner(self.store, self.codec, created, sink, token, self.lock is None)
+        planner = Planner(
+            self.store, self.codec, created, sink, token, self.lock is None, footprint
+        )
         try:
             results = self._run(spec, planner, sink, token)
             base = self._base_config(spec, results)

@@ -9,19 +9,20 @@ them, so a local build starts fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.buildopts import locate_spec
 from engine.errors import SpecError, VinciError
 
 if TYPE_CHECKING:
     from engine.events import EventSink
     from engine.spec import Spec
-
-SPEC_NAMES = ("vinci.yaml", "vinci.yml")
 
 
 def _size(text: str) -> int:
@@ -46,17 +47,11 @@ def _positive(text: str) -> int:
 
 
 def find_spec(given: str | None) -> str:
+    found = locate_spec(given)
+    if found is not None:
+        return found
     if given:
-        path = Path(given)
-        if os.path.isdir(path):
-            for name in SPEC_NAMES:
-                if (path / name).is_file():
-                    return str(path / name)
-            raise VinciError(f"no vinci.yaml in {given}")
-        return given
-    for name in SPEC_NAMES:
-        if Path(name).is_file():
-            return name
+        raise VinciError(f"no vinci.yaml in {given}")
     raise VinciError("no spec given and no vinci.yaml in the current directory")
 
 
@@ -122,6 +117,12 @@ def parser() -> argparse.ArgumentParser:
         "--locked",
         action="store_true",
         help="fail, showing the difference, unless the image is exactly what vinci.lock records",
+    )
+    b.add_argument(
+        "--replan",
+        action="store_true",
+        help="plan every layer even if nothing changed since the last build (its stamp is "
+        "not consulted; unchanged layers are still cache hits)",
     )
     _add_build_args(b)
     # --push/--image/--tag/--insecure-registry/--ca-file; the module imports no httpx.
@@ -238,6 +239,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from engine.output import default_output, parse_output
     from engine.output.write import write_output
     from engine.spec import load_spec
+    from engine.uptodate import Footprint, build_key, lock_mode, write_stamp
 
     apply_registry_options(args)  # also for import-oci layers fetched during the build
     spec = load_spec(find_spec(args.spec))
@@ -247,14 +249,30 @@ def cmd_build(args: argparse.Namespace) -> int:
     from engine.lock import check_locked, lock_path
 
     builder, locked = _builder(args, spec)
+    created = _created(args)
+    footprint = Footprint()
+    started_ns = time.time_ns()
     try:
-        result = builder.build(spec, sink, created=_created(args))
+        result = builder.build(spec, sink, created=created, footprint=footprint)
     finally:
         if progress is not None:
             progress.finish()
     if args.locked and locked is not None:
         check_locked(lock_path(spec), locked, result, builder.store)  # before any output
     write_output(target, result, builder.store)
+    if push_to is None:
+        key = build_key(
+            str(spec.path),
+            args.output,
+            args.compression,
+            args.compression_level,
+            created,
+            lock_mode(args.no_lock, args.locked),
+        )
+        lock_bytes = locked.to_bytes() if locked is not None else None
+        # The image is written: a stamp that cannot be saved costs the next build its shortcut.
+        with contextlib.suppress(OSError):
+            write_stamp(key, result, target, builder.store, footprint, started_ns, lock_bytes)
     pushed = None
     if push_to is not None:
         pushed = push_built(args, push_to, result, builder.store, progress)

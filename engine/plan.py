@@ -34,7 +34,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from engine.cache.memo import StatKey, StatMemo, stat_key
+from engine.cache.memo import StatMemo
 from engine.cache.records import RecordIndex
 from engine.cache.store import BlobStore
 from engine.canonical import canonical_json
@@ -42,7 +42,9 @@ from engine.codec import Codec
 from engine.errors import SourceError, SpecError, SpecProblem
 from engine.events import CancelToken, EventSink, Log, ProgressThrottle
 from engine.spec.model import CombinablePart, CombinedSpec, DirectorySpec, FileSpec, SymlinkSpec
+from engine.statkey import StatKey, stat_key
 from engine.tarformat import TAR_FORMAT
+from engine.uptodate import Footprint
 
 READ_CHUNK = 1 << 20
 
@@ -194,6 +196,7 @@ class Planner:
         sink: EventSink,
         cancel: CancelToken | None = None,
         speculate: bool = True,
+        footprint: Footprint | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -201,6 +204,8 @@ class Planner:
         self.sink = sink
         self.cancel = cancel
         self.speculate = speculate
+        # What this build looked at on the host, for the up-to-date check (engine/uptodate.py).
+        self.footprint = footprint or Footprint()
         # One memo per source root for the whole build, shared by the layers that read it (two
         # layers of one directory must not each save only their own half), saved after each
         # layer's plan. Layers plan on several threads: the lock guards the memos.
@@ -304,6 +309,9 @@ class Planner:
                 f"{part.pos}: {part.label}.source: {part.source} is not a regular file"
             )
         mode = part.mode if part.mode is not None else (0o755 if st.st_mode & 0o111 else 0o644)
+        key = stat_key(st)
+        self.footprint.links.append((str(part.source), real))
+        self.footprint.stats.append((real, key))
         return _Raw(
             part,
             rel,
@@ -315,7 +323,7 @@ class Planner:
             source=real,
             memo_root=real,
             memo_rel="",
-            stat=stat_key(st),
+            stat=key,
         )
 
     def _directory(self, part: DirectorySpec) -> list[_Raw]:
@@ -328,6 +336,7 @@ class Planner:
         root = os.path.realpath(part.source)
         if not os.path.isdir(root):
             raise SourceError(f"{part.pos}: {part.label}.source: {part.source} is not a directory")
+        self.footprint.links.append((str(part.source), root))
         self._walk(part, root, "", base, out)
         return out
 
@@ -347,6 +356,8 @@ class Planner:
             ) from None
         if self.cancel is not None:
             self.cancel.check()  # once per directory: lstat is cheap, the check is not
+        footprint = self.footprint
+        footprint.listings.append((here, [c.name for c in children]))
         for child in children:
             rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
             image_path = f"{image_dir}/{child.name}" if image_dir else child.name
@@ -368,7 +379,9 @@ class Planner:
                 continue
             if part.include and not glob_match(part.include, rel):
                 continue
+            key = stat_key(st)
             if stat.S_ISLNK(st.st_mode):
+                footprint.stats.append((child.path, key))
                 # Kept as a link, never followed: nothing outside the tree is ever read.
                 out.append(
                     _Raw(
@@ -382,6 +395,7 @@ class Planner:
                     )
                 )
             elif stat.S_ISREG(st.st_mode):
+                footprint.stats.append((child.path, key))
                 mode = part.file_mode
                 if mode is None:
                     mode = 0o755 if st.st_mode & 0o111 else 0o644
@@ -397,7 +411,7 @@ class Planner:
                         source=child.path,
                         memo_root=root,
                         memo_rel=rel,
-                        stat=stat_key(st),
+                        stat=key,
                     )
                 )
             else:

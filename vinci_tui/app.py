@@ -33,6 +33,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from engine import Builder, BuildResult, Spec, cli, get_codec, source_date_epoch_from_env
+from engine.buildopts import locate_spec
 from engine.cache.maintenance import collect_garbage, list_entries, verify
 from engine.cache.store import BlobStore
 from engine.errors import SpecProblem, VinciError
@@ -855,10 +856,8 @@ def find_spec(given: str | None) -> Path:
     hello example."""
     if given:
         return Path(cli.find_spec(given))
-    for name in cli.SPEC_NAMES:
-        if Path(name).is_file():
-            return Path(name)
-    return EXAMPLE
+    found = locate_spec(None)
+    return Path(found) if found is not None else EXAMPLE
 
 
 def make_workbench(args: argparse.Namespace) -> Workbench:

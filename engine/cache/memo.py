@@ -23,14 +23,11 @@ from pathlib import Path
 from engine.cache.atomic import write_atomic
 from engine.cache.store import BlobStore
 from engine.canonical import canonical_json
+from engine.statkey import StatKey, is_racy, stat_key
 
-StatKey = tuple[int, int, int, int]  # size, mtime_ns, inode, ctime_ns
-RACY_NS = 2_000_000_000
+__all__ = ["StatKey", "StatMemo", "stat_key"]
+
 KEEP_UNSEEN = 8  # writes of the memo an entry survives without being looked up
-
-
-def stat_key(st: os.stat_result) -> StatKey:
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 class StatMemo:
@@ -76,7 +73,7 @@ class StatMemo:
     def remember(self, rel: str, key: StatKey, digest_hex: str) -> None:
         # Writes set mtime (and ctime) to the coarse clock, so mtime alone tells raciness. A
         # racy entry is kept as a guess only: a null mtime never equals a stat's.
-        racy = key[1] >= self._started_ns - RACY_NS
+        racy = is_racy(key, self._started_ns)
         self._new[rel] = [key[0], None, key[2], key[3], digest_hex] if racy else [*key, digest_hex]
         self._dirty = True
 

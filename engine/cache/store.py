@@ -17,20 +17,16 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from engine.buildopts import CACHE_LAYOUT, cache_base
 from engine.cache.atomic import AtomicFile
 from engine.digest import Digest
 from engine.errors import CacheError
 
-LAYOUT_VERSION = "v1"
+LAYOUT_VERSION = CACHE_LAYOUT
 
 
 def default_cache_root() -> Path:
-    env = os.environ.get("VINCI_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "vinci"
+    return Path(cache_base())
 
 
 class BlobWriter:

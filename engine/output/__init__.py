@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.buildopts import default_output_path, split_output
 from engine.errors import OutputError
-
-KINDS = ("oci", "oci-archive", "docker-archive")
 
 
 @dataclass(frozen=True)
@@ -20,14 +19,14 @@ class OutputTarget:
 
 
 def parse_output(text: str) -> OutputTarget:
-    kind, sep, rest = text.partition(":")
-    if not sep or kind not in KINDS or not rest:
+    parsed = split_output(text)
+    if parsed is None:
         raise OutputError(
             f"--output {text!r}: expected oci:DIR, oci-archive:FILE or docker-archive:FILE"
         )
-    return OutputTarget(kind, Path(rest))
+    return OutputTarget(parsed[0], Path(parsed[1]))
 
 
 def default_output(spec_path: Path) -> OutputTarget:
     """Next to the spec: examples/hello/vinci.yaml -> examples/hello/vinci.oci"""
-    return OutputTarget("oci", spec_path.with_suffix(".oci"))
+    return OutputTarget("oci", Path(default_output_path(str(spec_path))))

@@ -19,6 +19,7 @@ import posixpath
 import re
 import stat
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def load_spec_text(raw: bytes, absolute: Path, display: str, *, check_sources: b
     spec = reader.spec(present[0], absolute)
     if reader.problems or spec is None:
         raise SpecError(reader.problems)
-    return spec
+    return replace(spec, raw=raw)
 
 
 def _compose(text: str, display: str) -> list[Node | None]:

@@ -101,6 +101,8 @@ class Spec:
     config: ConfigSpec
     layers: tuple[LayerSpec, ...]
     sources: tuple[Path, ...] = field(default=())  # every host path it reads, for watchers
+    # The file's bytes as loaded: what the up-to-date check (engine/uptodate.py) compares.
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def base_dir(self) -> Path:

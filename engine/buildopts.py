@@ -1,0 +1,69 @@
+"""What `vinci build` is asked for, read one way by the full build (engine/cli.py) and by the
+up-to-date check that runs before it (engine/uptodate.py): which spec, which output, which
+timestamp, which cache.
+
+The check runs before anything else is imported, so this module imports nothing but `os`.
+Functions here return None where the full build would report an error; the full build, which
+has the error classes loaded, says what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+
+SPEC_NAMES = ("vinci.yaml", "vinci.yml")
+OUTPUT_KINDS = ("oci", "oci-archive", "docker-archive")
+CACHE_LAYOUT = "v1"  # the cache's on-disk layout version: <root>/v1/...
+
+
+def locate_spec(given: str | None) -> str | None:
+    """The spec file a command means: `given`, or the spec in the directory it names, or the
+    one in the current directory; None when that directory has none."""
+    if given:
+        if not os.path.isdir(given):
+            return given
+        found = [os.path.join(given, n) for n in SPEC_NAMES]
+    else:
+        found = list(SPEC_NAMES)
+    return next((p for p in found if os.path.isfile(p)), None)
+
+
+def default_output_path(spec_path: str) -> str:
+    """Beside the spec, its suffix replaced (pathlib's with_suffix): vinci.yaml -> vinci.oci."""
+    head, name = os.path.split(spec_path)
+    dot = name.rfind(".")
+    stem = name[:dot] if 0 < dot < len(name) - 1 else name
+    return os.path.join(head, stem + ".oci")
+
+
+def split_output(text: str) -> tuple[str, str] | None:
+    """`KIND:PATH` as (kind, path); None unless KIND is a known output and PATH is given."""
+    kind, sep, path = text.partition(":")
+    if not sep or kind not in OUTPUT_KINDS or not path:
+        return None
+    return kind, path
+
+
+def epoch_from_env() -> int | None:
+    """SOURCE_DATE_EPOCH as whole seconds (0 when unset or blank); None when it is set to
+    something that is not a non-negative whole number."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return 0
+    try:
+        epoch = int(value)
+    except ValueError:
+        return None
+    return epoch if epoch >= 0 else None
+
+
+def cache_base(given: str | None = None) -> str:
+    """The cache directory (without its layout version): --cache-dir, $VINCI_CACHE_DIR,
+    $XDG_CACHE_HOME/vinci, else ~/.cache/vinci."""
+    if given:
+        return given
+    env = os.environ.get("VINCI_CACHE_DIR")
+    if env:
+        return env
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return os.path.join(xdg if xdg else os.path.join(os.path.expanduser("~"), ".cache"), "vinci")

@@ -1,0 +1,349 @@
+"""The up-to-date check: `vinci build` answers a rebuild that would change nothing without
+parsing the spec, planning a layer or loading the engine, the way make and ninja answer a
+no-op build.
+
+After a build that wrote an OCI layout or archive, a stamp in the cache records everything the
+result depended on:
+
+- the options that choose the bytes (spec, output, codec and level, timestamp, lock mode),
+  the Python version and the home directory (`~` in a source path);
+- the bytes of the spec and of the vinci.lock the build used;
+- the code that made the bytes: every loaded module of the engine, isal, zstandard and
+  pyyaml, by stat;
+- every host directory the planner listed (all its names, excluded ones too), every source
+  file and link it looked at (by stat key, engine/statkey.py), and every source path it
+  resolved through links;
+- what the output holds (index.json and oci-layout bytes and the exact set of blobs with
+  their sizes, or the archive's stat key) and the cache blobs and layer records behind it.
+
+The next `vinci build` with the same options checks all of that with stats, directory
+listings and two small reads, before anything else is imported (engine/main.py). When every
+item holds, it prints the recorded digest and touches the layer records, as a cache hit
+would (so `vinci cache gc` sees them used). When anything differs, or the stamp is missing or
+unreadable, the full build runs exactly as it would without this check; it never repairs or
+half-trusts a stamp.
+
+No stamp is written when the build could not trust every stat it took (a source modified
+within two seconds of the build's start: see engine/statkey.py), nor for a spec with a local
+`import` layer (its image files are not tracked here), a push, or a run with test-only faults
+(VINCI_TESTING=1).
+
+Imports nothing but `os`, `sys`, `marshal`, `array` and `binascii` at module level.
+"""
+
+from __future__ import annotations
+
+import binascii
+import marshal
+import os
+import sys
+from array import array
+
+from engine.buildopts import (
+    CACHE_LAYOUT,
+    cache_base,
+    default_output_path,
+    epoch_from_env,
+    locate_spec,
+    split_output,
+)
+from engine.statkey import StatKey, is_racy, stat_key
+
+TYPE_CHECKING = False  # not typing's: importing typing costs more than this whole check
+if TYPE_CHECKING:
+    from typing import Any
+
+    from engine.build import BuildResult
+    from engine.cache.store import BlobStore
+    from engine.output import OutputTarget
+
+STAMP_FORMAT = 1
+STAMP_DIR = "stamps"
+# Packages whose code decides an image's bytes; their loaded modules are part of a stamp.
+CODE_PACKAGES = frozenset({"engine", "isal", "zstandard", "yaml", "_yaml"})
+
+BuildKey = tuple[object, ...]
+
+
+class Footprint:
+    """What a build looked at on the host, filled in by the planner (engine/plan.py) as it
+    walks and stats sources. Layers plan on several threads; list.append is atomic."""
+
+    def __init__(self) -> None:
+        self.listings: list[tuple[str, list[str]]] = []  # directory -> every name in it, sorted
+        self.stats: list[tuple[str, StatKey]] = []  # file or link -> its lstat key
+        self.links: list[tuple[str, str]] = []  # source path as the spec resolves it -> realpath
+
+    def racy(self, started_ns: int) -> bool:
+        return any(is_racy(key, started_ns) for _, key in self.stats)
+
+    def packable(self) -> bool:
+        """Whether every stat key fits the stamp's int64s (an inode number may not)."""
+        return all(-(1 << 63) <= n < (1 << 63) for _, key in self.stats for n in key)
+
+
+def build_key(
+    spec_path: str,
+    output: str | None,
+    compression: str,
+    level: int | None,
+    created: int,
+    lock_mode: str,
+) -> BuildKey | None:
+    """Everything a build's options say about its bytes and where they go; None if the output
+    is malformed (the full build reports it)."""
+    spec_abs = os.path.abspath(spec_path)
+    if output is None:
+        kind, path = "oci", default_output_path(spec_abs)
+    else:
+        parsed = split_output(output)
+        if parsed is None:
+            return None
+        kind, path = parsed
+    codec_lib = ""
+    if compression == "gzip-zlib":
+        import zlib  # the system zlib's version is part of gzip-zlib's bytes
+
+        codec_lib = zlib.ZLIB_RUNTIME_VERSION
+    return (
+        STAMP_FORMAT,
+        sys.hexversion,
+        os.path.expanduser("~"),
+        spec_abs,
+        kind,
+        os.path.abspath(path),
+        compression,
+        level,
+        codec_lib,
+        created,
+        lock_mode,
+    )
+
+
+def lock_mode(no_lock: bool, locked: bool) -> str:
+    return "ignore" if no_lock else "require" if locked else "use"
+
+
+def _stamp_name(key: BuildKey) -> str:
+    return f"{binascii.crc32(repr(key).encode()):08x}"
+
+
+def _stamp_path(cache_dir: str | None, key: BuildKey) -> str:
+    return os.path.join(cache_base(cache_dir), CACHE_LAYOUT, STAMP_DIR, _stamp_name(key))
+
+
+# -- the check (before anything else is imported) ------------------------------------------
+
+
+class Answer:
+    """An up-to-date build: what it would have printed."""
+
+    __slots__ = ("digest", "layers", "output", "spec")
+
+    def __init__(self, digest: str, layers: int, output: str, spec: str) -> None:
+        self.digest = digest
+        self.layers = layers
+        self.output = output
+        self.spec = spec
+
+
+# `vinci build` options the check understands; any other argument (--json, --push, an
+# abbreviation, a combined short flag) leaves the command to the full build.
+_FLAGS = {"-q": "quiet", "--quiet": "quiet", "--no-lock": "no_lock", "--locked": "locked"}
+_VALUED = {
+    "-o": "output",
+    "--output": "output",
+    "--cache-dir": "cache_dir",
+    "-j": "jobs",
+    "--jobs": "jobs",
+    "--compression": "compression",
+    "--compression-level": "level",
+    "--source-date-epoch": "epoch",
+}
+
+
+def _parse(argv: list[str]) -> dict[str, Any] | None:
+    if not argv or argv[0] != "build":
+        return None
+    opts: dict[str, Any] = {}
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg in _FLAGS:
+            opts[_FLAGS[arg]] = True
+            continue
+        name, eq, value = arg.partition("=")
+        if eq and name.startswith("--") and name in _VALUED:
+            opts[_VALUED[name]] = value
+        elif arg in _VALUED:
+            following = next(rest, None)
+            if following is None:
+                return None
+            opts[_VALUED[arg]] = following
+        elif arg.startswith("-") or "spec" in opts:
+            return None
+        else:
+            opts["spec"] = arg
+    try:
+        if int(opts.get("jobs", "1")) < 1:
+            return None
+        opts["level"] = int(opts["level"]) if "level" in opts else None
+        opts["epoch"] = int(opts["epoch"]) if "epoch" in opts else None
+    except ValueError:
+        return None
+    return opts
+
+
+def check(argv: list[str]) -> Answer | None:
+    """The answer to `vinci ARGV` if it is a build whose stamp still holds in every item."""
+    if os.environ.get("VINCI_TESTING") == "1":
+        return None
+    opts = _parse(argv)
+    if opts is None or (opts.get("no_lock") and opts.get("locked")):
+        return None
+    spec = locate_spec(opts.get("spec"))
+    created = opts["epoch"] if opts["epoch"] is not None else epoch_from_env()
+    if spec is None or created is None or created < 0:
+        return None
+    mode = lock_mode(bool(opts.get("no_lock")), bool(opts.get("locked")))
+    key = build_key(
+        spec, opts.get("output"), opts.get("compression", "gzip"), opts["level"], created, mode
+    )
+    if key is None:
+        return None
+    try:
+        with open(_stamp_path(opts.get("cache_dir"), key), "rb") as f:
+            # loads(read()), not load(f): load reads a file in small pieces, ten times slower.
+            stamp = marshal.loads(f.read())
+        if stamp["key"] != key or not _holds(stamp):
+            return None
+        for record in stamp["touch"]:
+            os.utime(record)  # a cache hit, as far as gc can tell
+    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
+        return None
+    return Answer(stamp["digest"], stamp["layers"], stamp["target"], spec)
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _holds(stamp: dict[str, Any]) -> bool:
+    """Whether everything the stamp recorded is still so; cheapest and likeliest first."""
+    lstat = os.lstat
+    for path, data in stamp["texts"]:
+        if _read(path) != data:
+            return False
+    for path, key in stamp["code"]:
+        if stat_key(os.stat(path)) != key:
+            return False
+    if not _output_holds(stamp["output"]):
+        return False
+    for path, size in stamp["blobs"]:
+        if lstat(path).st_size != size:
+            return False
+    for given, real in stamp["links"]:
+        if os.path.realpath(given) != real:
+            return False
+    for directory, names in stamp["listings"]:
+        if sorted(os.listdir(directory)) != names:
+            return False
+    # Stat keys are kept packed, one array of int64s: 10,000 tuples of four large ints would
+    # take longer to unmarshal than to stat.
+    now = array("q")
+    for path in stamp["stat_paths"]:
+        st = lstat(path)
+        now.extend((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+    return bool(now.tobytes() == stamp["stat_keys"])
+
+
+def _output_holds(output: tuple[Any, ...]) -> bool:
+    if output[0] == "archive":
+        _, path, key = output
+        return bool(stat_key(os.lstat(path)) == key)
+    _, layout, index, marker, blobs = output
+    blob_dir = os.path.join(layout, "blobs", "sha256")
+    if _read(os.path.join(layout, "index.json")) != index:
+        return False
+    if _read(os.path.join(layout, "oci-layout")) != marker:
+        return False
+    # Exactly these blobs: a full build would also remove any other file there.
+    if sorted(os.listdir(blob_dir)) != sorted(blobs):
+        return False
+    return all(os.lstat(os.path.join(blob_dir, h)).st_size == n for h, n in blobs.items())
+
+
+# -- the stamp (after a full build) --------------------------------------------------------
+
+
+def write_stamp(
+    key: BuildKey | None,
+    result: BuildResult,
+    target: OutputTarget,
+    store: BlobStore,
+    footprint: Footprint,
+    started_ns: int,
+    lock_bytes: bytes | None,
+) -> bool:
+    """Record what `result` depended on, if all of it can be trusted; True if written. An
+    older stamp for the same options is removed when no new one can be written."""
+    from engine.cache.atomic import write_atomic
+    from engine.canonical import canonical_json
+    from engine.output.layout import LAYOUT_FILE, layout_index
+    from engine.spec.model import ImportSpec
+
+    if key is None:
+        return False
+    path = store.root / STAMP_DIR / _stamp_name(key)
+    spec = result.spec
+    if (
+        os.environ.get("VINCI_TESTING") == "1"
+        or any(isinstance(node, ImportSpec) for node in spec.layers)
+        or footprint.racy(started_ns)
+        or not footprint.packable()
+    ):
+        path.unlink(missing_ok=True)
+        return False
+    descriptors = [result.manifest, result.config]
+    descriptors += [d for r in result.layers for d in r.record.descriptors]
+    blobs = {d.digest.hex: d.size for d in descriptors}
+    output: tuple[Any, ...]
+    where = os.path.abspath(target.path)
+    if target.kind == "oci":
+        index = layout_index(result.manifest, spec.tag, spec.platform)
+        output = ("oci", where, index, canonical_json(LAYOUT_FILE), blobs)
+    else:
+        output = ("archive", where, stat_key(os.lstat(where)))
+    texts: list[tuple[str, bytes | None]] = [(str(spec.path), spec.raw)]
+    if key[-1] != "ignore":  # the lock mode: the lock (or its absence) counts too
+        texts.append((str(spec.path.with_suffix(".lock")), lock_bytes))
+    records = [str(store.layer_dir / f"{r.record.key}.json") for r in result.layers]
+    stamp = {
+        "key": key,
+        "digest": str(result.manifest.digest),
+        "layers": len(result.layers),
+        "target": str(target),
+        "texts": texts,
+        "code": _code_identity(),
+        "output": output,
+        "blobs": [(str(store.blob_path(d.digest)), d.size) for d in descriptors],
+        "links": footprint.links,
+        "listings": footprint.listings,
+        "stat_paths": [path for path, _ in footprint.stats],
+        "stat_keys": array("q", [n for _, key in footprint.stats for n in key]).tobytes(),
+        "touch": [r for r in records if os.path.exists(r)],
+    }
+    write_atomic(path, marshal.dumps(stamp))
+    return True
+
+
+def _code_identity() -> list[tuple[str, StatKey]]:
+    files = {
+        module.__file__
+        for name, module in list(sys.modules.items())
+        if name.partition(".")[0] in CODE_PACKAGES and getattr(module, "__file__", None)
+    }
+    return [(f, stat_key(os.stat(f))) for f in sorted(f for f in files if f)]

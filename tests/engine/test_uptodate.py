@@ -1,0 +1,239 @@
+"""The up-to-date check (engine/uptodate.py): a rebuild that would change nothing is answered
+from the stamp without loading the engine, and every change to what the image depends on, or
+to what the output and cache hold, sends the build down the full path, whose digest always
+equals a cold build's in a fresh cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from test_build import TREE_DIGEST
+from trees import make_tree
+
+from engine.uptodate import _parse
+
+OLD = 1_500_000_000  # sources dated long before the build: their stat data can be trusted
+
+# Runs `vinci ARGS` as the `vinci` command does (engine.main) and says which path answered:
+# the full build imports the command line; the up-to-date answer never does.
+PROBE = """
+import json, sys
+from engine.main import main
+code = main(sys.argv[1:])
+path = "full" if "engine.cli" in sys.modules else "stamp"
+print(json.dumps({"code": code, "path": path}), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _age(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            os.utime(os.path.join(dirpath, name), (OLD, OLD), follow_symlinks=False)
+
+
+def _build(
+    spec: Path, cache: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[str, str]:
+    """(digest, "stamp" | "full") of `vinci build SPEC ARGS`."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, "build", str(spec), *args],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], "HOME": str(cache.parent), "LANG": "C.UTF-8"}
+        | {"VINCI_CACHE_DIR": str(cache)}
+        | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    probe = json.loads(proc.stderr.strip().splitlines()[-1])
+    return proc.stdout.strip().splitlines()[-1], probe["path"]
+
+
+def _cold(spec: Path, tmp: Path) -> str:
+    """The digest a cold build in a fresh cache gives (the ground truth for any change)."""
+    fresh = tmp / f"fresh-{len(list(tmp.glob('fresh-*')))}"
+    return _build(spec, fresh, "-o", f"oci:{fresh}/out")[0]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    spec = make_tree(tmp_path / "src")
+    (spec.parent / "tool-link").symlink_to("tool")
+    spec.write_text(spec.read_text().replace("source: ./tool}", "source: ./tool-link}"))
+    _age(spec.parent)
+    return spec
+
+
+def test_an_unchanged_rebuild_is_answered_from_the_stamp(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    assert _build(tree, cache) == (TREE_DIGEST, "full")
+    assert _build(tree, cache) == (TREE_DIGEST, "stamp")
+    assert _build(tree, cache, "-q", "--jobs", "1") == (TREE_DIGEST, "stamp")
+    # Options the check does not know, and --replan, always take the full path.
+    assert _build(tree, cache, "--replan") == (TREE_DIGEST, "full")
+    assert _build(tree, cache, "--jobs=4", "-q") == (TREE_DIGEST, "stamp")
+
+
+def _edit_same_size(path: Path) -> None:
+    """New content of the same size with the old mtime back: only ctime tells."""
+    data = bytearray(path.read_bytes())
+    data[0] ^= 1
+    path.write_bytes(bytes(data))
+    os.utime(path, (OLD, OLD))
+
+
+def _retarget(link: Path, target: str) -> None:
+    link.unlink()
+    link.symlink_to(target)
+    os.utime(link, (OLD, OLD), follow_symlinks=False)
+
+
+CHANGES: dict[str, Callable[[Path], None]] = {
+    "content, same size and mtime": lambda s: _edit_same_size(s.parent / "app/index.html"),
+    "content of a file source": lambda s: _edit_same_size(s.parent / "big.bin"),
+    "touched (same content)": lambda s: os.utime(s.parent / "app/bin/run.sh", (OLD + 9, OLD + 9)),
+    "mode": lambda s: os.chmod(s.parent / "app/index.html", 0o755),
+    "new file, deep": lambda s: (s.parent / "app/static/new.txt").write_text("new\n"),
+    "new excluded file": lambda s: (s.parent / "app/other.tmp").write_text("x\n"),
+    "removed file": lambda s: (s.parent / "app/static/empty.css").unlink(),
+    "link in the tree retargeted": lambda s: _retarget(
+        s.parent / "app/static/current", "empty.css"
+    ),
+    "file source's link retargeted": lambda s: _retarget(s.parent / "tool-link", "big.bin"),
+    "spec edited": lambda s: s.write_text(s.read_text().replace("kind: test", "kind: other")),
+    "spec reformatted": lambda s: s.write_text(s.read_text() + "\n# a comment\n"),
+    "a directory source replaced": lambda s: (
+        shutil.move(s.parent / "app", s.parent / "app-old"),
+        shutil.copytree(s.parent / "app-old", s.parent / "app", symlinks=True),
+    ),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_every_input_change_takes_the_full_path(tree: Path, tmp_path: Path, change: str) -> None:
+    cache = tmp_path / "cache"
+    _build(tree, cache)
+    assert _build(tree, cache)[1] == "stamp"
+    CHANGES[change](tree)
+    digest, path = _build(tree, cache)
+    assert path == "full"
+    assert digest == _cold(tree, tmp_path)
+
+
+OUTPUT_CHANGES: dict[str, Callable[[Path, Path], None]] = {
+    "index.json edited": lambda out, cache: (out / "index.json").write_text("{}"),
+    "output removed": lambda out, cache: shutil.rmtree(out),
+    "blob removed": lambda out, cache: next((out / "blobs/sha256").iterdir()).unlink(),
+    "blob truncated": lambda out, cache: os.truncate(
+        max((out / "blobs/sha256").iterdir(), key=lambda p: p.stat().st_size), 10
+    ),
+    "stray blob": lambda out, cache: (out / "blobs/sha256" / ("0" * 64)).write_text("x"),
+    "cache blob removed": lambda out, cache: max(
+        (cache / "v1/blobs/sha256").iterdir(), key=lambda p: p.stat().st_size
+    ).unlink(),
+    "layer records removed": lambda out, cache: shutil.rmtree(cache / "v1/layers"),
+    "stamp corrupted": lambda out, cache: [
+        p.write_bytes(b"\x00garbage") for p in (cache / "v1/stamps").iterdir()
+    ],
+}
+
+
+@pytest.mark.parametrize("change", list(OUTPUT_CHANGES))
+def test_output_and_cache_damage_takes_the_full_path(
+    tree: Path, tmp_path: Path, change: str
+) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    _build(tree, cache, "-o", f"oci:{out}")
+    assert _build(tree, cache, "-o", f"oci:{out}")[1] == "stamp"
+    OUTPUT_CHANGES[change](out, cache)
+    assert _build(tree, cache, "-o", f"oci:{out}") == (TREE_DIGEST, "full")
+    # The full build repaired what it found and stamped it again.
+    assert _build(tree, cache, "-o", f"oci:{out}") == (TREE_DIGEST, "stamp")
+    subprocess.run(
+        ["umoci", "unpack", "--rootless", "--image", f"{out}:1", str(tmp_path / "b")],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_options_that_choose_the_bytes_have_their_own_stamps(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _build(tree, cache)
+    variants: list[tuple[tuple[str, ...], dict[str, str]]] = [
+        (("--compression", "zstd"), {}),
+        (("--compression-level", "3"), {}),
+        (("--source-date-epoch", "1700000000"), {}),
+        ((), {"SOURCE_DATE_EPOCH": "1600000000"}),
+        (("-o", f"oci-archive:{tmp_path}/image.tar"), {}),
+    ]
+    for args, env in variants:
+        digest, path = _build(tree, cache, *args, env=env)
+        assert path == "full", args
+        assert _build(tree, cache, *args, env=env) == (digest, "stamp"), args
+    assert _build(tree, cache, "--compression", "zstd")[0] != TREE_DIGEST
+    # Those builds rewrote the default output, so the first stamp no longer holds there.
+    assert _build(tree, cache) == (TREE_DIGEST, "full")
+    assert _build(tree, cache) == (TREE_DIGEST, "stamp")
+    # The archive itself is checked: rewritten, it is rebuilt.
+    (tmp_path / "image.tar").write_bytes(b"not an archive")
+    assert _build(tree, cache, "-o", f"oci-archive:{tmp_path}/image.tar")[1] == "full"
+
+
+def test_a_lock_appearing_takes_the_full_path(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _build(tree, cache)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VINCI_CACHE_DIR": str(cache)}
+    subprocess.run(
+        [sys.executable, "-m", "engine", "lock", str(tree)], cwd=REPO, env=env, check=True
+    )
+    assert _build(tree, cache) == (TREE_DIGEST, "full")
+    assert _build(tree, cache) == (TREE_DIGEST, "stamp")
+    assert _build(tree, cache, "--no-lock") == (TREE_DIGEST, "full")
+
+
+def test_no_stamp_for_racy_sources_faults_or_local_imports(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    # Just written: a change within the same timestamp tick could go unseen, so no stamp.
+    (tree.parent / "app/fresh.txt").write_text("fresh\n")
+    _build(tree, cache)
+    assert _build(tree, cache)[1] == "full"
+    _age(tree.parent)
+    _build(tree, cache)
+    assert _build(tree, cache)[1] == "stamp"
+    # Test-only faults are never answered from a stamp.
+    assert _build(tree, cache, env={"VINCI_TESTING": "1"})[1] == "full"
+
+
+def test_the_check_parses_only_what_it_understands() -> None:
+    assert _parse(["build"]) == {"level": None, "epoch": None}
+    assert _parse(["build", "s.yaml", "-o", "oci:x", "--cache-dir=c", "-q"]) == {
+        "spec": "s.yaml",
+        "output": "oci:x",
+        "cache_dir": "c",
+        "quiet": True,
+        "level": None,
+        "epoch": None,
+    }
+    for argv in (
+        ["build", "--json"],
+        ["build", "--push"],
+        ["build", "--out", "oci:x"],  # an abbreviation: argparse's business
+        ["build", "-qo", "oci:x"],
+        ["build", "a", "b"],
+        ["build", "-o"],
+        ["build", "--jobs", "0"],
+        ["build", "--compression-level", "high"],
+        ["build", "--replan"],
+        ["validate"],
+    ):
+        assert _parse(argv) is None, argv
