@@ -44,7 +44,7 @@ from engine.layerbuild import write_layer
 from engine.lock import Lock, LockReuse
 from engine.plan import LayerPlan, Planner
 from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
-from engine.uptodate import Footprint
+from engine.uptodate import Footprint, Reuse
 
 DEFAULT_JOBS = 2
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
@@ -156,8 +156,10 @@ class Builder:
         cancel: CancelToken | None = None,
         created: int = 0,
         footprint: Footprint | None = None,
+        reuse: Reuse | None = None,
     ) -> BuildResult:
-        """Build `spec`; what planning looks at on the host is added to `footprint`."""
+        """Build `spec`; what planning looks at on the host is added to `footprint`. Layers
+        `reuse` knows unchanged since the last build with these options are not planned."""
         started = time.monotonic()
         token = CancelToken(cancel)
         sink(BuildStarted(spec.display_path, len(spec.layers), self.jobs, self.codec.identity))
@@ -166,7 +168,7 @@ class Builder:
         # With a lock, layers are matched by their tar digest before anything is built, so
         # every source is hashed first (no speculative builds, engine/plan.py).
         planner = Planner(
-            self.store, self.codec, created, sink, token, self.lock is None, footprint
+            self.store, self.codec, created, sink, token, self.lock is None, footprint, reuse
         )
         try:
             results = self._run(spec, planner, sink, token)
@@ -241,6 +243,11 @@ class Builder:
                 result = LayerResult(
                     index, node.label, summary, record, hit, time.monotonic() - started
                 )
+            elif (reused := self._reused(planner, index, node)) is not None:
+                sink(LayerCached(index, reused.key, reused.descriptors))
+                result = LayerResult(
+                    index, node.label, summary, reused, True, time.monotonic() - started
+                )
             else:
                 plan = planner.plan(node, index)
                 # No key yet: a source the stat memo did not know is hashed as it is written.
@@ -275,10 +282,21 @@ class Builder:
         except VinciError as e:
             sink(LayerFailed(index, str(e)))
             raise
-        sink(
-            LayerDone(index, record.descriptors, record.diff_ids, result.cache_hit, result.seconds)
-        )
+        done = result.record
+        sink(LayerDone(index, done.descriptors, done.diff_ids, result.cache_hit, result.seconds))
         return result
+
+    def _reused(self, planner: Planner, index: int, node: LayerSpec) -> LayerRecord | None:
+        """The record of an unchanged layer of the last build with these options, if the
+        cache still has it: taken without planning the layer again (engine/uptodate.py)."""
+        if planner.reuse is None or self.lock is not None:
+            return None
+        unchanged = planner.reuse.unchanged(node)
+        record = self.index.get(unchanged[0]) if unchanged is not None else None
+        if unchanged is None or record is None:
+            return None
+        planner.adopt(index, unchanged[1])
+        return record
 
     def _base_config(self, spec: Spec, results: Sequence[LayerResult]) -> dict[str, Any] | None:
         base = None

@@ -239,7 +239,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from engine.output import default_output, parse_output
     from engine.output.write import write_output
     from engine.spec import load_spec
-    from engine.uptodate import Footprint, build_key, lock_mode, write_stamp
+    from engine.uptodate import Footprint, build_key, load_reuse, lock_mode, write_stamp
 
     apply_registry_options(args)  # also for import-oci layers fetched during the build
     spec = load_spec(find_spec(args.spec))
@@ -250,10 +250,21 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     builder, locked = _builder(args, spec)
     created = _created(args)
+    key = build_key(
+        str(spec.path),
+        args.output,
+        args.compression,
+        args.compression_level,
+        created,
+        lock_mode(args.no_lock, args.locked),
+    )
+    # Something changed since the last build with these options, or main() would have
+    # answered: its unchanged layers need no planning (unless --replan).
+    reuse = None if args.replan else load_reuse(key, builder.store)
     footprint = Footprint()
     started_ns = time.time_ns()
     try:
-        result = builder.build(spec, sink, created=created, footprint=footprint)
+        result = builder.build(spec, sink, created=created, footprint=footprint, reuse=reuse)
     finally:
         if progress is not None:
             progress.finish()
@@ -261,14 +272,6 @@ def cmd_build(args: argparse.Namespace) -> int:
         check_locked(lock_path(spec), locked, result, builder.store)  # before any output
     write_output(target, result, builder.store)
     if push_to is None:
-        key = build_key(
-            str(spec.path),
-            args.output,
-            args.compression,
-            args.compression_level,
-            created,
-            lock_mode(args.no_lock, args.locked),
-        )
         lock_bytes = locked.to_bytes() if locked is not None else None
         # The image is written: a stamp that cannot be saved costs the next build its shortcut.
         with contextlib.suppress(OSError):

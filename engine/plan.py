@@ -44,7 +44,7 @@ from engine.events import CancelToken, EventSink, Log, ProgressThrottle
 from engine.spec.model import CombinablePart, CombinedSpec, DirectorySpec, FileSpec, SymlinkSpec
 from engine.statkey import StatKey, stat_key
 from engine.tarformat import TAR_FORMAT
-from engine.uptodate import Footprint
+from engine.uptodate import Footprint, LayerFootprint, Reuse
 
 READ_CHUNK = 1 << 20
 
@@ -197,6 +197,7 @@ class Planner:
         cancel: CancelToken | None = None,
         speculate: bool = True,
         footprint: Footprint | None = None,
+        reuse: Reuse | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -206,6 +207,8 @@ class Planner:
         self.speculate = speculate
         # What this build looked at on the host, for the up-to-date check (engine/uptodate.py).
         self.footprint = footprint or Footprint()
+        # What the last build with these options planned, for layers whose inputs are unchanged.
+        self.reuse = reuse
         # One memo per source root for the whole build, shared by the layers that read it (two
         # layers of one directory must not each save only their own half), saved after each
         # layer's plan. Layers plan on several threads: the lock guards the memos.
@@ -222,16 +225,17 @@ class Planner:
         parts: tuple[CombinablePart, ...] = (
             node.parts if isinstance(node, CombinedSpec) else (node,)
         )
+        seen = self.footprint.layer(index)
         if len(parts) == 1:
             # One node's entries come out unique and already in order: a directory walk
             # sorts each directory's children by name, and puts what is below a directory
             # right after it, which is sort_key's order. Sorting 10,000 entries again is a
             # tenth of a no-op rebuild's planning.
-            entries, hashed, pending = self._digest_all(self._entries(parts[0]), index)
+            entries, hashed, pending = self._digest_all(self._entries(parts[0], seen), index)
             return self._plan_of(entries, hashed, pending)
         raw: list[_Raw] = []
         for part in parts:
-            raw.extend(self._entries(part))
+            raw.extend(self._entries(part, seen))
         by_path: dict[str, _Raw] = {}
         for r in raw:
             if r.path in by_path:
@@ -250,6 +254,11 @@ class Planner:
         entries, hashed, pending = self._digest_all(ordered, index)
         return self._plan_of(entries, hashed, pending)
 
+    def adopt(self, index: int, seen: LayerFootprint) -> None:
+        """Layer `index` was not planned: it is what the last build made of the same inputs
+        (engine/uptodate.py, Reuse), which are these."""
+        self.footprint.layers[index] = seen
+
     def _plan_of(
         self,
         entries: list[PlannedEntry],
@@ -264,9 +273,9 @@ class Planner:
 
     # -- entries per node kind ---------------------------------------------------------------
 
-    def _entries(self, part: CombinablePart) -> list[_Raw]:
+    def _entries(self, part: CombinablePart, seen: LayerFootprint) -> list[_Raw]:
         if isinstance(part, FileSpec):
-            return [self._file(part)]
+            return [self._file(part, seen)]
         if isinstance(part, SymlinkSpec):
             return [
                 _Raw(
@@ -279,9 +288,9 @@ class Planner:
                     target=part.target,
                 )
             ]
-        return self._directory(part)
+        return self._directory(part, seen)
 
-    def _file(self, part: FileSpec) -> _Raw:
+    def _file(self, part: FileSpec, seen: LayerFootprint) -> _Raw:
         rel = part.path.lstrip("/")
         if part.contents is not None:
             return _Raw(
@@ -310,8 +319,8 @@ class Planner:
             )
         mode = part.mode if part.mode is not None else (0o755 if st.st_mode & 0o111 else 0o644)
         key = stat_key(st)
-        self.footprint.links.append((str(part.source), real))
-        self.footprint.stats.append((real, key))
+        seen.links.append((str(part.source), real))
+        seen.saw(real, key)
         return _Raw(
             part,
             rel,
@@ -326,7 +335,7 @@ class Planner:
             stat=key,
         )
 
-    def _directory(self, part: DirectorySpec) -> list[_Raw]:
+    def _directory(self, part: DirectorySpec, seen: LayerFootprint) -> list[_Raw]:
         out: list[_Raw] = []
         base = part.path.lstrip("/")
         if base:
@@ -336,12 +345,18 @@ class Planner:
         root = os.path.realpath(part.source)
         if not os.path.isdir(root):
             raise SourceError(f"{part.pos}: {part.label}.source: {part.source} is not a directory")
-        self.footprint.links.append((str(part.source), root))
-        self._walk(part, root, "", base, out)
+        seen.links.append((str(part.source), root))
+        self._walk(part, root, "", base, out, seen)
         return out
 
     def _walk(
-        self, part: DirectorySpec, root: str, rel_dir: str, image_dir: str, out: list[_Raw]
+        self,
+        part: DirectorySpec,
+        root: str,
+        rel_dir: str,
+        image_dir: str,
+        out: list[_Raw],
+        seen: LayerFootprint,
     ) -> None:
         """Appends the entries below `rel_dir` to `out`, in order. One list for the whole
         walk, not nested generators: every entry would otherwise be passed up through one
@@ -356,8 +371,7 @@ class Planner:
             ) from None
         if self.cancel is not None:
             self.cancel.check()  # once per directory: lstat is cheap, the check is not
-        footprint = self.footprint
-        footprint.listings.append((here, [c.name for c in children]))
+        seen.listings.append((here, [c.name for c in children]))
         for child in children:
             rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
             image_path = f"{image_dir}/{child.name}" if image_dir else child.name
@@ -372,7 +386,7 @@ class Planner:
             if stat.S_ISDIR(st.st_mode):
                 mark = len(out)
                 out.append(_Raw(part, image_path, "dir", part.dir_mode, part.uid, part.gid))
-                self._walk(part, root, rel, image_path, out)
+                self._walk(part, root, rel, image_path, out, seen)
                 # A directory is kept if anything below it is, or if it matches itself.
                 if len(out) == mark + 1 and part.include and not glob_match(part.include, rel):
                     out.pop()
@@ -381,7 +395,7 @@ class Planner:
                 continue
             key = stat_key(st)
             if stat.S_ISLNK(st.st_mode):
-                footprint.stats.append((child.path, key))
+                seen.saw(child.path, key)
                 # Kept as a link, never followed: nothing outside the tree is ever read.
                 out.append(
                     _Raw(
@@ -395,7 +409,7 @@ class Planner:
                     )
                 )
             elif stat.S_ISREG(st.st_mode):
-                footprint.stats.append((child.path, key))
+                seen.saw(child.path, key)
                 mode = part.file_mode
                 if mode is None:
                     mode = 0o755 if st.st_mode & 0o111 else 0o644

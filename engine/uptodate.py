@@ -65,21 +65,40 @@ CODE_PACKAGES = frozenset({"engine", "isal", "zstandard", "yaml", "_yaml"})
 BuildKey = tuple[object, ...]
 
 
-class Footprint:
-    """What a build looked at on the host, filled in by the planner (engine/plan.py) as it
-    walks and stats sources. Layers plan on several threads; list.append is atomic."""
+class LayerFootprint:
+    """What planning one layer looked at on the host (engine/plan.py fills it in)."""
+
+    __slots__ = ("keys", "links", "listings", "paths")
 
     def __init__(self) -> None:
         self.listings: list[tuple[str, list[str]]] = []  # directory -> every name in it, sorted
-        self.stats: list[tuple[str, StatKey]] = []  # file or link -> its lstat key
         self.links: list[tuple[str, str]] = []  # source path as the spec resolves it -> realpath
+        self.paths: list[str] = []  # every file and link stat'ed ...
+        self.keys: list[int] = []  # ... and its stat key (statkey.py), four ints each
 
-    def racy(self, started_ns: int) -> bool:
-        return any(is_racy(key, started_ns) for _, key in self.stats)
+    def saw(self, path: str, key: StatKey) -> None:
+        self.paths.append(path)
+        self.keys.extend(key)
 
-    def packable(self) -> bool:
-        """Whether every stat key fits the stamp's int64s (an inode number may not)."""
-        return all(-(1 << 63) <= n < (1 << 63) for _, key in self.stats for n in key)
+
+class Footprint:
+    """What a build looked at on the host, layer by layer. Layers plan on several threads,
+    each into its own LayerFootprint."""
+
+    def __init__(self) -> None:
+        self.layers: dict[int, LayerFootprint] = {}
+
+    def layer(self, index: int) -> LayerFootprint:
+        return self.layers.setdefault(index, LayerFootprint())
+
+    def trusted(self, started_ns: int) -> bool:
+        """Whether every stat key can stand for its file's content from now on (none is racy,
+        see statkey.py) and fits the stamp's int64s (an inode number may not)."""
+        keys = [k for layer in self.layers.values() for k in layer.keys]
+        mtimes = keys[1::4]
+        return not any(is_racy((0, m, 0, 0), started_ns) for m in mtimes) and all(
+            -(1 << 63) <= n < (1 << 63) for n in keys
+        )
 
 
 def build_key(
@@ -220,7 +239,7 @@ def check(argv: list[str]) -> Answer | None:
             os.utime(record)  # a cache hit, as far as gc can tell
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
         return None
-    return Answer(stamp["digest"], stamp["layers"], stamp["target"], spec)
+    return Answer(stamp["digest"], len(stamp["layers"]), stamp["target"], spec)
 
 
 def _read(path: str) -> bytes | None:
@@ -245,19 +264,26 @@ def _holds(stamp: dict[str, Any]) -> bool:
     for path, size in stamp["blobs"]:
         if lstat(path).st_size != size:
             return False
-    for given, real in stamp["links"]:
+    return all(_layer_holds(layer) for layer in stamp["layers"] if layer is not None)
+
+
+def _layer_holds(layer: tuple[Any, ...]) -> bool:
+    """Whether one layer's recorded inputs are all still as they were."""
+    _node, _record, links, listings, paths, keys = layer
+    for given, real in links:
         if os.path.realpath(given) != real:
             return False
-    for directory, names in stamp["listings"]:
+    for directory, names in listings:
         if sorted(os.listdir(directory)) != names:
             return False
     # Stat keys are kept packed, one array of int64s: 10,000 tuples of four large ints would
     # take longer to unmarshal than to stat.
+    lstat = os.lstat
     now = array("q")
-    for path in stamp["stat_paths"]:
+    for path in paths:
         st = lstat(path)
         now.extend((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
-    return bool(now.tobytes() == stamp["stat_keys"])
+    return bool(now.tobytes() == keys)
 
 
 def _output_holds(output: tuple[Any, ...]) -> bool:
@@ -302,8 +328,7 @@ def write_stamp(
     if (
         os.environ.get("VINCI_TESTING") == "1"
         or any(isinstance(node, ImportSpec) for node in spec.layers)
-        or footprint.racy(started_ns)
-        or not footprint.packable()
+        or not footprint.trusted(started_ns)
     ):
         path.unlink(missing_ok=True)
         return False
@@ -324,20 +349,87 @@ def write_stamp(
     stamp = {
         "key": key,
         "digest": str(result.manifest.digest),
-        "layers": len(result.layers),
         "target": str(target),
         "texts": texts,
         "code": _code_identity(),
         "output": output,
         "blobs": [(str(store.blob_path(d.digest)), d.size) for d in descriptors],
-        "links": footprint.links,
-        "listings": footprint.listings,
-        "stat_paths": [path for path, _ in footprint.stats],
-        "stat_keys": array("q", [n for _, key in footprint.stats for n in key]).tobytes(),
+        "layers": [
+            _layer_entry(node, r.record.key, footprint.layers.get(r.index))
+            for node, r in zip(spec.layers, result.layers, strict=True)
+        ],
         "touch": [r for r in records if os.path.exists(r)],
     }
-    write_atomic(path, marshal.dumps(stamp))
+    # Lost in a crash, a stamp costs one full build; torn, it fails to load and costs the same.
+    write_atomic(path, marshal.dumps(stamp), durable=False)
     return True
+
+
+def _layer_entry(node: object, record: str, seen: LayerFootprint | None) -> tuple[Any, ...] | None:
+    """A layer's part of the stamp: what it is, its cache record, and its inputs. None for an
+    import layer, which is never planned (an image pinned by digest: nothing on the host)."""
+    if seen is None:
+        return None
+    return (
+        node_key(node),
+        record,
+        seen.links,
+        seen.listings,
+        seen.paths,
+        array("q", seen.keys).tobytes(),
+    )
+
+
+def node_key(node: object) -> str:
+    """A layer node as what it asks for, without where the spec says it (positions and labels
+    move when lines are added above it; they never reach the layer's bytes)."""
+    from dataclasses import fields, is_dataclass
+
+    def strip(value: object) -> object:
+        if is_dataclass(value) and not isinstance(value, type):
+            kept = (f.name for f in fields(value) if f.name not in ("pos", "label"))
+            return (type(value).__name__, tuple((n, strip(getattr(value, n))) for n in kept))
+        if isinstance(value, tuple):
+            return tuple(strip(v) for v in value)
+        return value
+
+    return repr(strip(node))
+
+
+class Reuse:
+    """The layers of the last build with the same options whose inputs are all unchanged: a
+    full build (after the up-to-date check failed because something else changed) takes
+    their cache records without planning them again (engine/build.py)."""
+
+    def __init__(self, layers: list[tuple[Any, ...] | None]) -> None:
+        self._by_node = {entry[0]: entry for entry in layers if entry is not None}
+
+    def unchanged(self, node: object) -> tuple[str, LayerFootprint] | None:
+        """(record key, inputs) of `node` if it was built last time and nothing it read has
+        changed since."""
+        entry = self._by_node.get(node_key(node))
+        if entry is None or not _layer_holds(entry):
+            return None
+        seen = LayerFootprint()
+        seen.links, seen.listings, seen.paths = entry[2], entry[3], entry[4]
+        seen.keys = array("q", entry[5]).tolist()
+        return str(entry[1]), seen
+
+
+def load_reuse(key: BuildKey | None, store: BlobStore) -> Reuse | None:
+    """What the last build with these options can lend this one, if its code is this code."""
+    if key is None:
+        return None
+    try:
+        with open(store.root / STAMP_DIR / _stamp_name(key), "rb") as f:
+            stamp = marshal.loads(f.read())
+        if stamp["key"] != key:
+            return None
+        if any(stat_key(os.stat(path)) != k for path, k in stamp["code"]):
+            return None
+        return Reuse(stamp["layers"])
+    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
+        return None
 
 
 def _code_identity() -> list[tuple[str, StatKey]]:

@@ -237,3 +237,79 @@ def test_the_check_parses_only_what_it_understands() -> None:
         ["validate"],
     ):
         assert _parse(argv) is None, argv
+
+
+# Lists which directories the planner walked (os.scandir) during `vinci build ARGS`: the
+# up-to-date check and a reused layer's check only ever list (os.listdir).
+WALKS = """
+import json, os, sys
+walked = []
+def hook(event, args):
+    if event == "os.scandir" and args[0] is not None:
+        walked.append(os.fsdecode(args[0]))
+sys.addaudithook(hook)
+from engine.main import main
+code = main(sys.argv[1:])
+print(json.dumps(walked), file=sys.stderr)
+sys.exit(code)
+"""
+
+THREE = """\
+spec-version: v1
+image: example.com/vinci/three:1
+layers:
+  - directory: {path: /a, source: ./a}
+  - directory: {path: /b, source: ./b}
+  - directory: {path: /c, source: ./c, exclude: ["*.tmp"]}
+"""
+
+
+def _three(root: Path) -> Path:
+    for name in "abc":
+        for i in range(5):
+            (root / name / "sub").mkdir(parents=True, exist_ok=True)
+            (root / name / "sub" / f"{i}.txt").write_text(f"{name} {i}\n" * 50)
+    spec = root / "vinci.yaml"
+    spec.write_text(THREE)
+    _age(root)
+    return spec
+
+
+def _walked(spec: Path, cache: Path, *args: str) -> tuple[str, set[str]]:
+    proc = subprocess.run(
+        [sys.executable, "-c", WALKS, "build", str(spec), "--json", *args],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], "HOME": str(cache.parent), "VINCI_CACHE_DIR": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    walked = json.loads(proc.stderr.strip().splitlines()[-1])
+    tops = {Path(w).relative_to(spec.parent).parts[0] for w in walked}
+    return json.loads(proc.stdout)["manifest_digest"], tops
+
+
+def test_a_changed_build_plans_only_the_layers_whose_inputs_changed(tmp_path: Path) -> None:
+    spec = _three(tmp_path / "src")
+    cache = tmp_path / "cache"
+    assert _walked(spec, cache)[1] == {"a", "b", "c"}
+    # One file of b changes: a and c are taken from the last build without a walk.
+    (spec.parent / "b/sub/3.txt").write_text("changed\n")
+    os.utime(spec.parent / "b/sub/3.txt", (OLD, OLD))
+    digest, walked = _walked(spec, cache)
+    assert walked == {"b"}
+    assert digest == _cold(spec, tmp_path)
+    # Lines added above the layers move every position, not what any layer asks for.
+    spec.write_text("# three layers\n\n" + spec.read_text())
+    assert _walked(spec, cache) == (digest, set())
+    # A layer whose node changes is planned again; so is every layer with --replan.
+    spec.write_text(spec.read_text().replace('"*.tmp"', '"*.bak"'))
+    assert _walked(spec, cache)[1] == {"c"}
+    assert _walked(spec, cache, "--replan")[1] == {"a", "b", "c"}
+    # A new file in a directory of an otherwise unchanged layer is seen by its listing.
+    (spec.parent / "a/sub/new.txt").write_text("new\n")
+    os.utime(spec.parent / "a/sub/new.txt", (OLD, OLD))
+    digest, walked = _walked(spec, cache)
+    assert walked == {"a"}
+    assert digest == _cold(spec, tmp_path)
