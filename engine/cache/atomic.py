@@ -65,8 +65,11 @@ class AtomicFile:
     def flush(self) -> None:
         pass
 
-    def commit(self, dest: Path, *, replace: bool = False) -> None:
-        os.fsync(self.fd)
+    def commit(self, dest: Path, *, replace: bool = False, durable: bool = True) -> None:
+        """`durable=False` skips the fsyncs, for files whose loss after a crash only costs
+        work (a stamp, a stat memo): never for blobs or records."""
+        if durable:
+            os.fsync(self.fd)
         try:
             if self._named is not None:
                 if replace or not dest.exists():
@@ -79,7 +82,8 @@ class AtomicFile:
             else:
                 with contextlib.suppress(FileExistsError):
                     _link_fd(self.fd, dest)
-            _fsync_dir(dest.parent)
+            if durable:
+                _fsync_dir(dest.parent)
         finally:
             self.discard()
 
@@ -99,8 +103,8 @@ class AtomicFile:
         self.discard()
 
 
-def write_atomic(dest: Path, data: bytes, *, replace: bool = True) -> None:
+def write_atomic(dest: Path, data: bytes, *, replace: bool = True, durable: bool = True) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFile(dest.parent) as f:
         f.write(data)
-        f.commit(dest, replace=replace)
+        f.commit(dest, replace=replace, durable=durable)

@@ -87,5 +87,6 @@ class StatMemo:
                 if unseen <= KEEP_UNSEEN:
                     entries[rel] = [*e[:5], unseen]
         data = {"root": self._root, "entries": entries}
-        write_atomic(self._path, canonical_json(data), replace=True)
+        # Not fsync'd: a memo lost or torn in a crash only means hashing the sources again.
+        write_atomic(self._path, canonical_json(data), replace=True, durable=False)
         self._dirty = False
