@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpcore
 import httpx
 
 from engine import mediatypes
@@ -48,6 +49,16 @@ MANIFEST_TYPES = (
 MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES)
 MAX_MANIFEST_BYTES = 4 << 20  # distribution's own limit; anything bigger is not a manifest
 USER_AGENT = "vinci"
+# httpcore reads a response at most 64 KiB at a time, and every read is a trip through h11 in
+# Python, holding the GIL the decompressing threads want. A read returns whatever has arrived
+# (it never waits to fill the buffer), so a larger one changes no timing or resume behaviour;
+# on a 202 MB pull it cut the HTTP share of the CPU by about 0.1 s (3,100 reads to ~800).
+# The attribute is httpcore's (class-level, read per call); tests check it is still there.
+READ_BYTES = 256 << 10
+if hasattr(httpcore.HTTP11Connection, "READ_NUM_BYTES"):
+    httpcore.HTTP11Connection.READ_NUM_BYTES = max(
+        READ_BYTES, httpcore.HTTP11Connection.READ_NUM_BYTES
+    )
 
 _slots_lock = threading.Lock()
 _slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}

@@ -193,3 +193,12 @@ def test_local_build_with_import_and_archive_never_imports_httpx(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_registry_client_reads_responses_in_large_pieces() -> None:
+    # httpcore's own 64 KiB read size made each blob thousands of trips through h11.
+    import httpcore
+
+    from engine.registry import client
+
+    assert httpcore.HTTP11Connection.READ_NUM_BYTES == client.READ_BYTES == 256 << 10
