@@ -211,9 +211,7 @@ def import_remote(
     with RegistryClient(ref.registry, options) as client:
         root = Descriptor("", ref.digest, 0)
         image = resolve_image(root, _fetch_document(client, repository, token), platform, where)
-        config = _fetch_config(client, repository, image.config, store, where, token)
-        check_config(config, len(image.layers), platform, where)
-        layers = _fetch_layers(client, repository, image, config, store, where, index, sink, token)
+        layers = _fetch_image(client, repository, image, store, platform, where, index, sink, token)
     add_source(store, image.config.digest, ref.registry, repository)
     record = make_record(
         key, layer_summary(node), layers, image.config.digest, image.descriptor.digest
@@ -222,19 +220,21 @@ def import_remote(
     return record, False
 
 
-def _fetch_layers(
+def _fetch_image(
     client: RegistryClient,
     repository: str,
     image: ImageManifest,
-    config: ImageConfig,
     store: BlobStore,
+    platform: Platform,
     where: str,
     index: int,
     sink: EventSink,
     token: CancelToken,
 ) -> list[tuple[Descriptor, Digest, int]]:
-    pairs = list(zip(image.layers, config.diff_ids, strict=True))
-    missing = [d for d, diff in pairs if not store.has_blob(d.digest, d.size)]
+    """The config and the layers, all at once: a layer needs its diff_id (from the config)
+    only to be checked, so the downloads do not wait for the config; nothing is stored
+    before its check. The largest layers start first, so the last to finish is a small one."""
+    missing = [d for d in image.layers if not store.has_blob(d.digest, d.size)]
     progress = ProgressThrottle(sink, index, "fetching", sum(d.size for d in missing))
     lock = threading.Lock()
 
@@ -242,16 +242,28 @@ def _fetch_layers(
         with lock:  # several layers download at once; the throttle counts for all
             progress.advance(n)
 
-    def one(d: Descriptor, diff_id: Digest) -> tuple[Descriptor, Digest, int]:
-        usize = known_layer(store, d.digest, d.size, diff_id)
-        if usize is None and store.has_blob(d.digest, d.size):
-            # Held already (built or pushed from here) but never checked against this diff_id.
-            got = verify_cached_layer(store, d.digest, d.size, d.media_type, diff_id, where, token)
-            usize = got.uncompressed_size
-        if usize is None:
+    def load_config() -> ImageConfig:
+        config = _fetch_config(client, repository, image.config, store, where, token)
+        check_config(config, len(image.layers), platform, where)
+        return config
+
+    def one(i: int, d: Descriptor) -> tuple[Descriptor, Digest, int]:
+        usize: int | None = None
+        if store.has_blob(d.digest, d.size):
+            diff_id = config_job.result().diff_ids[i]
+            usize = known_layer(store, d.digest, d.size, diff_id)
+            if usize is None:
+                # Held already (built or pushed from here) but never checked against this
+                # diff_id.
+                got = verify_cached_layer(
+                    store, d.digest, d.size, d.media_type, diff_id, where, token
+                )
+                usize = got.uncompressed_size
+        else:
             ingest = Ingest(store, where, mediatypes.layer_compression(d.media_type))
             try:
                 client.fetch_blob(repository, d.digest, d.size, ingest, advance, token)
+                diff_id = config_job.result().diff_ids[i]
                 got = ingest.commit(d.digest, d.size, diff_id)
             finally:
                 ingest.discard()
@@ -261,18 +273,19 @@ def _fetch_layers(
         add_source(store, d.digest, client.registry, repository)
         return d, diff_id, usize
 
-    workers = max(1, min(client.options.max_requests_per_host, len(pairs)))
-    if not pairs:
-        return []
-    with ThreadPoolExecutor(workers, thread_name_prefix="vinci-pull") as pool:
-        futures: list[Future[tuple[Descriptor, Digest, int]]] = [
-            pool.submit(one, d, diff) for d, diff in pairs
-        ]
+    workers = max(1, min(client.options.max_requests_per_host, len(image.layers)))
+    # One thread more for the config; the host's request slots still bound the requests.
+    with ThreadPoolExecutor(workers + 1, thread_name_prefix="vinci-pull") as pool:
+        config_job: Future[ImageConfig] = pool.submit(load_config)
+        order = sorted(range(len(image.layers)), key=lambda i: -image.layers[i].size)
+        jobs = {i: pool.submit(one, i, image.layers[i]) for i in order}
+        futures: list[Future[Any]] = [config_job, *jobs.values()]
         wait(futures, return_when=FIRST_EXCEPTION)
         if any(f.done() and f.exception() is not None for f in futures):
             token.cancel()
             wait(futures)
+            # The config's own error first: the layers waiting for it repeat it.
             errors = [e for f in futures if (e := f.exception()) is not None]
             real = [e for e in errors if not isinstance(e, BuildCancelled)]
             raise (real or errors)[0]
-        return [f.result() for f in futures]
+        return [jobs[i].result() for i in range(len(image.layers))]
