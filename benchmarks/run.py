@@ -459,6 +459,12 @@ def bench_tree(b: Bench) -> None:
     noop = Series("noop")
     for _ in range(b.rounds(2 * b.repeat)):
         noop.runs.append(b.vinci_run("build", root, "-q", "--cache-dir", cache, "-o", f"oci:{out}"))
+    # The same with the up-to-date check bypassed: every layer walked and planned again.
+    replan = Series("replan")
+    for _ in range(b.rounds(b.repeat)):
+        replan.runs.append(
+            b.vinci_run("build", root, "-q", "--replan", "--cache-dir", cache, "-o", f"oci:{out}")
+        )
     audit = run(
         [
             sys.executable,
@@ -487,6 +493,17 @@ def bench_tree(b: Bench) -> None:
             "< 0.3 s",
             b.target(False, noop.median < 0.3),
             f"cpu {noop.cpu * 1000:.0f} ms; min {fmt_s(min(noop.all_seconds))}",
+        )
+    )
+    b.rows.append(
+        Row(
+            "  the same, --replan (every layer planned)",
+            fmt_s(replan.median),
+            "",
+            "",
+            "",
+            None,
+            f"cpu {replan.cpu * 1000:.0f} ms",
         )
     )
     b.rows.append(
@@ -530,7 +547,8 @@ def bench_tree(b: Bench) -> None:
             f"{changed.median / bound:.2f} of bound",
             "< bound, 1 layer rebuilt",
             b.target(False, changed.median < bound and rebuilt_only_one),
-            "only its layer rebuilt" if rebuilt_only_one else "OTHER LAYERS REBUILT",
+            ("only its layer rebuilt" if rebuilt_only_one else "OTHER LAYERS REBUILT")
+            + f"; bound with the --replan no-op {fmt_s(2 * replan.median + own)}",
         )
     )
     b.panels.setdefault("rebuild", []).extend(
@@ -554,6 +572,7 @@ def bench_tree(b: Bench) -> None:
     b.raw["tree"] = {
         "cold": {k: [r.seconds for r in x.runs] for k, x in (("vinci", v), ("pipeline", p))},
         "noop": noop.all_seconds,
+        "replan": replan.all_seconds,
         "changed": changed.all_seconds,
         "changed_layer_seconds": layer_seconds,
     }
