@@ -250,13 +250,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     builder, locked = _builder(args, spec)
     created = _created(args)
+    locking = lock_mode(args.no_lock, args.locked)
     key = build_key(
-        str(spec.path),
-        args.output,
-        args.compression,
-        args.compression_level,
-        created,
-        lock_mode(args.no_lock, args.locked),
+        str(spec.path), args.output, args.compression, args.compression_level, created, locking
     )
     # Something changed since the last build with these options, or main() would have
     # answered: its unchanged layers need no planning (unless --replan).
@@ -275,7 +271,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         lock_bytes = locked.to_bytes() if locked is not None else None
         # The image is written: a stamp that cannot be saved costs the next build its shortcut.
         with contextlib.suppress(OSError):
-            write_stamp(key, result, target, builder.store, footprint, started_ns, lock_bytes)
+            write_stamp(
+                key, result, target, builder.store, footprint, started_ns, locking, lock_bytes
+            )
     pushed = None
     if push_to is not None:
         pushed = push_built(args, push_to, result, builder.store, progress)

@@ -21,6 +21,7 @@ def stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-def is_racy(key: StatKey, looked_ns: int) -> bool:
-    """Whether `key`, taken at about `looked_ns` (wall clock), may hide a later change."""
-    return key[1] >= looked_ns - RACY_NS
+def is_racy(mtime_ns: int, looked_ns: int) -> bool:
+    """Whether stat data with this mtime, taken at about `looked_ns` (wall clock), may hide a
+    later change."""
+    return mtime_ns >= looked_ns - RACY_NS

@@ -95,8 +95,8 @@ class Footprint:
         """Whether every stat key can stand for its file's content from now on (none is racy,
         see statkey.py) and fits the stamp's int64s (an inode number may not)."""
         keys = [k for layer in self.layers.values() for k in layer.keys]
-        mtimes = keys[1::4]
-        return not any(is_racy((0, m, 0, 0), started_ns) for m in mtimes) and all(
+        mtimes = keys[1::4]  # size, mtime_ns, inode, ctime_ns
+        return not any(is_racy(m, started_ns) for m in mtimes) and all(
             -(1 << 63) <= n < (1 << 63) for n in keys
         )
 
@@ -107,7 +107,7 @@ def build_key(
     compression: str,
     level: int | None,
     created: int,
-    lock_mode: str,
+    locking: str,
 ) -> BuildKey | None:
     """Everything a build's options say about its bytes and where they go; None if the output
     is malformed (the full build reports it)."""
@@ -135,7 +135,7 @@ def build_key(
         level,
         codec_lib,
         created,
-        lock_mode,
+        locking,
     )
 
 
@@ -312,6 +312,7 @@ def write_stamp(
     store: BlobStore,
     footprint: Footprint,
     started_ns: int,
+    locking: str,
     lock_bytes: bytes | None,
 ) -> bool:
     """Record what `result` depended on, if all of it can be trusted; True if written. An
@@ -343,7 +344,7 @@ def write_stamp(
     else:
         output = ("archive", where, stat_key(os.lstat(where)))
     texts: list[tuple[str, bytes | None]] = [(str(spec.path), spec.raw)]
-    if key[-1] != "ignore":  # the lock mode: the lock (or its absence) counts too
+    if locking != "ignore":  # the lock the build read (or its absence) counts too
         texts.append((str(spec.path.with_suffix(".lock")), lock_bytes))
     records = [str(store.layer_dir / f"{r.record.key}.json") for r in result.layers]
     stamp = {

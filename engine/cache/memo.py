@@ -73,7 +73,7 @@ class StatMemo:
     def remember(self, rel: str, key: StatKey, digest_hex: str) -> None:
         # Writes set mtime (and ctime) to the coarse clock, so mtime alone tells raciness. A
         # racy entry is kept as a guess only: a null mtime never equals a stat's.
-        racy = is_racy(key, self._started_ns)
+        racy = is_racy(key[1], self._started_ns)
         self._new[rel] = [key[0], None, key[2], key[3], digest_hex] if racy else [*key, digest_hex]
         self._dirty = True
 
