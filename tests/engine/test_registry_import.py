@@ -168,6 +168,55 @@ def test_import_oci_in_a_fresh_cache_verifies_and_records_sources(
     assert record["diff_id"].startswith("sha256:")
 
 
+def _with_config(layout: Path, dest: Path, change: dict[str, object]) -> None:
+    """A copy of `layout` (tag v1) whose config has `change` applied: new config, manifest."""
+    import shutil
+
+    shutil.copytree(layout, dest)
+    _, manifest = layout_manifest(dest, "v1")
+    blobs = dest / "blobs" / "sha256"
+    config = json.loads((blobs / manifest["config"]["digest"].split(":")[1]).read_bytes())
+    config.update(change)
+    data = json.dumps(config).encode()
+    (blobs / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    manifest["config"].update(digest=f"sha256:{hashlib.sha256(data).hexdigest()}", size=len(data))
+    mdata = json.dumps(manifest).encode()
+    (blobs / hashlib.sha256(mdata).hexdigest()).write_bytes(mdata)
+    index = json.loads((dest / "index.json").read_text())
+    for entry in index["manifests"]:
+        entry.update(digest=f"sha256:{hashlib.sha256(mdata).hexdigest()}", size=len(mdata))
+    (dest / "index.json").write_text(json.dumps(index))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}, "has diff_id"),
+        ({"rootfs": {"type": "layers", "diff_ids": []}}, "config 0 diff_ids"),
+        ({"architecture": "s390x"}, "the image is for linux/s390x"),
+    ],
+)
+def test_import_oci_checks_layers_against_the_config_fetched_alongside(
+    tmp_path: Path,
+    vinci: VinciRunner,
+    registry: RegistryServer,
+    busybox_layout: Path,
+    change: dict[str, object],
+    message: str,
+) -> None:
+    # The config is fetched while the layers download: a layer is still checked against it
+    # before it is stored, and a config that does not fit the image fails the import.
+    bad = tmp_path / "bad.oci"
+    _with_config(busybox_layout, bad, change)
+    raw = skopeo_inspect_raw(f"docker://{_base_in(registry.host, bad, 'src/bad')}")
+    pinned = f"{registry.host}/src/bad@sha256:{hashlib.sha256(raw).hexdigest()}"
+    spec = _derived_spec(tmp_path / "s", pinned, f"{registry.host}/src/derived")
+    run = vinci("build", spec, env=_env(tmp_path, "fresh"), check=False)
+    assert run.returncode != 0 and message in run.stderr, run.stderr
+    layer = layout_manifest(bad, "v1")[1]["layers"][0]["digest"].split(":")[1]
+    assert not (tmp_path / "fresh" / "v1" / "blobs" / "sha256" / layer).exists()
+
+
 def test_import_oci_by_tag_is_refused() -> None:
     from engine.cache.store import BlobStore
     from engine.errors import Position
