@@ -10,9 +10,13 @@ the bytes; it goes into each layer's cache key and is reported with the build.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
+import struct
+import threading
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -42,15 +46,7 @@ class Codec:
         if self.name == "none":
             inner: Compressor = _Passthrough(sink)
         elif self.name == "gzip":
-            from isal import igzip_threaded
-
-            # The raw threaded writer, without the io.BufferedWriter that igzip_threaded.open()
-            # puts in front of it: that buffer (of block_size) hands the writer exactly the
-            # blocks the re-blocker gives it, so the output is the same, but it costs two
-            # copies of every block. Given a `bytes` block, the raw writer keeps it as is.
-            inner = igzip_threaded._ThreadedGzipWriter(
-                sink, "wb", level=self.level, threads=threads, block_size=BLOCK_SIZE
-            )
+            inner = _IsalGzip(sink, self.level, threads)
         elif self.name == "gzip-zlib":
             inner = _ZlibGzip(sink, self.level)
         elif self.name == "zstd":
@@ -99,6 +95,113 @@ class _Reblocker:
             self._inner.write(bytes(self._buf))
             self._buf.clear()
         self._inner.close()
+
+
+HISTORY = 1 << 15  # deflate's window: each block's dictionary is its predecessor's tail
+FIRST_BLOCK_VOTES = 2  # equal outputs a block without history needs (engine/codec.py)
+FIRST_BLOCK_TRIES = 6
+
+
+class _IsalGzip:
+    """gzip through isal's block compressor on our own threads, byte for byte the stream
+    isal.igzip_threaded writes (pigz's layout: each block deflated with the previous block's
+    last 32 KiB as its dictionary and sync-flushed, the CRCs combined), for one reason.
+
+    isal 1.9.1 deflates a block that has no dictionary (a layer's first block) into a stream
+    that depends on where the compressor's buffers happen to lie in memory: about one heap
+    placement in 400 gives another, equally valid parse (a few bytes apart, same size).
+    Threads, load and allocation order move those buffers, which is how a layer digest
+    changed once in a while under CI load (tests/engine/test_codec.py reproduces it by
+    shifting the heap, without threads). Blocks with a dictionary never varied. So a block
+    without history is compressed by fresh compressors, each kept alive so that the next one
+    lies elsewhere, until FIRST_BLOCK_VOTES of them agree: one extra compression of at most
+    1 MiB per layer. Two placements that are both off and off the same way were never seen;
+    a variant is particular to its placement.
+
+    Also unlike isal's writer, no thread polls whether the thread that made the writer is
+    still alive, and the calling thread writes the blocks out in order itself.
+    """
+
+    def __init__(self, sink: BinaryIO, level: int, threads: int) -> None:
+        from isal import isal_zlib
+
+        self._isal = isal_zlib
+        self._sink = sink
+        self._level = level
+        # As isal's writer sizes it: deflate may grow incompressible data a little (level 0,
+        # one fixed Huffman table, by more).
+        self._out_size = (
+            2 * BLOCK_SIZE + 500 if level == 0 else BLOCK_SIZE + max(BLOCK_SIZE // 10, 500)
+        )
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="vinci-gzip")
+        self._local = threading.local()
+        self._pending: collections.deque[Future[tuple[bytes, int, int]]] = collections.deque()
+        self._limit = 2 * max(1, threads)  # blocks in flight: bounds memory
+        self._previous = b""
+        self._crc = 0
+        self._size = 0
+        # isal's header: no name, mtime 0, then 0xff and the XFL byte, in that order.
+        sink.write(struct.pack("<BBBBIBB", 0x1F, 0x8B, 8, 0, 0, 0xFF, 4 if level == 0 else 0))
+
+    def write(self, data: bytes | memoryview) -> int:
+        block = data if type(data) is bytes else bytes(data)
+        if len(block) > BLOCK_SIZE:
+            raise ValueError("blocks come from the re-blocker, at most BLOCK_SIZE each")
+        zdict = memoryview(self._previous)[-HISTORY:]
+        self._previous = block
+        self._pending.append(self._pool.submit(self._compress, block, zdict))
+        while len(self._pending) > self._limit:
+            self._write_next()
+        return len(block)
+
+    def _compressor(self) -> Any:
+        return self._isal._ParallelCompress(buffersize=self._out_size, level=self._level)
+
+    def _compress(self, block: bytes, zdict: memoryview) -> tuple[bytes, int, int]:
+        if len(zdict):
+            compressor = getattr(self._local, "compressor", None)
+            if compressor is None:
+                compressor = self._local.compressor = self._compressor()
+            out, crc = compressor.compress_and_crc(block, zdict)
+            return out, crc, len(block)
+        return (*without_history(self._compressor, block), len(block))
+
+    def _write_next(self) -> None:
+        out, crc, n = self._pending.popleft().result()
+        self._crc = self._isal.crc32_combine(self._crc, crc, n)
+        self._size += n
+        self._sink.write(out)
+
+    def close(self) -> None:
+        try:
+            while self._pending:
+                self._write_next()
+            self._sink.write(self._isal.compress(b"", wbits=-15))
+            self._sink.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+        finally:
+            for future in self._pending:
+                future.cancel()
+            self._pending.clear()
+            self._pool.shutdown(wait=True)
+
+
+def without_history(new: Any, block: bytes) -> tuple[bytes, int]:
+    """Deflate `block` with no dictionary as most compressor placements do: fresh compressors
+    from `new()`, all kept alive (so each lies elsewhere in memory), until FIRST_BLOCK_VOTES
+    outputs agree (see _IsalGzip). The CRC depends on the bytes alone."""
+    votes: collections.Counter[bytes] = collections.Counter()
+    live = []
+    crc = 0
+    for _ in range(FIRST_BLOCK_TRIES):
+        compressor = new()
+        live.append(compressor)
+        out, crc = compressor.compress_and_crc(block, memoryview(b""))
+        votes[out] += 1
+        if votes[out] >= FIRST_BLOCK_VOTES:
+            return out, crc
+    raise RuntimeError(
+        f"isal gave {len(votes)} different streams for one block in {FIRST_BLOCK_TRIES} tries"
+    )
 
 
 class _Passthrough:
