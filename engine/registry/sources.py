@@ -64,9 +64,10 @@ def _write(store: BlobStore, digest: Digest, facts: BlobFacts) -> None:
     if facts.diff_id is not None:
         data["diff_id"] = str(facts.diff_id)
         data["uncompressed_size"] = facts.uncompressed_size
-    # A hint that could not be saved only costs a later upload or decompression.
+    # A hint that could not be saved, or was lost or torn in a crash (so not fsync'd), only
+    # costs a later upload or decompression.
     with contextlib.suppress(OSError):
-        write_atomic(_path(store, digest), canonical_json(data), replace=True)
+        write_atomic(_path(store, digest), canonical_json(data), replace=True, durable=False)
 
 
 def add_source(store: BlobStore, digest: Digest, registry: str, repository: str) -> None:
