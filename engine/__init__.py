@@ -9,8 +9,6 @@ importing them all costs a bare `vinci build` more than the check itself.
 
 from __future__ import annotations
 
-import importlib
-
 # Not typing.TYPE_CHECKING: importing typing costs more than the rest of this module (mypy
 # treats any constant of this name as true).
 TYPE_CHECKING = False
@@ -96,6 +94,8 @@ def __getattr__(name: str) -> Any:
     module = _HOME.get(name)
     if module is None:
         raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

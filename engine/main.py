@@ -8,34 +8,55 @@ import os
 import sys
 
 
+def answer_up_to_date(argv: list[str]) -> int | None:
+    """The exit status of `vinci ARGV` if the up-to-date check answered it (the digest is
+    printed), else None: the command needs the full command line."""
+    if argv[:1] != ["build"]:
+        return None
+    try:
+        from engine.uptodate import check
+
+        answer = check(argv)
+    except KeyboardInterrupt:
+        print("vinci: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        return None  # a stamp the check cannot read is no answer: build
+    if answer is None:
+        return None
+    if "-q" not in argv and "--quiet" not in argv and sys.stderr.isatty():
+        print(
+            f"{answer.spec} is up to date ({answer.layers} layers, nothing changed since it "
+            f"was built) -> {answer.output}",
+            file=sys.stderr,
+        )
+    print(answer.digest)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["build"]:
-        try:
-            from engine.uptodate import check
-
-            answer = check(argv)
-        except KeyboardInterrupt:
-            print("vinci: interrupted", file=sys.stderr)
-            return 130
-        except Exception:
-            answer = None  # a stamp the check cannot read is no answer: build
-        if answer is not None:
-            if "-q" not in argv and "--quiet" not in argv and sys.stderr.isatty():
-                print(
-                    f"{answer.spec} is up to date ({answer.layers} layers, nothing changed "
-                    f"since it was built) -> {answer.output}",
-                    file=sys.stderr,
-                )
-            try:
-                print(answer.digest, flush=True)
-            except BrokenPipeError:
-                os._exit(1)
-            return 0
+    code = answer_up_to_date(argv)
+    if code is not None:
+        return code
     from engine.cli import main as cli_main
 
     return cli_main(argv)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run() -> None:
+    """The `vinci` command (engine/bin/vinci)."""
+    argv = sys.argv[1:]
+    try:
+        code = answer_up_to_date(argv)
+        if code is not None:
+            # An answer leaves nothing to clean up (no thread, no file open for writing):
+            # skipping the interpreter's teardown saves a tenth of the command's time.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    except BrokenPipeError:
+        os._exit(1)
+    from engine.cli import main as cli_main
+
+    sys.exit(cli_main(argv))

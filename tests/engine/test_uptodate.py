@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from support.verify import in_ci
 from test_build import TREE_DIGEST
 from trees import make_tree
 
@@ -313,3 +314,66 @@ def test_a_changed_build_plans_only_the_layers_whose_inputs_changed(tmp_path: Pa
     digest, walked = _walked(spec, cache)
     assert walked == {"a"}
     assert digest == _cold(spec, tmp_path)
+
+
+# What answering from a stamp loads, beyond what the interpreter had already loaded.
+LOADS = """
+import json, sys
+before = set(sys.modules)
+from engine.main import main
+code = main(sys.argv[1:])
+print(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_an_up_to_date_answer_loads_nothing_heavy(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _build(tree, cache)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VINCI_CACHE_DIR": str(cache)}
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADS, "build", str(tree)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == TREE_DIGEST
+    loaded = set(json.loads(proc.stderr.strip().splitlines()[-1]))
+    # array registers itself with collections.abc (already loaded with `collections`).
+    assert loaded <= {
+        "__future__",
+        "collections.abc",
+        "engine",
+        "engine.main",
+        "engine.uptodate",
+        "engine.buildopts",
+        "engine.statkey",
+        "binascii",
+        "array",
+    }, loaded
+
+
+def test_the_installed_vinci_command_is_the_lean_launcher(tree: Path, tmp_path: Path) -> None:
+    """`vinci` is engine/bin/vinci with its shebang pointed at this environment, not an
+    installer's wrapper (which imports `re` before anything else)."""
+    command = Path(sys.executable).with_name("vinci")
+    if not command.is_file():
+        reason = f"{command} is not installed (run .ci/setup)"
+        if in_ci():
+            pytest.fail(f"CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    assert "import re" not in command.read_text()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "VINCI_CACHE_DIR": str(tmp_path / "c"),
+    }
+    for _ in range(2):  # a full build, then an up-to-date answer
+        run = subprocess.run(
+            [command, "build", tree, "-q"], env=env, capture_output=True, text=True, check=True
+        )
+        assert run.stdout.strip() == TREE_DIGEST
+    version = subprocess.run([command, "--version"], env=env, capture_output=True, text=True)
+    assert version.stdout.startswith("vinci ")
