@@ -171,7 +171,11 @@ class Builder:
             self.store, self.codec, created, sink, token, self.lock is None, footprint, reuse
         )
         try:
-            results = self._run(spec, planner, sink, token)
+            # Checked here, one layer after another, before any layer runs: a check is one
+            # syscall after another, and on a worker thread each would wait for the GIL
+            # behind a building layer's Python.
+            reused = self._reused(spec, planner)
+            results = self._run(spec, planner, sink, token, reused)
             base = self._base_config(spec, results)
             parts = [p for r in results for p in r.parts]
             manifest, config = assemble(spec, parts, self.store, created, base)
@@ -197,13 +201,18 @@ class Builder:
         return result
 
     def _run(
-        self, spec: Spec, planner: Planner, sink: EventSink, token: CancelToken
+        self,
+        spec: Spec,
+        planner: Planner,
+        sink: EventSink,
+        token: CancelToken,
+        reused: dict[int, LayerRecord],
     ) -> list[LayerResult]:
         if not spec.layers:
             return []
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="vinci-layer") as pool:
             futures: list[Future[LayerResult]] = [
-                pool.submit(self._layer, spec, i, node, planner, sink, token)
+                pool.submit(self._layer, spec, i, node, planner, sink, token, reused.get(i))
                 for i, node in enumerate(spec.layers)
             ]
             _done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -228,7 +237,10 @@ class Builder:
         planner: Planner,
         sink: EventSink,
         token: CancelToken,
+        reused: LayerRecord | None = None,
     ) -> LayerResult:
+        """Layer `index`'s result; `reused` is its record when the layer is unchanged since
+        the last build with these options (see _reused)."""
         started = time.monotonic()
         summary = layer_summary(node)
         try:
@@ -243,7 +255,7 @@ class Builder:
                 result = LayerResult(
                     index, node.label, summary, record, hit, time.monotonic() - started
                 )
-            elif (reused := self._reused(planner, index, node)) is not None:
+            elif reused is not None:
                 sink(LayerCached(index, reused.key, reused.descriptors))
                 result = LayerResult(
                     index, node.label, summary, reused, True, time.monotonic() - started
@@ -286,17 +298,22 @@ class Builder:
         sink(LayerDone(index, done.descriptors, done.diff_ids, result.cache_hit, result.seconds))
         return result
 
-    def _reused(self, planner: Planner, index: int, node: LayerSpec) -> LayerRecord | None:
-        """The record of an unchanged layer of the last build with these options, if the
-        cache still has it: taken without planning the layer again (engine/uptodate.py)."""
+    def _reused(self, spec: Spec, planner: Planner) -> dict[int, LayerRecord]:
+        """The records of the layers that are unchanged since the last build with these
+        options, by index, if the cache still has them: taken without planning the layers
+        again (engine/uptodate.py)."""
+        found: dict[int, LayerRecord] = {}
         if planner.reuse is None or self.lock is not None:
-            return None
-        unchanged = planner.reuse.unchanged(node)
-        record = self.index.get(unchanged[0]) if unchanged is not None else None
-        if unchanged is None or record is None:
-            return None
-        planner.adopt(index, unchanged[1])
-        return record
+            return found
+        for index, node in enumerate(spec.layers):
+            if isinstance(node, ImportSpec | ImportOCISpec):
+                continue
+            unchanged = planner.reuse.unchanged(node)
+            record = self.index.get(unchanged[0]) if unchanged is not None else None
+            if unchanged is not None and record is not None:
+                planner.adopt(index, unchanged[1])
+                found[index] = record
+        return found
 
     def _base_config(self, spec: Spec, results: Sequence[LayerResult]) -> dict[str, Any] | None:
         base = None
