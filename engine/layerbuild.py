@@ -13,7 +13,6 @@ import os
 from dataclasses import dataclass
 
 from engine import testhooks
-from engine.cache.memo import stat_key
 from engine.cache.store import BlobStore
 from engine.codec import BLOCK_SIZE, Codec, Compressor
 from engine.descriptor import Descriptor
@@ -21,6 +20,7 @@ from engine.digest import Digest
 from engine.errors import SourceError
 from engine.events import CancelToken, EventSink, ProgressThrottle
 from engine.plan import READ_CHUNK, LayerPlan, PlannedEntry
+from engine.statkey import stat_key
 from engine.tarformat import DIRECTORY, END, REGULAR, SYMLINK, TarHeader, encode_header, padding
 
 _TYPES = {"file": REGULAR, "dir": DIRECTORY, "symlink": SYMLINK}

@@ -23,9 +23,7 @@ from pathlib import Path
 from engine.cache.atomic import write_atomic
 from engine.cache.store import BlobStore
 from engine.canonical import canonical_json
-from engine.statkey import StatKey, is_racy, stat_key
-
-__all__ = ["StatKey", "StatMemo", "stat_key"]
+from engine.statkey import StatKey, is_racy
 
 KEEP_UNSEEN = 8  # writes of the memo an entry survives without being looked up
 
