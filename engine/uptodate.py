@@ -155,7 +155,8 @@ def _stamp_path(cache_dir: str | None, key: BuildKey) -> str:
 
 
 class Answer:
-    """An up-to-date build: what it would have printed."""
+    """An up-to-date build: what it would have printed. A plain class, not a frozen
+    dataclass: importing dataclasses would cost more than the check."""
 
     __slots__ = ("digest", "layers", "output", "spec")
 
