@@ -6,7 +6,7 @@ After a build that wrote an OCI layout or archive, a stamp in the cache records 
 result depended on:
 
 - the options that choose the bytes (spec, output, codec and level, timestamp, lock mode),
-  the Python version and the home directory (`~` in a source path);
+  the Python version and module search path, and the home directory (`~` in a source path);
 - the bytes of the spec and of the vinci.lock the build used;
 - the code that made the bytes: every loaded module of the engine, isal, zstandard and
   pyyaml, by stat;
@@ -127,6 +127,9 @@ def build_key(
     return (
         STAMP_FORMAT,
         sys.hexversion,
+        # Where modules come from: the stamp's code list names files by path, so another
+        # checkout or environment (another isal, say) must not find this stamp.
+        tuple(sys.path),
         os.path.expanduser("~"),
         spec_abs,
         kind,

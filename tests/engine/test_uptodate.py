@@ -190,6 +190,17 @@ def test_options_that_choose_the_bytes_have_their_own_stamps(tree: Path, tmp_pat
     assert _build(tree, cache, "-o", f"oci-archive:{tmp_path}/image.tar")[1] == "full"
 
 
+def test_another_module_path_has_its_own_stamp(tree: Path, tmp_path: Path) -> None:
+    """The stamp names the code by path: code found elsewhere (another checkout, another
+    environment's isal) must not be vouched for by it."""
+    cache = tmp_path / "cache"
+    _build(tree, cache)
+    assert _build(tree, cache)[1] == "stamp"
+    elsewhere = {"PYTHONPATH": str(tmp_path / "other-site-packages")}
+    assert _build(tree, cache, env=elsewhere) == (TREE_DIGEST, "full")
+    assert _build(tree, cache, env=elsewhere)[1] == "stamp"
+
+
 def test_a_lock_appearing_takes_the_full_path(tree: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _build(tree, cache)
