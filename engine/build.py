@@ -168,13 +168,13 @@ class Builder:
         # With a lock, layers are matched by their tar digest before anything is built, so
         # every source is hashed first (no speculative builds, engine/plan.py).
         planner = Planner(
-            self.store, self.codec, created, sink, token, self.lock is None, footprint, reuse
+            self.store, self.codec, created, sink, token, self.lock is None, footprint
         )
         try:
             # Checked here, one layer after another, before any layer runs: a check is one
             # syscall after another, and on a worker thread each would wait for the GIL
             # behind a building layer's Python.
-            reused = self._reused(spec, planner)
+            reused = self._reused(spec, planner, reuse)
             results = self._run(spec, planner, sink, token, reused)
             base = self._base_config(spec, results)
             parts = [p for r in results for p in r.parts]
@@ -298,17 +298,17 @@ class Builder:
         sink(LayerDone(index, done.descriptors, done.diff_ids, result.cache_hit, result.seconds))
         return result
 
-    def _reused(self, spec: Spec, planner: Planner) -> dict[int, LayerRecord]:
+    def _reused(self, spec: Spec, planner: Planner, reuse: Reuse | None) -> dict[int, LayerRecord]:
         """The records of the layers that are unchanged since the last build with these
         options, by index, if the cache still has them: taken without planning the layers
         again (engine/uptodate.py)."""
         found: dict[int, LayerRecord] = {}
-        if planner.reuse is None or self.lock is not None:
+        if reuse is None or self.lock is not None:
             return found
         for index, node in enumerate(spec.layers):
             if isinstance(node, ImportSpec | ImportOCISpec):
                 continue
-            unchanged = planner.reuse.unchanged(node)
+            unchanged = reuse.unchanged(node)
             record = self.index.get(unchanged[0]) if unchanged is not None else None
             if unchanged is not None and record is not None:
                 planner.adopt(index, unchanged[1])

@@ -44,7 +44,7 @@ from engine.events import CancelToken, EventSink, Log, ProgressThrottle
 from engine.spec.model import CombinablePart, CombinedSpec, DirectorySpec, FileSpec, SymlinkSpec
 from engine.statkey import StatKey, stat_key
 from engine.tarformat import TAR_FORMAT
-from engine.uptodate import Footprint, LayerFootprint, Reuse
+from engine.uptodate import Footprint, LayerFootprint
 
 READ_CHUNK = 1 << 20
 
@@ -197,7 +197,6 @@ class Planner:
         cancel: CancelToken | None = None,
         speculate: bool = True,
         footprint: Footprint | None = None,
-        reuse: Reuse | None = None,
     ) -> None:
         self.store = store
         self.codec = codec
@@ -207,8 +206,6 @@ class Planner:
         self.speculate = speculate
         # What this build looked at on the host, for the up-to-date check (engine/uptodate.py).
         self.footprint = footprint or Footprint()
-        # What the last build with these options planned, for layers whose inputs are unchanged.
-        self.reuse = reuse
         # One memo per source root for the whole build, shared by the layers that read it (two
         # layers of one directory must not each save only their own half), saved after each
         # layer's plan. Layers plan on several threads: the lock guards the memos.
