@@ -16,12 +16,12 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.buildopts import epoch_from_env
+from engine.buildopts import default_jobs, epoch_from_env
 from engine.cache.atomic import write_atomic
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
 from engine.canonical import canonical_json
-from engine.codec import Codec, get_codec
+from engine.codec import MAX_THREADS, Codec, get_codec
 from engine.descriptor import Descriptor
 from engine.digest import Digest
 from engine.errors import BuildCancelled, VinciError
@@ -46,7 +46,6 @@ from engine.plan import LayerPlan, Planner
 from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
 from engine.uptodate import Footprint, Reuse
 
-DEFAULT_JOBS = 2
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
 
 
@@ -135,16 +134,20 @@ class Builder:
         self,
         store: BlobStore | None = None,
         codec: Codec | None = None,
-        jobs: int = DEFAULT_JOBS,
+        jobs: int = 0,
         threads: int = 0,
         lock: Lock | None = None,
     ) -> None:
-        if jobs < 1:
+        """`jobs` is how many threads may work at once (0: default_jobs()): that many layers
+        are built in parallel, each compressed on up to that many threads (at most
+        MAX_THREADS; `threads` overrides it). `jobs=1` is one thread doing everything, as
+        `make -j1` or `pigz -p 1`. Neither number ever changes a byte of the image."""
+        if jobs < 0 or threads < 0:
             raise VinciError("--jobs must be at least 1")
         self.store = store or BlobStore()
         self.codec = codec or get_codec()
-        self.jobs = jobs
-        self.threads = threads
+        self.jobs = jobs or default_jobs()
+        self.threads = threads or min(self.jobs, MAX_THREADS)
         self.index = RecordIndex(self.store)
         # vinci.lock: a layer whose tar bytes are locked uses the locked blob (engine/lock.py).
         self.lock = LockReuse(lock, self.store, self.codec) if lock is not None else None
@@ -356,7 +359,7 @@ def build(
     *,
     store: BlobStore | None = None,
     codec: Codec | None = None,
-    jobs: int = DEFAULT_JOBS,
+    jobs: int = 0,
     sink: EventSink = discard,
     cancel: CancelToken | None = None,
     created: int = 0,

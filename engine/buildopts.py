@@ -14,6 +14,17 @@ import os
 SPEC_NAMES = ("vinci.yaml", "vinci.yml")
 OUTPUT_KINDS = ("oci", "oci-archive", "docker-archive")
 CACHE_LAYOUT = "v1"  # the cache's on-disk layout version: <root>/v1/...
+MAX_DEFAULT_JOBS = 8  # each job holds a few MiB in flight: a big machine's default stays modest
+
+
+def default_jobs() -> int:
+    """`--jobs` when not given: the CPUs this process may run on (its affinity, so a container
+    limited by cpuset gets what it has), at most MAX_DEFAULT_JOBS."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_JOBS, cpus))
 
 
 def locate_spec(given: str | None) -> str | None:

@@ -70,9 +70,10 @@ def _add_build_args(p: argparse.ArgumentParser) -> None:
         "--jobs",
         "-j",
         type=_positive,
-        default=2,
+        default=0,
         metavar="N",
-        help="layers built at once (default 2)",
+        help="threads at work at once: N layers in parallel, each compressed on up to N "
+        "threads; 1 builds on one thread (default: the CPU count, at most 8)",
     )
     add_image_args(p)
 

@@ -60,8 +60,11 @@ class Codec:
         return _Reblocker(inner, BLOCK_SIZE)
 
 
+MAX_THREADS = 4  # per layer: more only adds blocks in flight (memory), not speed, on 2-8 cores
+
+
 def default_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(MAX_THREADS, os.cpu_count() or 1))
 
 
 class _Reblocker:
@@ -133,7 +136,10 @@ class _IsalGzip:
         self._out_size = (
             2 * BLOCK_SIZE + 500 if level == 0 else BLOCK_SIZE + max(BLOCK_SIZE // 10, 500)
         )
-        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="vinci-gzip")
+        # One thread means the caller's: `--jobs 1` keeps the whole build on one thread.
+        self._pool = (
+            ThreadPoolExecutor(threads, thread_name_prefix="vinci-gzip") if threads > 1 else None
+        )
         self._local = threading.local()
         self._pending: collections.deque[Future[tuple[bytes, int, int]]] = collections.deque()
         self._limit = 2 * max(1, threads)  # blocks in flight: bounds memory
@@ -149,6 +155,9 @@ class _IsalGzip:
             raise ValueError("blocks come from the re-blocker, at most BLOCK_SIZE each")
         zdict = memoryview(self._previous)[-HISTORY:]
         self._previous = block
+        if self._pool is None:
+            self._emit(*self._compress(block, zdict))
+            return len(block)
         self._pending.append(self._pool.submit(self._compress, block, zdict))
         while len(self._pending) > self._limit:
             self._write_next()
@@ -167,7 +176,9 @@ class _IsalGzip:
         return (*without_history(self._compressor, block), len(block))
 
     def _write_next(self) -> None:
-        out, crc, n = self._pending.popleft().result()
+        self._emit(*self._pending.popleft().result())
+
+    def _emit(self, out: bytes, crc: int, n: int) -> None:
         self._crc = self._isal.crc32_combine(self._crc, crc, n)
         self._size += n
         self._sink.write(out)
@@ -182,7 +193,8 @@ class _IsalGzip:
             for future in self._pending:
                 future.cancel()
             self._pending.clear()
-            self._pool.shutdown(wait=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 def without_history(new: Any, block: bytes) -> tuple[bytes, int]:

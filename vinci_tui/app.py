@@ -873,7 +873,7 @@ def make_workbench(args: argparse.Namespace) -> Workbench:
         raise VinciError(str(e)) from None
     epoch = getattr(args, "source_date_epoch", None)
     created = int(epoch) if epoch is not None else source_date_epoch_from_env()
-    builder = Builder(store, codec, getattr(args, "jobs", 2) or 2)
+    builder = Builder(store, codec, getattr(args, "jobs", 0) or 0)  # 0: default_jobs()
     return Workbench(
         spec_path,
         builder,

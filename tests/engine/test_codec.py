@@ -11,6 +11,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 
 import pytest
 import zstandard
@@ -52,6 +53,19 @@ def _compress(name: str, chunks: list[int], threads: int) -> bytes:
 REFERENCE = {
     name: hashlib.sha256(_compress(name, [BLOCK_SIZE], 1)).hexdigest() for name in CODEC_NAMES
 }
+
+
+def test_one_thread_is_the_callers_own() -> None:
+    # `--jobs 1` promises one thread at work: gzip must not start a pool for it.
+    before = {t.ident for t in threading.enumerate()}
+    out = io.BytesIO()
+    w = get_codec("gzip").open(out, 1)
+    w.write(DATA)
+    started = [t.name for t in threading.enumerate() if t.ident not in before]
+    w.close()
+    assert started == []
+    assert gzip.decompress(out.getvalue()) == DATA
+    assert hashlib.sha256(out.getvalue()).hexdigest() == REFERENCE["gzip"]
 
 
 @pytest.mark.parametrize("name", CODEC_NAMES)
