@@ -8,7 +8,6 @@ them, so a local build starts fast.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -17,15 +16,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.buildopts import locate_spec
+from engine.buildopts import BuildArgs, locate_spec, parse_build
 from engine.errors import SpecError, VinciError
 
 if TYPE_CHECKING:
+    import argparse
+
     from engine.events import EventSink
     from engine.spec import Spec
 
 
 def _size(text: str) -> int:
+    import argparse
+
     units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
     t = text.strip().lower().removesuffix("ib").removesuffix("b")
     unit = t[-1:] if t[-1:] in units and t[-1:] != "" and not t[-1:].isdigit() else ""
@@ -37,6 +40,8 @@ def _size(text: str) -> int:
 
 
 def _positive(text: str) -> int:
+    import argparse
+
     try:
         value = int(text)
     except ValueError:
@@ -98,6 +103,8 @@ def add_image_args(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    import argparse
+
     top = argparse.ArgumentParser(
         prog="vinci", description="Declarative, reproducible OCI container images."
     )
@@ -186,13 +193,14 @@ register("verify", "engine.cli_verify", "build under perturbations; prove every 
 register("lock", "engine.cli_lock", "write vinci.lock: each layer's diff_id -> compressed blob")
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace | BuildArgs) -> Any:
     from engine.cache.store import BlobStore
 
-    return BlobStore(Path(args.cache_dir) if getattr(args, "cache_dir", None) else None)
+    given = getattr(args, "cache_dir", None)
+    return BlobStore(Path(given) if given else None)
 
 
-def _codec(args: argparse.Namespace) -> Any:
+def _codec(args: argparse.Namespace | BuildArgs) -> Any:
     from engine.codec import get_codec
 
     try:
@@ -201,7 +209,7 @@ def _codec(args: argparse.Namespace) -> Any:
         raise VinciError(str(e)) from None
 
 
-def _created(args: argparse.Namespace) -> int:
+def _created(args: argparse.Namespace | BuildArgs) -> int:
     from engine.build import source_date_epoch_from_env
 
     if args.source_date_epoch is not None:
@@ -211,7 +219,7 @@ def _created(args: argparse.Namespace) -> int:
     return source_date_epoch_from_env()
 
 
-def _progress(args: argparse.Namespace) -> tuple[Any, EventSink]:
+def _progress(args: argparse.Namespace | BuildArgs) -> tuple[Any, EventSink]:
     """Live progress on a terminal (unless --quiet or --json); no output otherwise."""
     from engine.events import discard
 
@@ -223,7 +231,7 @@ def _progress(args: argparse.Namespace) -> tuple[Any, EventSink]:
     return progress, progress
 
 
-def _builder(args: argparse.Namespace, spec: Spec) -> tuple[Any, Any]:
+def _builder(args: argparse.Namespace | BuildArgs, spec: Spec) -> tuple[Any, Any]:
     """The Builder the build options ask for, with the spec's vinci.lock unless --no-lock;
     and that lock (None without one)."""
     from engine.build import Builder
@@ -235,7 +243,7 @@ def _builder(args: argparse.Namespace, spec: Spec) -> tuple[Any, Any]:
     return Builder(_store(args), _codec(args), args.jobs, lock=locked), locked
 
 
-def cmd_build(args: argparse.Namespace) -> int:
+def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
     from engine.cli_registry import apply_registry_options, push_built, push_target
     from engine.output import default_output, parse_output
     from engine.output.write import write_output
@@ -377,12 +385,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Extra commands parse their own arguments.
     if argv and argv[0] in _EXTRA_MODULES:
+        import argparse
         import importlib
 
         module = importlib.import_module(_EXTRA_MODULES[argv[0]])
         p = argparse.ArgumentParser(prog=f"vinci {argv[0]}", description=_EXTRA_COMMANDS[argv[0]])
         module.add_arguments(p)
         return _guard(lambda: int(module.run(p.parse_args(argv[1:]))))
+    # A build with the usual arguments is read without argparse (engine/buildopts.py).
+    fast = parse_build(argv)
+    if fast is not None:
+        return _guard(lambda: cmd_build(fast))
     args = parser().parse_args(argv)
     if args.version:
         from importlib.metadata import version

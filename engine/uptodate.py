@@ -45,6 +45,7 @@ from engine.buildopts import (
     default_output_path,
     epoch_from_env,
     locate_spec,
+    parse_build,
     split_output,
 )
 from engine.statkey import StatKey, is_racy, stat_key
@@ -170,71 +171,25 @@ class Answer:
         self.spec = spec
 
 
-# `vinci build` options the check understands; any other argument (--json, --push, an
-# abbreviation, a combined short flag) leaves the command to the full build.
-_FLAGS = {"-q": "quiet", "--quiet": "quiet", "--no-lock": "no_lock", "--locked": "locked"}
-_VALUED = {
-    "-o": "output",
-    "--output": "output",
-    "--cache-dir": "cache_dir",
-    "-j": "jobs",
-    "--jobs": "jobs",
-    "--compression": "compression",
-    "--compression-level": "level",
-    "--source-date-epoch": "epoch",
-}
-
-
-def _parse(argv: list[str]) -> dict[str, Any] | None:
-    if not argv or argv[0] != "build":
-        return None
-    opts: dict[str, Any] = {}
-    rest = iter(argv[1:])
-    for arg in rest:
-        if arg in _FLAGS:
-            opts[_FLAGS[arg]] = True
-            continue
-        name, eq, value = arg.partition("=")
-        if eq and name.startswith("--") and name in _VALUED:
-            opts[_VALUED[name]] = value
-        elif arg in _VALUED:
-            following = next(rest, None)
-            if following is None:
-                return None
-            opts[_VALUED[arg]] = following
-        elif arg.startswith("-") or "spec" in opts:
-            return None
-        else:
-            opts["spec"] = arg
-    try:
-        if int(opts.get("jobs", "1")) < 1:
-            return None
-        opts["level"] = int(opts["level"]) if "level" in opts else None
-        opts["epoch"] = int(opts["epoch"]) if "epoch" in opts else None
-    except ValueError:
-        return None
-    return opts
-
-
 def check(argv: list[str]) -> Answer | None:
     """The answer to `vinci ARGV` if it is a build whose stamp still holds in every item."""
     if os.environ.get("VINCI_TESTING") == "1":
         return None
-    opts = _parse(argv)
-    if opts is None or (opts.get("no_lock") and opts.get("locked")):
+    args = parse_build(argv)
+    # --json and --replan are answered by the full build; --push needs the registry.
+    if args is None or args.json or args.replan or (args.no_lock and args.locked):
         return None
-    spec = locate_spec(opts.get("spec"))
-    created = opts["epoch"] if opts["epoch"] is not None else epoch_from_env()
+    spec = locate_spec(args.spec)
+    epoch = args.source_date_epoch
+    created = epoch if epoch is not None else epoch_from_env()
     if spec is None or created is None or created < 0:
         return None
-    mode = lock_mode(bool(opts.get("no_lock")), bool(opts.get("locked")))
-    key = build_key(
-        spec, opts.get("output"), opts.get("compression", "gzip"), opts["level"], created, mode
-    )
+    mode = lock_mode(args.no_lock, args.locked)
+    key = build_key(spec, args.output, args.compression, args.compression_level, created, mode)
     if key is None:
         return None
     try:
-        with open(_stamp_path(opts.get("cache_dir"), key), "rb") as f:
+        with open(_stamp_path(args.cache_dir, key), "rb") as f:
             # loads(read()), not load(f): load reads a file in small pieces, ten times slower.
             stamp = marshal.loads(f.read())
         if stamp["key"] != key or not _holds(stamp):

@@ -12,14 +12,16 @@ engine/cli.py by name so it is imported only when invoked. This module imports n
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import TYPE_CHECKING, TextIO
 
 from engine.errors import VinciError
 
 if TYPE_CHECKING:
+    import argparse
+
     from engine.build import BuildResult
+    from engine.buildopts import BuildArgs
     from engine.cache.store import BlobStore
     from engine.events import Event, EventSink
     from engine.reference import ImageReference
@@ -61,7 +63,7 @@ def add_push_arguments(p: argparse.ArgumentParser, *, for_build: bool = True) ->
     add_registry_arguments(p)
 
 
-def apply_registry_options(args: argparse.Namespace) -> RegistryOptions:
+def apply_registry_options(args: argparse.Namespace | BuildArgs) -> RegistryOptions:
     """Install the command line's registry options for everything this process fetches."""
     from engine.registry.options import options_from_env, set_default_options
 
@@ -72,7 +74,9 @@ def apply_registry_options(args: argparse.Namespace) -> RegistryOptions:
     return options
 
 
-def push_target(args: argparse.Namespace, spec: Spec) -> tuple[ImageReference, tuple[str, ...]]:
+def push_target(
+    args: argparse.Namespace | BuildArgs, spec: Spec
+) -> tuple[ImageReference, tuple[str, ...]]:
     """Where `--push` sends the image: repository and tags. Checked before building."""
     from engine.reference import parse_reference
 
@@ -100,7 +104,7 @@ def push_target(args: argparse.Namespace, spec: Spec) -> tuple[ImageReference, t
 
 
 def push_built(
-    args: argparse.Namespace,
+    args: argparse.Namespace | BuildArgs,
     target: tuple[ImageReference, tuple[str, ...]],
     result: BuildResult,
     store: BlobStore,

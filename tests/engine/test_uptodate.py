@@ -19,8 +19,6 @@ from support.verify import in_ci
 from test_build import TREE_DIGEST
 from trees import make_tree
 
-from engine.uptodate import _parse
-
 OLD = 1_500_000_000  # sources dated long before the build: their stat data can be trusted
 
 # Runs `vinci ARGS` as the `vinci` command does (engine.main) and says which path answered:
@@ -224,31 +222,6 @@ def test_no_stamp_for_racy_sources_faults_or_local_imports(tree: Path, tmp_path:
     assert _build(tree, cache)[1] == "stamp"
     # Test-only faults are never answered from a stamp.
     assert _build(tree, cache, env={"VINCI_TESTING": "1"})[1] == "full"
-
-
-def test_the_check_parses_only_what_it_understands() -> None:
-    assert _parse(["build"]) == {"level": None, "epoch": None}
-    assert _parse(["build", "s.yaml", "-o", "oci:x", "--cache-dir=c", "-q"]) == {
-        "spec": "s.yaml",
-        "output": "oci:x",
-        "cache_dir": "c",
-        "quiet": True,
-        "level": None,
-        "epoch": None,
-    }
-    for argv in (
-        ["build", "--json"],
-        ["build", "--push"],
-        ["build", "--out", "oci:x"],  # an abbreviation: argparse's business
-        ["build", "-qo", "oci:x"],
-        ["build", "a", "b"],
-        ["build", "-o"],
-        ["build", "--jobs", "0"],
-        ["build", "--compression-level", "high"],
-        ["build", "--replan"],
-        ["validate"],
-    ):
-        assert _parse(argv) is None, argv
 
 
 # Lists which directories the planner walked (os.scandir) during `vinci build ARGS`: the
