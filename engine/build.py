@@ -44,6 +44,7 @@ from engine.layerbuild import write_layer
 from engine.lock import Lock, LockReuse
 from engine.plan import LayerPlan, Planner
 from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
+from engine.tarformat import MAX_MTIME
 from engine.uptodate import Footprint, Reuse
 
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
@@ -163,6 +164,11 @@ class Builder:
     ) -> BuildResult:
         """Build `spec`; what planning looks at on the host is added to `footprint`. Layers
         `reuse` knows unchanged since the last build with these options are not planned."""
+        if not 0 <= created <= MAX_MTIME:
+            raise VinciError(
+                f"the image's timestamp {created} (SOURCE_DATE_EPOCH or --source-date-epoch) "
+                f"is out of range: 0 to {MAX_MTIME} (2242-03-16), what a tar header holds"
+            )
         started = time.monotonic()
         token = CancelToken(cancel)
         sink(BuildStarted(spec.display_path, len(spec.layers), self.jobs, self.codec.identity))

@@ -34,6 +34,7 @@ PAX = b"x"
 
 _MAX_ID = 0o7777777
 _MAX_SIZE = 0o77777777777
+MAX_MTIME = _MAX_SIZE  # 2242-03-16: the last time an octal header field holds
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 
 
@@ -48,7 +47,7 @@ class AtomicFile:
         try:
             self.fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644)
         except (OSError, AttributeError):
-            self._named = directory / f".tmp-{secrets.token_hex(8)}"
+            self._named = directory / f".tmp-{os.urandom(8).hex()}"
             self.fd = os.open(
                 self._named, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644
             )
@@ -76,7 +75,7 @@ class AtomicFile:
                     os.replace(self._named, dest)
                     self._named = None
             elif replace:
-                tmp = dest.parent / f".tmp-{secrets.token_hex(8)}"
+                tmp = dest.parent / f".tmp-{os.urandom(8).hex()}"
                 _link_fd(self.fd, tmp)
                 os.replace(tmp, dest)
             else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -114,7 +113,7 @@ def write_archive(
 ) -> None:
     if target.is_dir():
         raise OutputError(f"{target} is a directory; an archive output needs a file path")
-    tmp = target.parent / f".{target.name}.tmp-{secrets.token_hex(6)}"
+    tmp = target.parent / f".{target.name}.tmp-{os.urandom(6).hex()}"
     # Each blob once (an image may list the same layer twice), config first, manifest last.
     blobs = list({d.digest: d for d in (config, *layers, manifest)}.values())
     try:

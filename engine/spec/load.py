@@ -13,7 +13,6 @@ keys together (a file needs exactly one of contents/source, paths in one layer a
 
 from __future__ import annotations
 
-import difflib
 import os
 import posixpath
 import re
@@ -881,6 +880,8 @@ def _guess(word: str, fields: Iterable[F.Field]) -> str:
     for f in fields:
         if lowered == f.name or lowered in f.aliases:
             return f.name
+    import difflib  # only for a spec with a misspelt key
+
     close = difflib.get_close_matches(lowered, [f.name for f in fields], n=1, cutoff=0.6)
     return close[0] if close else ""
 

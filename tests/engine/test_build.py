@@ -111,3 +111,39 @@ def test_json_reports_every_layer(tmp_path: Path, vinci: VinciRunner) -> None:
     assert first["codec"]["identity"].startswith("gzip/isal")
     for layer in first["layers"]:
         assert set(layer) >= {"digest", "diff_id", "size", "media_type", "cache_hit", "seconds"}
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--source-date-epoch", "8589934592"), {}),
+        ((), {"SOURCE_DATE_EPOCH": "999999999999"}),
+    ],
+)
+def test_a_timestamp_no_tar_header_holds_is_one_line(
+    tmp_path: Path, vinci: VinciRunner, args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    # It used to surface as an "internal error" from the tar writer.
+    spec = make_tree(tmp_path / "src")
+    env = env | {"VINCI_CACHE_DIR": str(tmp_path / "c")}
+    run = vinci("build", spec, "-o", f"oci:{tmp_path}/o", *args, env=env, check=False)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        "vinci: the image's timestamp "
+        f"{args[1] if args else env['SOURCE_DATE_EPOCH']} (SOURCE_DATE_EPOCH or "
+        "--source-date-epoch) is out of range: 0 to 8589934591 (2242-03-16), what a tar "
+        "header holds"
+    ]
+    assert not (tmp_path / "o").exists()
+    # The last second that fits builds, and the config says when it is.
+    out = tmp_path / "o"
+    vinci("build", spec, "-o", f"oci:{out}", "--source-date-epoch", "8589934591", env=env)
+    index = json.loads((out / "index.json").read_bytes())
+    manifest = json.loads(_blob(out, index["manifests"][0]["digest"]))
+    config = json.loads(_blob(out, manifest["config"]["digest"]))
+    assert config["created"] == "2242-03-16T12:56:31Z"
+    assert {h["created"] for h in config["history"]} == {"2242-03-16T12:56:31Z"}
+
+
+def _blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
