@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any
 
 from engine.buildopts import default_jobs, epoch_from_env
@@ -46,6 +45,7 @@ from engine.plan import LayerPlan, Planner
 from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
 from engine.tarformat import MAX_MTIME
 from engine.uptodate import Footprint, Reuse
+from engine.values import dataclass, field
 
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import BinaryIO
+
+from engine.values import dataclass
 
 _HEX = re.compile(r"^[a-f0-9]{64}$")
 CHUNK = 1 << 20

@@ -19,7 +19,7 @@ nothing of this hierarchy ever reaches the user as a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from engine.values import dataclass
 
 
 class VinciError(Exception):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from engine.descriptor import Descriptor
 from engine.digest import Digest
+from engine.values import dataclass
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from engine import mediatypes
@@ -18,6 +17,7 @@ from engine.canonical import canonical_json
 from engine.descriptor import Descriptor, Platform
 from engine.digest import Digest
 from engine.spec.model import ConfigSpec, Spec
+from engine.values import dataclass
 
 
 @dataclass(frozen=True)

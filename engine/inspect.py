@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -32,6 +31,7 @@ from engine.imagesource.local import LocalImage, blob_name, open_local_image
 from engine.plan import LayerPlan, PlannedEntry
 from engine.tarformat import TAR_FORMAT
 from engine.tarindex import DEFAULT_TEXT_LIMIT, FileContent, TarEntry, iter_entries, read_member
+from engine.values import dataclass, field
 
 
 class BlobSource(Protocol):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 
 from engine import testhooks
 from engine.cache.store import BlobStore
@@ -22,6 +21,7 @@ from engine.events import CancelToken, EventSink, ProgressThrottle
 from engine.plan import READ_CHUNK, LayerPlan, PlannedEntry
 from engine.statkey import stat_key
 from engine.tarformat import DIRECTORY, END, REGULAR, SYMLINK, TarHeader, encode_header, padding
+from engine.values import dataclass
 
 _TYPES = {"file": REGULAR, "dir": DIRECTORY, "symlink": SYMLINK}
 

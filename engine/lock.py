@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,7 @@ from engine.events import CancelToken, EventSink, Log, discard
 from engine.layerbuild import tar_digest
 from engine.plan import READ_CHUNK, LayerPlan
 from engine.spec.model import ImportOCISpec, Spec
+from engine.values import dataclass
 
 if TYPE_CHECKING:  # build.py imports this module: no import of it at run time
     from engine.build import BuildResult

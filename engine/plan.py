@@ -29,7 +29,7 @@ import re
 import stat
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from engine.spec.model import CombinablePart, CombinedSpec, DirectorySpec, FileS
 from engine.statkey import StatKey, stat_key
 from engine.tarformat import TAR_FORMAT
 from engine.uptodate import Footprint, LayerFootprint
+from engine.values import dataclass
 
 READ_CHUNK = 1 << 20
 

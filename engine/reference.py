@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from engine.digest import Digest, is_digest
+from engine.values import dataclass
 
 DEFAULT_REGISTRY = "docker.io"
 # docker's limit on registry/repository, so a name we accept is one a registry accepts.

@@ -17,7 +17,7 @@ means bumping it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from engine.values import dataclass
 
 TAR_FORMAT = "vinci-tar/1"
 BLOCK = 512

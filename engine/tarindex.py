@@ -17,11 +17,11 @@ import posixpath
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
 from engine.errors import CacheError
 from engine.events import CancelToken
+from engine.values import dataclass
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -36,12 +36,12 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import VinciError
 from engine.spec.model import Spec
+from engine.values import dataclass, field
 
 NOBODY = 65534
 READ_CHUNK = 65521  # a prime: no write the compressor sees lines up with a 1 MiB block

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from engine.cache.atomic import write_atomic
@@ -14,6 +13,7 @@ from engine.cache.records import RecordIndex
 from engine.cache.store import BlobStore
 from engine.canonical import canonical_json
 from engine.digest import CHUNK
+from engine.values import dataclass
 
 STALE_TMP_SECONDS = 3600
 

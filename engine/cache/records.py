@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from engine.cache.atomic import write_atomic
@@ -14,6 +13,7 @@ from engine.cache.store import BlobStore
 from engine.canonical import canonical_json
 from engine.descriptor import Descriptor
 from engine.digest import Digest
+from engine.values import dataclass, field
 
 
 @dataclass(frozen=True)

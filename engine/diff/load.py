@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -30,6 +29,7 @@ from engine.diff.tarstream import sniff_compression
 from engine.digest import Digest
 from engine.errors import ImageImportError, VinciError
 from engine.events import CancelToken
+from engine.values import dataclass, field
 
 if TYPE_CHECKING:
     from engine.build import BuildResult

@@ -14,8 +14,9 @@ gives the short "what changed and why" lines the workbench shows after a rebuild
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from engine.values import dataclass
 
 # Cause names, in the order they are reported. Stable: tests and --json consumers match them.
 TYPE = "type"

@@ -15,13 +15,13 @@ import io
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
 import zstandard
 
 from engine.errors import ImageImportError
 from engine.events import CancelToken
+from engine.values import dataclass
 
 BLOCK = 512
 READ = 1 << 20

@@ -22,7 +22,6 @@ import hashlib
 import queue
 import threading
 import zlib
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, cast
 
 import zstandard
@@ -32,6 +31,7 @@ from engine.cache.store import BlobStore, BlobWriter
 from engine.digest import Digest
 from engine.errors import CorruptImportedImage
 from engine.events import CancelToken
+from engine.values import dataclass
 
 # What a broken stream raises: isal inflates gzip; zlib.error is what we raise ourselves.
 # (isal's stubs declare `error` as an instance; it is the class IsalError.)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from engine import mediatypes
@@ -35,6 +34,7 @@ from engine.imagesource.manifests import (
     platforms_listed,
     resolve_image,
 )
+from engine.values import dataclass
 
 CONTAINERD_NAME = "io.containerd.image.name"
 _HEX_NAME = re.compile(r"(?:^|/)(?:sha256[:/])?([a-f0-9]{64})(?:\.json)?$")

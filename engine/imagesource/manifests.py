@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from engine import mediatypes
 from engine.descriptor import Descriptor, Platform
 from engine.digest import Digest
 from engine.errors import CorruptImportedImage, ImageImportError, NoCompatibleImage
+from engine.values import dataclass
 
 MAX_INDEX_DEPTH = 4
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from engine.buildopts import default_output_path, split_output
 from engine.errors import OutputError
+from engine.values import dataclass
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ import json
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpcore
@@ -39,6 +38,7 @@ from engine.registry.dockerconfig import Credentials, lookup
 from engine.registry.hosts import api_host, hostname, is_loopback
 from engine.registry.options import RegistryOptions, default_options
 from engine.registry.retry import RetryableError, check_status, with_retries
+from engine.values import dataclass
 
 MANIFEST_TYPES = (
     mediatypes.OCI_MANIFEST,

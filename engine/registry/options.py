@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+
+from engine.values import dataclass
 
 MIB = 1 << 20
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
 from engine import mediatypes
@@ -48,6 +47,7 @@ from engine.registry.client import RegistryClient
 from engine.registry.options import RegistryOptions
 from engine.registry.sources import add_source, set_diff_id
 from engine.spec.model import ImportOCISpec, layer_summary
+from engine.values import dataclass
 
 MAX_CONFIG_BYTES = 16 << 20
 

@@ -16,7 +16,6 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
 from engine import mediatypes
@@ -40,6 +39,7 @@ from engine.registry.client import RegistryClient
 from engine.registry.options import RegistryOptions
 from engine.registry.sources import add_source, mount_candidates
 from engine.registry.upload import UploadOutcome, upload_blob
+from engine.values import dataclass
 
 CONFIG_INDEX = -1
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from engine.cache.atomic import write_atomic
 from engine.cache.store import BlobStore
 from engine.canonical import canonical_json
 from engine.digest import Digest
+from engine.values import dataclass
 
 MAX_SOURCES = 8
 

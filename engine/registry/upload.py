@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from engine.digest import Digest
@@ -28,6 +27,7 @@ from engine.errors import CacheError
 from engine.events import CancelToken
 from engine.registry.client import RegistryClient, RegistryStatusError, UploadStart
 from engine.registry.retry import with_retries
+from engine.values import dataclass
 
 READ_CHUNK = 1 << 20
 MAX_MOUNT_TRIES = 3

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.descriptor import Platform
 from engine.errors import Position
 from engine.reference import ImageReference
+from engine.values import dataclass, field
 
 
 @dataclass(frozen=True)

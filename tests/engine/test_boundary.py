@@ -49,3 +49,27 @@ def test_local_build_loads_neither_textual_nor_httpx(tmp_path: Path, hello: Path
     top = _top(_modules_after(code))
     assert "textual" not in top
     assert "httpx" not in top
+
+
+def test_engine_value_classes_are_made_through_the_method_cache() -> None:
+    # engine/values.py must be in place before a class is made, and every engine dataclass
+    # is one of its: a `dataclass` from anywhere else compiles its methods on every start.
+    import ast
+
+    offenders = []
+    for path in sorted((REPO / "engine").rglob("*.py")):
+        if path.name == "values.py" and path.parent.name == "engine":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "dataclasses":
+                names = {alias.name for alias in node.names}
+                if names & {"dataclass", "field", "*"}:
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr == "dataclass"
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "dataclasses"
+            ):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == []
