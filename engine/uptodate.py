@@ -96,10 +96,11 @@ class Footprint:
         """Whether every stat key can stand for its file's content from now on (none is racy,
         see statkey.py) and fits the stamp's int64s (an inode number may not)."""
         keys = [k for layer in self.layers.values() for k in layer.keys]
-        mtimes = keys[1::4]  # size, mtime_ns, inode, ctime_ns
-        return not any(is_racy(m, started_ns) for m in mtimes) and all(
-            -(1 << 63) <= n < (1 << 63) for n in keys
-        )
+        if not keys:
+            return True
+        # min and max, not a test per key: 40,000 keys took a changed-file rebuild 15 ms.
+        newest = max(keys[1::4])  # size, mtime_ns, inode, ctime_ns
+        return not is_racy(newest, started_ns) and -(1 << 63) <= min(keys) <= max(keys) < 1 << 63
 
 
 def build_key(

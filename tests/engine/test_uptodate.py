@@ -361,3 +361,25 @@ def test_the_installed_vinci_command_is_the_lean_launcher(tree: Path, tmp_path: 
         assert run.stdout.strip() == TREE_DIGEST
     version = subprocess.run([command, "--version"], env=env, capture_output=True, text=True)
     assert version.stdout.startswith("vinci ")
+
+
+def test_a_footprint_is_trusted_only_if_no_key_is_racy_or_too_big() -> None:
+    from engine.statkey import RACY_NS
+    from engine.uptodate import Footprint
+
+    now = 1_700_000_000 * 10**9
+
+    def footprint(*keys: tuple[int, int, int, int]) -> Footprint:
+        f = Footprint()
+        for i, key in enumerate(keys):
+            f.layer(i % 2).saw(f"/f{i}", key)
+        return f
+
+    old = (10, now - 10 * RACY_NS, 5, now - 10 * RACY_NS)
+    assert footprint().trusted(now)
+    assert footprint(old, old).trusted(now)
+    assert not footprint(old, (10, now - RACY_NS // 2, 6, now)).trusted(now)  # just written
+    assert not footprint(old, (10, now + RACY_NS, 6, now)).trusted(now)  # dated in the future
+    assert not footprint(old, (10, old[1], 1 << 63, old[3])).trusted(now)  # no int64 holds it
+    # Only the mtime decides raciness, as in git's index: a recent ctime (a chmod) does not.
+    assert footprint((10, old[1], 7, now)).trusted(now)
