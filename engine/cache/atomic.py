@@ -4,13 +4,20 @@ Blobs are written into an unnamed O_TMPFILE inode in the destination directory a
 into place only after they are complete and fsync'd: a crash or SIGKILL at any point leaves no
 file behind, and two builds racing to store the same blob both succeed. Where O_TMPFILE is not
 available we fall back to a named temp file plus rename.
+
+A large file is flushed to disk behind its writer, every WRITE_BEHIND bytes, on a thread of its
+own: the fsync before the link then waits for the last few MiB instead of the whole file (half
+a second for a 200 MB layer here, when two layers finished together: time no core worked).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
+
+WRITE_BEHIND = 32 << 20
 
 
 def _link_fd(fd: int, dest: Path) -> None:
@@ -34,6 +41,37 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _Flusher:
+    """fdatasync(2) of one file, on its own thread, each time it is kicked."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="vinci-flush", daemon=True)
+        self._thread.start()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                os.fdatasync(self._fd)
+            except OSError:
+                return  # the commit's own fsync reports what is wrong
+
+    def stop(self) -> None:
+        """Returns once no flush is running: before the file descriptor may be closed."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+
 class AtomicFile:
     """A file being written. `commit(dest)` links it into place; `discard()` drops it.
 
@@ -52,6 +90,8 @@ class AtomicFile:
                 self._named, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644
             )
         self._closed = False
+        self._unflushed = 0
+        self._flusher: _Flusher | None = None
 
     def write(self, data: bytes | memoryview) -> int:
         view = memoryview(data)
@@ -59,7 +99,18 @@ class AtomicFile:
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
+        self._unflushed += total
+        if self._unflushed >= WRITE_BEHIND:
+            self._unflushed = 0
+            if self._flusher is None:
+                self._flusher = _Flusher(self.fd)
+            self._flusher.kick()
         return total
+
+    def _stop_flushing(self) -> None:
+        if self._flusher is not None:
+            self._flusher.stop()
+            self._flusher = None
 
     def flush(self) -> None:
         pass
@@ -67,6 +118,7 @@ class AtomicFile:
     def commit(self, dest: Path, *, replace: bool = False, durable: bool = True) -> None:
         """`durable=False` skips the fsyncs, for files whose loss after a crash only costs
         work (a stamp, a stat memo): never for blobs or records."""
+        self._stop_flushing()
         if durable:
             os.fsync(self.fd)
         try:
@@ -87,6 +139,7 @@ class AtomicFile:
             self.discard()
 
     def discard(self) -> None:
+        self._stop_flushing()
         if not self._closed:
             self._closed = True
             os.close(self.fd)
