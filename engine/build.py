@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from engine.buildopts import default_jobs, epoch_from_env
@@ -161,9 +162,12 @@ class Builder:
         created: int = 0,
         footprint: Footprint | None = None,
         reuse: Reuse | None = None,
+        mirror: Path | None = None,
     ) -> BuildResult:
         """Build `spec`; what planning looks at on the host is added to `footprint`. Layers
-        `reuse` knows unchanged since the last build with these options are not planned."""
+        `reuse` knows unchanged since the last build with these options are not planned.
+        Every blob the build writes is also written into `mirror` if given (an OCI layout's
+        blob directory: BlobStore.mirrored)."""
         if not 0 <= created <= MAX_MTIME:
             raise VinciError(
                 f"the image's timestamp {created} (SOURCE_DATE_EPOCH or --source-date-epoch) "
@@ -184,10 +188,11 @@ class Builder:
             # syscall after another, and on a worker thread each would wait for the GIL
             # behind a building layer's Python.
             reused = self._reused(spec, planner, reuse)
-            results = self._run(spec, planner, sink, token, reused)
+            store = self.store.mirrored(mirror) if mirror is not None else self.store
+            results = self._run(spec, planner, sink, token, reused, store)
             base = self._base_config(spec, results)
             parts = [p for r in results for p in r.parts]
-            manifest, config = assemble(spec, parts, self.store, created, base)
+            manifest, config = assemble(spec, parts, store, created, base)
         except VinciError as e:
             sink(BuildFailed(str(e), isinstance(e, BuildCancelled)))
             raise
@@ -216,12 +221,13 @@ class Builder:
         sink: EventSink,
         token: CancelToken,
         reused: dict[int, LayerRecord],
+        store: BlobStore,
     ) -> list[LayerResult]:
         if not spec.layers:
             return []
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="vinci-layer") as pool:
             futures: list[Future[LayerResult]] = [
-                pool.submit(self._layer, spec, i, node, planner, sink, token, reused.get(i))
+                pool.submit(self._layer, spec, i, node, planner, sink, token, store, reused.get(i))
                 for i, node in enumerate(spec.layers)
             ]
             _done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -246,6 +252,7 @@ class Builder:
         planner: Planner,
         sink: EventSink,
         token: CancelToken,
+        store: BlobStore,
         reused: LayerRecord | None = None,
     ) -> LayerResult:
         """Layer `index`'s result; `reused` is its record when the layer is unchanged since
@@ -260,7 +267,7 @@ class Builder:
                 # cost a local build's start-up ~12 ms for nothing (docs/performance.md).
                 from engine.imports import import_layers
 
-                record, hit = import_layers(node, self.store, spec.platform, index, sink, token)
+                record, hit = import_layers(node, store, spec.platform, index, sink, token)
                 result = LayerResult(
                     index, node.label, summary, record, hit, time.monotonic() - started
                 )
@@ -281,9 +288,7 @@ class Builder:
                     record = cached
                     sink(LayerCached(index, plan.key, record.descriptors))
                 else:
-                    built = write_layer(
-                        plan, self.codec, self.store, index, sink, token, self.threads
-                    )
+                    built = write_layer(plan, self.codec, store, index, sink, token, self.threads)
                     plan = planner.complete(plan, built.content_digests)
                     record = LayerRecord(
                         key=plan.key,

@@ -267,15 +267,35 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
     # answered: its unchanged layers need no planning (unless --replan).
     reuse = None if args.replan else load_reuse(key, builder.store)
     footprint = Footprint()
+    # An OCI layout is readied first and takes each new blob as it is made, instead of a copy
+    # after the build (engine/output/layout.py). Not with --locked: nothing may be written
+    # unless the image is the locked one.
+    layout = None
+    if target.kind == "oci" and not args.locked:
+        from engine.output.layout import PreparedLayout
+
+        layout = PreparedLayout(target.path)
     started_ns = time.time_ns()
     try:
-        result = builder.build(spec, sink, created=created, footprint=footprint, reuse=reuse)
-    finally:
-        if progress is not None:
-            progress.finish()
-    if args.locked and locked is not None:
-        check_locked(lock_path(spec), locked, result, builder.store)  # before any output
-    write_output(target, result, builder.store)
+        try:
+            result = builder.build(
+                spec,
+                sink,
+                created=created,
+                footprint=footprint,
+                reuse=reuse,
+                mirror=layout.blob_dir if layout is not None else None,
+            )
+        finally:
+            if progress is not None:
+                progress.finish()
+        if args.locked and locked is not None:
+            check_locked(lock_path(spec), locked, result, builder.store)  # before any output
+        write_output(target, result, builder.store)
+    except BaseException:
+        if layout is not None:
+            layout.abandon()
+        raise
     if push_to is None:
         lock_bytes = locked.to_bytes() if locked is not None else None
         # The image is written: a stamp that cannot be saved costs the next build its shortcut.

@@ -79,8 +79,11 @@ class AtomicFile:
     otherwise an existing destination wins, which is right for content-addressed data.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, flush_behind: bool = True) -> None:
+        """`flush_behind=False` for a file that will not be committed durably: flushing it
+        early would only add disk writes."""
         self.directory = directory
+        self._flush_behind = flush_behind
         self._named: Path | None = None
         try:
             self.fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644)
@@ -100,7 +103,7 @@ class AtomicFile:
             n = os.write(self.fd, view)
             view = view[n:]
         self._unflushed += total
-        if self._unflushed >= WRITE_BEHIND:
+        if self._unflushed >= WRITE_BEHIND and self._flush_behind:
             self._unflushed = 0
             if self._flusher is None:
                 self._flusher = _Flusher(self.fd)

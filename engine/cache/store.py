@@ -30,17 +30,26 @@ def default_cache_root() -> Path:
 
 
 class BlobWriter:
-    """Streams a blob into the store, hashing as it goes. Nothing is visible until commit."""
+    """Streams a blob into the store, hashing as it goes. Nothing is visible until commit.
+
+    A store `mirrored` into a directory (an OCI layout's blobs/sha256, engine/output) writes
+    each blob there too, as it is made: the output then needs no copy of it after the build,
+    a second pass over every new layer (half a second for 400 MB here)."""
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
         self._file = AtomicFile(store.blob_dir)
+        self._mirror = (
+            AtomicFile(store.mirror, flush_behind=False) if store.mirror is not None else None
+        )
         self._hash = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes | memoryview) -> int:
         self._hash.update(data)
         self.size += len(data)
+        if self._mirror is not None:
+            self._mirror.write(data)
         return self._file.write(data)
 
     def flush(self) -> None:
@@ -56,19 +65,24 @@ class BlobWriter:
     def commit(self, expected: Digest | None = None) -> Digest:
         digest = self.digest
         if expected is not None and digest != expected:
-            self._file.discard()
+            self.discard()
             raise CacheError(f"blob content is {digest}, expected {expected}; not stored")
         self._file.commit(self._store.blob_path(digest))
+        if self._mirror is not None and self._store.mirror is not None:
+            # Not durable: the output's other blobs are not fsync'd either (layout.py).
+            self._mirror.commit(self._store.mirror / digest.hex, durable=False)
         return digest
 
     def discard(self) -> None:
         self._file.discard()
+        if self._mirror is not None:
+            self._mirror.discard()
 
     def __enter__(self) -> BlobWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._file.discard()
+        self.discard()
 
 
 class BlobStore:
@@ -79,6 +93,7 @@ class BlobStore:
         self.memo_dir = self.root / "memo"
         self.build_dir = self.root / "builds"
         self.source_dir = self.root / "sources"
+        self.mirror: Path | None = None
         try:
             for d in (
                 self.blob_dir,
@@ -114,6 +129,14 @@ class BlobStore:
 
     def writer(self) -> BlobWriter:
         return BlobWriter(self)
+
+    def mirrored(self, directory: Path) -> BlobStore:
+        """This store, but every blob written through it is written into `directory` too
+        (see BlobWriter). A view: the store itself is unchanged, for other builds."""
+        view = object.__new__(BlobStore)
+        view.__dict__.update(self.__dict__)
+        view.mirror = directory
+        return view
 
     def put_bytes(self, data: bytes) -> Digest:
         digest = Digest.of_bytes(data)

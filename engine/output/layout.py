@@ -8,6 +8,11 @@ Blobs are copied (never hard-linked: a user editing the layout must not corrupt 
 under a temporary name and renamed, and index.json is replaced last, so a reader never sees
 an index naming a missing or partial blob. Blobs of earlier images no index names are removed.
 
+`vinci build` does better for the blobs it makes: prepare_layout() readies the layout before
+the build, and the cache writes each new blob into it as well as into itself, whole or not at
+all (BlobStore.mirrored); write_layout() then finds them in place. A build that fails leaves
+the old index and its blobs as they were (and removes a layout it had just begun).
+
 The copy is copy_file_range(2): done inside the kernel, and on filesystems with reflinks
 (btrfs, XFS) it shares the extents copy-on-write, so it costs no data copy and writing to either
 file never changes the other. A rebuild that changes nothing rewrites nothing: blobs already
@@ -107,6 +112,44 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     write_atomic(path, data)
 
 
+def _check_target(target: Path) -> None:
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target} exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not (target / "oci-layout").exists():
+        raise OutputError(
+            f"{target} is not empty and is not an OCI layout; refusing to write there"
+        )
+
+
+class PreparedLayout:
+    """A layout made ready for blobs before its image is built (see the module's text)."""
+
+    def __init__(self, target: Path) -> None:
+        _check_target(target)
+        self.target = target
+        existed = target.exists()
+        # Begun here: nothing of the user's is lost by removing it again.
+        self.begun = not existed or not any(target.iterdir())
+        self.blob_dir = target / "blobs" / "sha256"
+        try:
+            self.blob_dir.mkdir(parents=True, exist_ok=True)
+            _write_if_changed(target / "oci-layout", canonical_json(LAYOUT_FILE))
+        except OSError as e:
+            raise OutputError(f"cannot write OCI layout {target}: {e.strerror or e}") from None
+        self._existed = existed
+
+    def abandon(self) -> None:
+        """The build failed: remove the layout if it was begun here. An existing layout keeps
+        its index; the new blobs it holds are removed by its next write."""
+        if not self.begun:
+            return
+        if self._existed:
+            shutil.rmtree(self.target / "blobs", ignore_errors=True)
+            (self.target / "oci-layout").unlink(missing_ok=True)
+        else:
+            shutil.rmtree(self.target, ignore_errors=True)
+
+
 def write_layout(
     target: Path,
     store: BlobStore,
@@ -116,12 +159,7 @@ def write_layout(
     tag: str,
     platform: Platform,
 ) -> None:
-    if target.exists() and not target.is_dir():
-        raise OutputError(f"{target} exists and is not a directory")
-    if target.is_dir() and any(target.iterdir()) and not (target / "oci-layout").exists():
-        raise OutputError(
-            f"{target} is not empty and is not an OCI layout; refusing to write there"
-        )
+    _check_target(target)
     blob_dir = target / "blobs" / "sha256"
     try:
         blob_dir.mkdir(parents=True, exist_ok=True)
