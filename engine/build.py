@@ -362,7 +362,7 @@ class Builder:
         history = [entry, *(h for h in history if h.get("manifest") != entry["manifest"])]
         data = {"spec": str(result.spec.path), "builds": history[:BUILD_HISTORY]}
         with contextlib.suppress(OSError):
-            write_atomic(path, canonical_json(data))
+            write_atomic(path, canonical_json(data), sync_name=False)
 
 
 def build(

@@ -176,7 +176,7 @@ def _forget_builds_before(store: BlobStore, horizon: float) -> None:
         if not builds:
             path.unlink(missing_ok=True)
         elif len(builds) != len(data["builds"]):
-            write_atomic(path, canonical_json({**data, "builds": builds}))
+            write_atomic(path, canonical_json({**data, "builds": builds}), sync_name=False)
 
 
 @dataclass(frozen=True)

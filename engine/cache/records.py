@@ -79,7 +79,9 @@ class RecordIndex:
         return record
 
     def put(self, record: LayerRecord) -> None:
-        write_atomic(self._path(record.key), canonical_json(record.to_json()), replace=True)
+        data = canonical_json(record.to_json())
+        # Its name may be lost in a crash: a record is only a shortcut (engine/cache/atomic.py).
+        write_atomic(self._path(record.key), data, replace=True, sync_name=False)
 
     def all(self) -> list[tuple[LayerRecord, float]]:
         out = []

@@ -67,7 +67,7 @@ class BlobWriter:
         if expected is not None and digest != expected:
             self.discard()
             raise CacheError(f"blob content is {digest}, expected {expected}; not stored")
-        self._file.commit(self._store.blob_path(digest))
+        self._file.commit(self._store.blob_path(digest), sync_name=False)
         if self._mirror is not None and self._store.mirror is not None:
             # Not durable: the output's other blobs are not fsync'd either (layout.py).
             self._mirror.commit(self._store.mirror / digest.hex, durable=False)
