@@ -1,7 +1,5 @@
-"""`python -m engine` runs the vinci command line, as the `vinci` command does."""
+"""`python -m engine` runs the vinci command line, exactly as the `vinci` command does."""
 
-import sys
+from engine.main import run
 
-from engine.main import main
-
-sys.exit(main())
+run()

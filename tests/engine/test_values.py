@@ -141,3 +141,23 @@ def test_nothing_is_written_without_byte_code_or_where_it_cannot_be(engine_copy:
     )
     assert json.loads(blocked.stdout)["methods"] == plain["methods"]
     assert blocked.stderr == ""
+
+
+def test_the_vinci_command_saves_the_cache_though_it_skips_teardown(
+    engine_copy: Path, tmp_path: Path
+) -> None:
+    # engine.main.run() (the `vinci` command, python -m engine) leaves with os._exit after the
+    # exit functions: the save is one of them.
+    spec = tmp_path / "vinci.yaml"
+    spec.write_text("spec-version: v1\nlayers:\n  - file: {path: /a, contents: a}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    run = subprocess.run(
+        [sys.executable, "-c", "from engine.main import run; run()", "validate", str(spec)],
+        cwd=engine_copy,
+        env=env | {"PYTHONPATH": str(engine_copy)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.strip().endswith("ok (1 layers)")
+    assert _cache_file(engine_copy).stat().st_size > 0
