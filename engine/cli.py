@@ -21,6 +21,7 @@ from engine.errors import SpecError, VinciError
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
 
     from engine.events import EventSink
     from engine.spec import Spec
@@ -269,9 +270,10 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
     footprint = Footprint()
     # An OCI layout is readied first and takes each new blob as it is made, instead of a copy
     # after the build (engine/output/layout.py). Not with --locked: nothing may be written
-    # unless the image is the locked one.
+    # unless the image is the locked one. Not inside a source the build reads either: the
+    # layer would take in whatever of the layout exists while it is walked.
     layout = None
-    if target.kind == "oci" and not args.locked:
+    if target.kind == "oci" and not args.locked and not _within(target.path, spec.sources):
         from engine.output.layout import PreparedLayout
 
         layout = PreparedLayout(target.path)
@@ -323,6 +325,12 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
             )
         print(result.manifest.digest)
     return 0
+
+
+def _within(path: Path, sources: Sequence[Path]) -> bool:
+    """Whether `path` is one of `sources` or lies below one (symlinks resolved)."""
+    real = Path(os.path.realpath(path))
+    return any(real.is_relative_to(os.path.realpath(source)) for source in sources)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -113,3 +113,31 @@ def test_a_failed_build_leaves_the_old_image_whole(
     named |= {layer["digest"] for layer in manifest["layers"]}
     assert set(_blobs(out)) == {d.removeprefix("sha256:") for d in named}
     capsys.readouterr()
+
+
+def test_a_layout_inside_a_source_is_written_after_the_build(
+    tmp_path: Path, copies: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default output lies beside the spec: a layer of the spec's own directory must not
+    # see a layout being filled while it is walked (that it sees the last build's is the
+    # spec's business).
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "hello.txt").write_text("hello\n")
+    spec = project / "vinci.yaml"
+    spec.write_text("spec-version: v1\nlayers:\n  - directory: {path: /app, source: .}\n")
+    assert main(["build", str(spec), "-q", "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = project / "vinci.oci"
+    assert len(copies) == 3  # written after the build, as a copy
+    manifest_digest = json.loads((out / "index.json").read_bytes())["manifests"][0]["digest"]
+    manifest = json.loads(_blobs(out)[manifest_digest.removeprefix("sha256:")])
+    layer = _blobs(out)[manifest["layers"][0]["digest"].removeprefix("sha256:")]
+    import gzip
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tar:
+        names = tar.getnames()
+    assert "app/hello.txt" in names and "app/vinci.yaml" in names
+    assert not [n for n in names if "vinci.oci" in n]
+    capsys.readouterr()
