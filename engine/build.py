@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.buildopts import default_jobs, epoch_from_env
 from engine.cache.atomic import write_atomic
@@ -41,12 +41,14 @@ from engine.events import (
 )
 from engine.image import LayerPart, assemble
 from engine.layerbuild import write_layer
-from engine.lock import Lock, LockReuse
 from engine.plan import LayerPlan, Planner
 from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
 from engine.tarformat import MAX_MTIME
 from engine.uptodate import Footprint, Reuse
 from engine.values import dataclass, field
+
+if TYPE_CHECKING:
+    from engine.lock import Lock, LockReuse
 
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
 
@@ -152,7 +154,11 @@ class Builder:
         self.threads = threads or min(self.jobs, MAX_THREADS)
         self.index = RecordIndex(self.store)
         # vinci.lock: a layer whose tar bytes are locked uses the locked blob (engine/lock.py).
-        self.lock = LockReuse(lock, self.store, self.codec) if lock is not None else None
+        self.lock: LockReuse | None = None
+        if lock is not None:
+            from engine.lock import LockReuse  # most specs have no lock: not on their start-up
+
+            self.lock = LockReuse(lock, self.store, self.codec)
 
     def build(
         self,

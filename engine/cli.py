@@ -236,10 +236,17 @@ def _builder(args: argparse.Namespace | BuildArgs, spec: Spec) -> tuple[Any, Any
     """The Builder the build options ask for, with the spec's vinci.lock unless --no-lock;
     and that lock (None without one)."""
     from engine.build import Builder
-    from engine.lock import LockError, lock_path, read_lock
 
-    locked = None if args.no_lock else read_lock(lock_path(spec))
-    if getattr(args, "locked", False) and locked is None:
+    locked = None
+    wanted = getattr(args, "locked", False)
+    # engine.lock is loaded only for a spec with a lock (or --locked): most have none.
+    if not args.no_lock and (wanted or os.path.lexists(spec.path.with_suffix(".lock"))):
+        from engine.lock import lock_path, read_lock
+
+        locked = read_lock(lock_path(spec))
+    if wanted and locked is None:
+        from engine.lock import LockError, lock_path
+
         raise LockError(f"--locked: no {lock_path(spec)}; `vinci lock` writes it")
     return Builder(_store(args), _codec(args), args.jobs, lock=locked), locked
 
@@ -251,13 +258,14 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
     from engine.spec import load_spec
     from engine.uptodate import Footprint, build_key, load_reuse, lock_mode, write_stamp
 
-    apply_registry_options(args)  # also for import-oci layers fetched during the build
+    if args.insecure_registry or args.ca_file:
+        # Also for import-oci layers fetched during the build; without these options every
+        # fetch takes the environment's (engine/registry/options.py).
+        apply_registry_options(args)
     spec = load_spec(find_spec(args.spec))
     target = parse_output(args.output) if args.output else default_output(spec.path)
     push_to = push_target(args, spec) if args.push else None
     progress, sink = _progress(args)
-    from engine.lock import check_locked, lock_path
-
     builder, locked = _builder(args, spec)
     created = _created(args)
     locking = lock_mode(args.no_lock, args.locked)
@@ -292,6 +300,8 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
             if progress is not None:
                 progress.finish()
         if args.locked and locked is not None:
+            from engine.lock import check_locked, lock_path
+
             check_locked(lock_path(spec), locked, result, builder.store)  # before any output
         write_output(target, result, builder.store)
     except BaseException:

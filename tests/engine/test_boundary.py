@@ -1,5 +1,6 @@
 """The engine is headless: importing it (and running a local build) never loads Textual,
-and a local build does not load the registry client either."""
+and a local build does not load the registry client (nor the lock code, nor argparse)
+either."""
 
 from __future__ import annotations
 
@@ -46,9 +47,13 @@ def test_local_build_loads_neither_textual_nor_httpx(tmp_path: Path, hello: Path
         assert main(["build", {str(hello)!r}, "-o", "oci:{tmp_path / "o"}", "-q"]) == 0
         """
     )
-    top = _top(_modules_after(code))
+    modules = _modules_after(code)
+    top = _top(modules)
     assert "textual" not in top
     assert "httpx" not in top
+    # Nor what a spec without a lock, or a build without registry options, does not need.
+    assert not [m for m in modules if m == "engine.lock" or m.startswith("engine.registry")]
+    assert "argparse" not in modules  # the usual arguments are read without it
 
 
 def test_engine_value_classes_are_made_through_the_method_cache() -> None:
