@@ -29,6 +29,22 @@ def _layer_bytes(n: int) -> bytes:
     return bytes(out[:n])
 
 
+def _gzipped(n: int) -> tuple[bytes, bytes]:
+    """A layer of `n` bytes and its gzip blob."""
+    raw = _layer_bytes(n)
+    return raw, gzip.compress(raw, mtime=0)
+
+
+def _interrupted(
+    store: BlobStore, n: int, compression: str, part: int
+) -> tuple[bytes, bytes, Ingest]:
+    """An ingest of an `n`-byte layer fed the first 1/`part` of its gzip blob."""
+    raw, blob = _gzipped(n)
+    sink = Ingest(store, "t", compression)
+    sink.write(blob[: len(blob) // part])
+    return raw, blob, sink
+
+
 def _inflaters() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "vinci-inflate"]
 
@@ -67,8 +83,7 @@ def test_multi_member_padded_gzip_in_any_write_sizes(tmp_path: Path, sizes: list
 
 
 def test_a_reused_write_buffer_is_copied_before_it_is_queued(tmp_path: Path) -> None:
-    raw = _layer_bytes(2 << 20)
-    blob = gzip.compress(raw, mtime=0)
+    raw, blob = _gzipped(2 << 20)
     sink = Ingest(BlobStore(tmp_path), "t", "gzip")
     buf = bytearray(4096)
     for i in range(0, len(blob), len(buf)):
@@ -90,8 +105,7 @@ def test_a_broken_stream_keeps_draining_and_fails_at_commit(tmp_path: Path) -> N
 
 
 def test_data_after_the_last_member_is_refused(tmp_path: Path) -> None:
-    raw = _layer_bytes(100_000)
-    blob = gzip.compress(raw, mtime=0) + b"trailing"
+    blob = _gzipped(100_000)[1] + b"trailing"
     sink = Ingest(BlobStore(tmp_path), "img", "gzip")
     sink.write(blob)
     with pytest.raises(CorruptImportedImage, match="data after the end"):
@@ -99,11 +113,8 @@ def test_data_after_the_last_member_is_refused(tmp_path: Path) -> None:
 
 
 def test_discard_mid_stream_stops_the_thread_and_stores_nothing(tmp_path: Path) -> None:
-    raw = _layer_bytes(4 << 20)
-    blob = gzip.compress(raw, mtime=0)
     store = BlobStore(tmp_path)
-    sink = Ingest(store, "t", "gzip")
-    sink.write(blob[: len(blob) // 2])
+    _raw, _blob, sink = _interrupted(store, 4 << 20, "gzip", 2)
     assert len(_inflaters()) == 1
     sink.discard()
     sink.discard()  # idempotent, as the callers' finally blocks expect
@@ -111,11 +122,7 @@ def test_discard_mid_stream_stops_the_thread_and_stores_nothing(tmp_path: Path) 
 
 
 def test_reset_mid_stream_starts_over(tmp_path: Path) -> None:
-    raw = _layer_bytes(2 << 20)
-    blob = gzip.compress(raw, mtime=0)
-    store = BlobStore(tmp_path)
-    sink = Ingest(store, "t", "detect")
-    sink.write(blob[: len(blob) // 3])
+    raw, blob, sink = _interrupted(BlobStore(tmp_path), 2 << 20, "detect", 3)
     sink.reset()
     _feed(sink, blob, [100_000])
     got = sink.commit(Digest.of_bytes(blob), len(blob), Digest.of_bytes(raw))
