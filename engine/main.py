@@ -45,39 +45,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The `vinci` command (engine/bin/vinci)."""
+    """The `vinci` command (engine/bin/vinci, python -m engine)."""
     argv = sys.argv[1:]
     try:
         code = answer_up_to_date(argv)
-        if code is not None:
-            # An answer leaves nothing to clean up (no thread, no file open for writing):
-            # skipping the interpreter's teardown saves a tenth of the command's time.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
     except BrokenPipeError:
         os._exit(1)
-    from engine.cli import main as cli_main
+    if code is None:
+        from engine.cli import main as cli_main
 
-    code = cli_main(argv)
+        code = cli_main(argv)
     _leave(code)
 
 
 def _leave(code: int) -> None:
     """Exit with `code`, skipping the interpreter's teardown when it would only free what the
-    process is about to drop: ~25 ms of a cold hello build (docs/performance.md). The exit
-    functions still run (engine/values.py saves its cache in one); a thread still running
-    gets the normal, joining exit."""
+    process is about to drop: a tenth of an up-to-date answer, ~25 ms of a cold hello build
+    (docs/performance.md). The exit functions still run (engine/values.py saves its cache in
+    one); a thread still running gets the normal, joining exit."""
     import atexit
-    import threading
 
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except BrokenPipeError:
         os._exit(1)
+    # Not imported (an up-to-date answer): then no thread was started either.
+    threading = sys.modules.get("threading")
     run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_functions is None or threading.active_count() > 1:
+    if run_exit_functions is None or (threading is not None and threading.active_count() > 1):
         sys.exit(code)
     run_exit_functions()
     os._exit(code)
