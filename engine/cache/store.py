@@ -133,8 +133,9 @@ class BlobStore:
     def mirrored(self, directory: Path) -> BlobStore:
         """This store, but every blob written through it is written into `directory` too
         (see BlobWriter). A view: the store itself is unchanged, for other builds."""
-        view = object.__new__(BlobStore)
-        view.__dict__.update(self.__dict__)
+        import copy
+
+        view = copy.copy(self)
         view.mirror = directory
         return view
 

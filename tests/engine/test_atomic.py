@@ -34,7 +34,12 @@ def test_a_large_file_is_flushed_behind_and_committed_whole(
     monkeypatch.setattr(atomic, "WRITE_BEHIND", 4 << 20)
     syncs: list[int] = []
     real = os.fdatasync
-    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
+
+    def recording(fd: int) -> None:
+        syncs.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording)
     f = AtomicFile(tmp_path)
     digest = _write(f, 32 << 20)
     assert len(_flushers()) == 1
