@@ -148,12 +148,18 @@ def locate_spec(given: str | None) -> str | None:
     return next((p for p in found if os.path.isfile(p)), None)
 
 
-def default_output_path(spec_path: str) -> str:
-    """Beside the spec, its suffix replaced (pathlib's with_suffix): vinci.yaml -> vinci.oci."""
+def beside_spec(spec_path: str, suffix: str) -> str:
+    """The spec's path with its suffix replaced (pathlib's with_suffix, without pathlib):
+    where its default output (.oci) and its lock (.lock) are."""
     head, name = os.path.split(spec_path)
     dot = name.rfind(".")
     stem = name[:dot] if 0 < dot < len(name) - 1 else name
-    return os.path.join(head, stem + ".oci")
+    return os.path.join(head, stem + suffix)
+
+
+def default_output_path(spec_path: str) -> str:
+    """vinci.yaml -> vinci.oci, beside it."""
+    return beside_spec(spec_path, ".oci")
 
 
 def split_output(text: str) -> tuple[str, str] | None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.buildopts import BuildArgs, locate_spec, parse_build
+from engine.buildopts import BuildArgs, beside_spec, locate_spec, parse_build
 from engine.errors import SpecError, VinciError
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ def _builder(args: argparse.Namespace | BuildArgs, spec: Spec) -> tuple[Any, Any
     locked = None
     wanted = getattr(args, "locked", False)
     # engine.lock is loaded only for a spec with a lock (or --locked): most have none.
-    if not args.no_lock and (wanted or os.path.lexists(spec.path.with_suffix(".lock"))):
+    if not args.no_lock and (wanted or os.path.lexists(beside_spec(str(spec.path), ".lock"))):
         from engine.lock import lock_path, read_lock
 
         locked = read_lock(lock_path(spec))

@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.buildopts import beside_spec
 from engine.cache.atomic import write_atomic
 from engine.cache.records import LayerRecord
 from engine.cache.store import BlobStore
@@ -51,7 +52,7 @@ class LockError(VinciError):
 
 def lock_path(spec: Spec) -> Path:
     """Beside the spec: vinci.yaml -> vinci.lock (as the default output is vinci.oci)."""
-    return spec.path.with_suffix(".lock")
+    return Path(beside_spec(str(spec.path), ".lock"))
 
 
 @dataclass(frozen=True)

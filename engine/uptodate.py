@@ -41,6 +41,7 @@ from array import array
 
 from engine.buildopts import (
     CACHE_LAYOUT,
+    beside_spec,
     cache_base,
     default_output_path,
     epoch_from_env,
@@ -305,7 +306,7 @@ def write_stamp(
         output = ("archive", where, stat_key(os.lstat(where)))
     texts: list[tuple[str, bytes | None]] = [(str(spec.path), spec.raw)]
     if locking != "ignore":  # the lock the build read (or its absence) counts too
-        texts.append((str(spec.path.with_suffix(".lock")), lock_bytes))
+        texts.append((beside_spec(str(spec.path), ".lock"), lock_bytes))
     records = [str(store.layer_dir / f"{r.record.key}.json") for r in result.layers]
     stamp = {
         "key": key,
