@@ -297,6 +297,8 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
                 mirror=layout.blob_dir if layout is not None else None,
             )
         finally:
+            if reuse is not None:
+                reuse.close()
             if progress is not None:
                 progress.finish()
         if args.locked and locked is not None:

@@ -21,14 +21,16 @@ listings and two small reads, before anything else is imported (engine/main.py).
 item holds, it prints the recorded digest and touches the layer records, as a cache hit
 would (so `vinci cache gc` sees them used). When anything differs, or the stamp is missing or
 unreadable, the full build runs exactly as it would without this check; it never repairs or
-half-trusts a stamp.
+half-trusts a stamp. It may still take the layers whose own inputs all hold (Reuse), and which
+those are is worked out while the engine loads (engine/preflight.py).
 
 No stamp is written when the build could not trust every stat it took (a source modified
 within two seconds of the build's start: see engine/statkey.py), nor for a spec with a local
 `import` layer (its image files are not tracked here), a push, or a run with test-only faults
 (VINCI_TESTING=1).
 
-Imports nothing but `os`, `sys`, `marshal`, `array` and `binascii` at module level.
+Imports nothing but `os`, `sys`, `marshal`, `array` and `binascii` at module level (and
+engine.buildopts, engine.statkey and engine.preflight, which import no more).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from engine.buildopts import (
     parse_build,
     split_output,
 )
+from engine.preflight import LayerVerdicts, layer_holds
 from engine.statkey import StatKey, is_racy, stat_key
 
 TYPE_CHECKING = False  # not typing's: importing typing costs more than this whole check
@@ -70,17 +73,23 @@ BuildKey = tuple[object, ...]
 class LayerFootprint:
     """What planning one layer looked at on the host (engine/plan.py fills it in)."""
 
-    __slots__ = ("keys", "links", "listings", "paths")
+    __slots__ = ("keys", "links", "listings", "paths", "too_big")
 
     def __init__(self) -> None:
         self.listings: list[tuple[str, list[str]]] = []  # directory -> every name in it, sorted
         self.links: list[tuple[str, str]] = []  # source path as the spec resolves it -> realpath
         self.paths: list[str] = []  # every file and link stat'ed ...
-        self.keys: list[int] = []  # ... and its stat key (statkey.py), four ints each
+        # ... and its stat key (statkey.py), four int64s each: packed as the stamp keeps them,
+        # so that a layer taken from the last stamp (Reuse) is never unpacked and packed again.
+        self.keys = array("q")
+        self.too_big = False  # a key that no int64 holds (an inode number may not)
 
     def saw(self, path: str, key: StatKey) -> None:
         self.paths.append(path)
-        self.keys.extend(key)
+        try:
+            self.keys.extend(key)
+        except OverflowError:
+            self.too_big = True  # keys no longer line up, but nothing is stamped now
 
 
 class Footprint:
@@ -95,13 +104,12 @@ class Footprint:
 
     def trusted(self, started_ns: int) -> bool:
         """Whether every stat key can stand for its file's content from now on (none is racy,
-        see statkey.py) and fits the stamp's int64s (an inode number may not)."""
-        keys = [k for layer in self.layers.values() for k in layer.keys]
-        if not keys:
-            return True
-        # min and max, not a test per key: 40,000 keys took a changed-file rebuild 15 ms.
-        newest = max(keys[1::4])  # size, mtime_ns, inode, ctime_ns
-        return not is_racy(newest, started_ns) and -(1 << 63) <= min(keys) <= max(keys) < 1 << 63
+        see statkey.py) and fits the stamp's int64s."""
+        if any(layer.too_big for layer in self.layers.values()):
+            return False
+        # One max per layer, not a test per key: 40,000 keys took a changed-file rebuild 15 ms.
+        mtimes = [max(layer.keys[1::4]) for layer in self.layers.values() if layer.keys]
+        return not mtimes or not is_racy(max(mtimes), started_ns)
 
 
 def build_key(
@@ -174,12 +182,16 @@ class Answer:
 
 
 def check(argv: list[str]) -> Answer | None:
-    """The answer to `vinci ARGV` if it is a build whose stamp still holds in every item."""
+    """The answer to `vinci ARGV` if it is a build whose stamp still holds in every item.
+
+    When it cannot answer but the stamp's code is this code, the full build that follows can
+    still take the unchanged layers from the stamp (Reuse): which ones those are is worked
+    out from here on, in a child process, while the engine loads (engine/preflight.py)."""
     if os.environ.get("VINCI_TESTING") == "1":
         return None
     args = parse_build(argv)
-    # --json and --replan are answered by the full build; --push needs the registry.
-    if args is None or args.json or args.replan or (args.no_lock and args.locked):
+    # --replan plans every layer; --push needs the registry (parse_build gives None).
+    if args is None or args.replan or (args.no_lock and args.locked):
         return None
     spec = locate_spec(args.spec)
     epoch = args.source_date_epoch
@@ -194,13 +206,36 @@ def check(argv: list[str]) -> Answer | None:
         with open(_stamp_path(args.cache_dir, key), "rb") as f:
             # loads(read()), not load(f): load reads a file in small pieces, ten times slower.
             stamp = marshal.loads(f.read())
-        if stamp["key"] != key or not _holds(stamp):
+        if stamp["key"] != key or not _code_holds(stamp):
             return None
+        layers = stamp["layers"]
+        # --json is always answered by the full build (it reports every layer), but that
+        # build can still take the unchanged layers.
+        if args.json or not _rest_holds(stamp):
+            _lend(key, layers, {})
+            return None
+        for i, layer in enumerate(layers):
+            if layer is not None and not layer_holds(layer):
+                held = {j: True for j in range(i) if layers[j] is not None}
+                _lend(key, layers, held | {i: False})
+                return None
         for record in stamp["touch"]:
             os.utime(record)  # a cache hit, as far as gc can tell
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
         return None
     return Answer(stamp["digest"], len(stamp["layers"]), stamp["target"], spec)
+
+
+# What a check that could not answer lends the full build in the same process: the stamp's
+# layers and their verdicts, for one build key.
+_LENT: dict[BuildKey, tuple[list[Any], LayerVerdicts]] = {}
+
+
+def _lend(key: BuildKey, layers: list[Any], known: dict[int, bool]) -> None:
+    for _, old in _LENT.values():
+        old.close()
+    _LENT.clear()
+    _LENT[key] = (layers, LayerVerdicts(layers, known))
 
 
 def _read(path: str) -> bytes | None:
@@ -211,40 +246,21 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-def _holds(stamp: dict[str, Any]) -> bool:
-    """Whether everything the stamp recorded is still so; cheapest and likeliest first."""
+def _code_holds(stamp: dict[str, Any]) -> bool:
+    """Whether the code that made the stamp's bytes is this code."""
+    return all(stat_key(os.stat(path)) == key for path, key in stamp["code"])
+
+
+def _rest_holds(stamp: dict[str, Any]) -> bool:
+    """Whether everything the stamp recorded but its code and its layers' inputs is still so;
+    cheapest and likeliest first."""
     lstat = os.lstat
     for path, data in stamp["texts"]:
         if _read(path) != data:
             return False
-    for path, key in stamp["code"]:
-        if stat_key(os.stat(path)) != key:
-            return False
     if not _output_holds(stamp["output"]):
         return False
-    for path, size in stamp["blobs"]:
-        if lstat(path).st_size != size:
-            return False
-    return all(_layer_holds(layer) for layer in stamp["layers"] if layer is not None)
-
-
-def _layer_holds(layer: tuple[Any, ...]) -> bool:
-    """Whether one layer's recorded inputs are all still as they were."""
-    _node, _record, links, listings, paths, keys = layer
-    for given, real in links:
-        if os.path.realpath(given) != real:
-            return False
-    for directory, names in listings:
-        if sorted(os.listdir(directory)) != names:
-            return False
-    # Stat keys are kept packed, one array of int64s: 10,000 tuples of four large ints would
-    # take longer to unmarshal than to stat.
-    lstat = os.lstat
-    now = array("q")
-    for path in paths:
-        st = lstat(path)
-        now.extend((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
-    return bool(now.tobytes() == keys)
+    return all(lstat(path).st_size == size for path, size in stamp["blobs"])
 
 
 def _output_holds(output: tuple[Any, ...]) -> bool:
@@ -338,7 +354,7 @@ def _layer_entry(node: object, record: str, seen: LayerFootprint | None) -> tupl
         seen.links,
         seen.listings,
         seen.paths,
-        array("q", seen.keys).tobytes(),
+        seen.keys.tobytes(),
     )
 
 
@@ -363,33 +379,47 @@ class Reuse:
     full build (after the up-to-date check failed because something else changed) takes
     their cache records without planning them again (engine/build.py)."""
 
-    def __init__(self, layers: list[tuple[Any, ...] | None]) -> None:
-        self._by_node = {entry[0]: entry for entry in layers if entry is not None}
+    def __init__(self, layers: list[tuple[Any, ...] | None], verdicts: LayerVerdicts) -> None:
+        self._by_node = {
+            entry[0]: (i, entry) for i, entry in enumerate(layers) if entry is not None
+        }
+        self._verdicts = verdicts
 
     def unchanged(self, node: object) -> tuple[str, LayerFootprint] | None:
         """(record key, inputs) of `node` if it was built last time and nothing it read has
         changed since."""
-        entry = self._by_node.get(node_key(node))
-        if entry is None or not _layer_holds(entry):
+        found = self._by_node.get(node_key(node))
+        if found is None or not self._verdicts.holds(found[0]):
             return None
+        entry = found[1]
         seen = LayerFootprint()
         seen.links, seen.listings, seen.paths = entry[2], entry[3], entry[4]
-        seen.keys = array("q", entry[5]).tolist()
+        seen.keys.frombytes(entry[5])
         return str(entry[1]), seen
+
+    def close(self) -> None:
+        self._verdicts.close()
 
 
 def load_reuse(key: BuildKey | None, store: BlobStore) -> Reuse | None:
-    """What the last build with these options can lend this one, if its code is this code."""
+    """What the last build with these options can lend this one, if its code is this code:
+    from the up-to-date check that ran before it in this process if there was one (its
+    verdicts are being worked out already), else from the stamp."""
+    lent = _LENT.pop(key, None) if key is not None else None
+    for _, other in _LENT.values():
+        other.close()  # the check saw other options (the spec found another way, say)
+    _LENT.clear()
+    if lent is not None:
+        return Reuse(lent[0], lent[1])
     if key is None:
         return None
     try:
         with open(store.root / STAMP_DIR / _stamp_name(key), "rb") as f:
             stamp = marshal.loads(f.read())
-        if stamp["key"] != key:
+        if stamp["key"] != key or not _code_holds(stamp):
             return None
-        if any(stat_key(os.stat(path)) != k for path, k in stamp["code"]):
-            return None
-        return Reuse(stamp["layers"])
+        # Needed at once: a child would only add the fork.
+        return Reuse(stamp["layers"], LayerVerdicts(stamp["layers"], fork=False))
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
         return None
 

@@ -226,16 +226,19 @@ def test_no_stamp_for_racy_sources_faults_or_local_imports(tree: Path, tmp_path:
 
 # Lists which directories the planner walked (os.scandir) during `vinci build ARGS`: the
 # up-to-date check and a reused layer's check only ever list (os.listdir).
+# The last line is the walked directories and whether a process was forked (engine/preflight).
 WALKS = """
 import json, os, sys
-walked = []
+walked, forked = [], []
 def hook(event, args):
     if event == "os.scandir" and args[0] is not None:
         walked.append(os.fsdecode(args[0]))
+    if event == "os.fork":
+        forked.append(os.getpid())
 sys.addaudithook(hook)
 from engine.main import main
 code = main(sys.argv[1:])
-print(json.dumps(walked), file=sys.stderr)
+print(json.dumps([walked, bool(forked)]), file=sys.stderr)
 sys.exit(code)
 """
 
@@ -261,8 +264,15 @@ def _three(root: Path) -> Path:
 
 
 def _walked(spec: Path, cache: Path, *args: str) -> tuple[str, set[str]]:
+    """(digest, the spec's top directories the planner walked) of `vinci build --json`."""
+    digest, tops, _ = _walk(spec, cache, "--json", *args)
+    return digest, tops
+
+
+def _walk(spec: Path, cache: Path, *args: str) -> tuple[str, set[str], bool]:
+    """(digest, top directories walked, whether a child was forked) of `vinci build ARGS`."""
     proc = subprocess.run(
-        [sys.executable, "-c", WALKS, "build", str(spec), "--json", *args],
+        [sys.executable, "-c", WALKS, "build", str(spec), *args],
         cwd=REPO,
         env={"PATH": os.environ["PATH"], "HOME": str(cache.parent), "VINCI_CACHE_DIR": str(cache)},
         capture_output=True,
@@ -270,9 +280,13 @@ def _walked(spec: Path, cache: Path, *args: str) -> tuple[str, set[str]]:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    walked = json.loads(proc.stderr.strip().splitlines()[-1])
+    walked, forked = json.loads(proc.stderr.strip().splitlines()[-1])
     tops = {Path(w).relative_to(spec.parent).parts[0] for w in walked}
-    return json.loads(proc.stdout)["manifest_digest"], tops
+    if "--json" in args:
+        digest = json.loads(proc.stdout)["manifest_digest"]
+    else:
+        digest = proc.stdout.strip().splitlines()[-1]
+    return digest, tops, forked
 
 
 def test_a_changed_build_plans_only_the_layers_whose_inputs_changed(tmp_path: Path) -> None:
@@ -298,6 +312,30 @@ def test_a_changed_build_plans_only_the_layers_whose_inputs_changed(tmp_path: Pa
     digest, walked = _walked(spec, cache)
     assert walked == {"a"}
     assert digest == _cold(spec, tmp_path)
+
+
+def test_large_unchanged_layers_are_checked_in_a_child_while_the_engine_loads(
+    tmp_path: Path,
+) -> None:
+    """engine/preflight.py: with enough files to check, the verdicts on the unchanged layers
+    come from a forked child, with and without --json, and the result is a cold build's."""
+    spec = _three(tmp_path / "src")
+    for name in "abc":
+        for i in range(5, 300):
+            (spec.parent / name / "sub" / f"{i}.txt").write_text(f"{name} {i}\n")
+    _age(spec.parent)
+    cache = tmp_path / "cache"
+    assert _walk(spec, cache)[1] == {"a", "b", "c"}
+    # Without --json the check itself looked at the layers up to the changed one; the child
+    # checks the rest (two layers of 300 files: enough to fork for).
+    for i, args in enumerate([("--json",), ()]):
+        (spec.parent / "a/sub/3.txt").write_text(f"changed {i}\n")
+        os.utime(spec.parent / "a/sub/3.txt", (OLD, OLD))
+        digest, walked, forked = _walk(spec, cache, *args)
+        assert (walked, forked) == ({"a"}, True)
+        assert digest == _cold(spec, tmp_path)
+    # Nothing changed: answered by the check itself, no child.
+    assert _walk(spec, cache)[1:] == (set(), False)
 
 
 # What answering from a stamp loads, beyond what the interpreter had already loaded.
@@ -332,6 +370,7 @@ def test_an_up_to_date_answer_loads_nothing_heavy(tree: Path, tmp_path: Path) ->
         "engine",
         "engine.main",
         "engine.uptodate",
+        "engine.preflight",
         "engine.buildopts",
         "engine.statkey",
         "binascii",
