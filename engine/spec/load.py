@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from engine.descriptor import Platform
 from engine.errors import Position, SpecError, SpecProblem
 from engine.reference import ImageReference, parse_reference
 from engine.spec import fields as F
+from engine.spec.hostpath import host_path_problem
 from engine.spec.model import (
     CombinablePart,
     CombinedSpec,
@@ -517,45 +517,9 @@ class _Reader:
         if not self.check_sources:
             return path
         resolved = "" if os.path.isabs(os.path.expanduser(value)) else f" (resolved to {path})"
-        try:
-            os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            self.problem(node, f"{where}: {value!r} does not exist{resolved}")
-            return None
-        except OSError as e:
-            self.problem(node, f"{where}: cannot access {value!r}: {e.strerror}")
-            return None
-        try:
-            st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            target = os.readlink(path) if os.path.islink(path) else "?"
-            self.problem(
-                node, f"{where}: {value!r} is a symlink to {target!r}, which does not exist"
-            )
-            return None
-        except OSError as e:
-            self.problem(node, f"{where}: cannot access {value!r}: {e.strerror}")
-            return None
-        is_dir, is_reg = stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
-        if want == "file" and not is_reg:
-            hint = " (copy a tree with a `directory` layer)" if is_dir else ""
-            self.problem(
-                node, f"{where}: {value!r} is {_file_kind(st.st_mode)}, not a regular file{hint}"
-            )
-            return None
-        if want == "dir" and not is_dir:
-            self.problem(node, f"{where}: {value!r} is {_file_kind(st.st_mode)}, not a directory")
-            return None
-        if want == "image" and not (is_dir or is_reg):
-            self.problem(
-                node,
-                f"{where}: {value!r} is {_file_kind(st.st_mode)}, not an image layout "
-                "directory or archive",
-            )
-            return None
-        # A directory must also be searchable to copy what is in it.
-        if not os.access(path, os.R_OK | (os.X_OK if is_dir else 0)):
-            self.problem(node, f"{where}: {value!r} is not readable (permission denied)")
+        problem = host_path_problem(path, value, want, resolved)
+        if problem is not None:
+            self.problem(node, f"{where}: {problem}")
             return None
         return path
 
@@ -855,22 +819,6 @@ def _show(node: Node) -> str:
     if isinstance(node, yaml.ScalarNode) and node.style is None and node.value.isprintable():
         return str(node.value)
     return repr(str(node.value))
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISREG(mode):
-        return "a regular file"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    return "a special file"
 
 
 def _guess(word: str, fields: Iterable[F.Field]) -> str:

@@ -1,0 +1,62 @@
+"""What a host path named in a spec must be: there, readable, and a regular file, a directory
+or an image (layout directory or archive) as its key says.
+
+Checked when a spec is loaded (engine/spec/load.py), and again when the full build takes the
+spec its last build parsed instead of parsing the same bytes again (engine/uptodate.py): the
+parse depends on the host only through these checks, so a kept spec stands only while each of
+its host paths still passes them.
+
+Imports nothing of pyyaml: the kept spec's point is not to load it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+def host_path_problem(path: Path, value: str, want: str, resolved: str = "") -> str | None:
+    """Why `path` (written `value` in the spec; `resolved` says where that led) cannot be used
+    as `want` ('file', 'dir', 'image' or 'any'), worded to follow `where: `; None if it can."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return f"{value!r} does not exist{resolved}"
+    except OSError as e:
+        return f"cannot access {value!r}: {e.strerror}"
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        target = os.readlink(path) if os.path.islink(path) else "?"
+        return f"{value!r} is a symlink to {target!r}, which does not exist"
+    except OSError as e:
+        return f"cannot access {value!r}: {e.strerror}"
+    is_dir, is_reg = stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
+    if want == "file" and not is_reg:
+        hint = " (copy a tree with a `directory` layer)" if is_dir else ""
+        return f"{value!r} is {_file_kind(st.st_mode)}, not a regular file{hint}"
+    if want == "dir" and not is_dir:
+        return f"{value!r} is {_file_kind(st.st_mode)}, not a directory"
+    if want == "image" and not (is_dir or is_reg):
+        return f"{value!r} is {_file_kind(st.st_mode)}, not an image layout directory or archive"
+    # A directory must also be searchable to copy what is in it.
+    if not os.access(path, os.R_OK | (os.X_OK if is_dir else 0)):
+        return f"{value!r} is not readable (permission denied)"
+    return None
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "a special file"
