@@ -255,26 +255,45 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
     from engine.cli_registry import apply_registry_options, push_built, push_target
     from engine.output import default_output, parse_output
     from engine.output.write import write_output
-    from engine.spec import load_spec
-    from engine.uptodate import Footprint, build_key, load_reuse, lock_mode, write_stamp
+    from engine.uptodate import (
+        Footprint,
+        build_key,
+        load_reuse,
+        lock_mode,
+        take_lent,
+        write_stamp,
+    )
 
     if args.insecure_registry or args.ca_file:
         # Also for import-oci layers fetched during the build; without these options every
         # fetch takes the environment's (engine/registry/options.py).
         apply_registry_options(args)
-    spec = load_spec(find_spec(args.spec))
+    spec_file = find_spec(args.spec)
+    created = _created(args)
+    locking = lock_mode(args.no_lock, args.locked)
+    key = build_key(
+        os.path.abspath(spec_file),
+        args.output,
+        args.compression,
+        args.compression_level,
+        created,
+        locking,
+    )
+    # Something changed since the last build with these options, or main() would have
+    # answered. What its check found is lent here: which layers are unchanged (they need no
+    # planning), and the spec as last parsed if its bytes are the same (engine/uptodate.py).
+    lent = take_lent(key)
+    spec = lent.spec(spec_file) if lent is not None else None
+    kept_by = lent if spec is not None else None
+    if spec is None:
+        from engine.spec import load_spec
+
+        spec = load_spec(spec_file)
     target = parse_output(args.output) if args.output else default_output(spec.path)
     push_to = push_target(args, spec) if args.push else None
     progress, sink = _progress(args)
     builder, locked = _builder(args, spec)
-    created = _created(args)
-    locking = lock_mode(args.no_lock, args.locked)
-    key = build_key(
-        str(spec.path), args.output, args.compression, args.compression_level, created, locking
-    )
-    # Something changed since the last build with these options, or main() would have
-    # answered: its unchanged layers need no planning (unless --replan).
-    reuse = None if args.replan else load_reuse(key, builder.store)
+    reuse = None if args.replan else load_reuse(key, builder.store, lent)
     footprint = Footprint()
     # An OCI layout is readied first and takes each new blob as it is made, instead of a copy
     # after the build (engine/output/layout.py). Not with --locked: nothing may be written
@@ -315,7 +334,15 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
         # The image is written: a stamp that cannot be saved costs the next build its shortcut.
         with contextlib.suppress(OSError):
             write_stamp(
-                key, result, target, builder.store, footprint, started_ns, locking, lock_bytes
+                key,
+                result,
+                target,
+                builder.store,
+                footprint,
+                started_ns,
+                locking,
+                lock_bytes,
+                kept_by,
             )
     pushed = None
     if push_to is not None:

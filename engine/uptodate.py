@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from engine.build import BuildResult
     from engine.cache.store import BlobStore
     from engine.output import OutputTarget
+    from engine.spec.model import Spec
 
 STAMP_FORMAT = 1
 STAMP_DIR = "stamps"
@@ -209,15 +210,16 @@ def check(argv: list[str]) -> Answer | None:
         if stamp["key"] != key or not _code_holds(stamp):
             return None
         layers = stamp["layers"]
+        texts = _texts_hold(stamp)
         # --json is always answered by the full build (it reports every layer), but that
-        # build can still take the unchanged layers.
-        if args.json or not _rest_holds(stamp):
-            _lend(key, layers, {})
+        # build can still take the unchanged layers, and the spec if its bytes are the same.
+        if args.json or not texts or not _output_holds(stamp):
+            _lend(key, stamp, texts, {})
             return None
         for i, layer in enumerate(layers):
             if layer is not None and not layer_holds(layer):
                 held = {j: True for j in range(i) if layers[j] is not None}
-                _lend(key, layers, held | {i: False})
+                _lend(key, stamp, texts, held | {i: False})
                 return None
         for record in stamp["touch"]:
             os.utime(record)  # a cache hit, as far as gc can tell
@@ -226,16 +228,53 @@ def check(argv: list[str]) -> Answer | None:
     return Answer(stamp["digest"], len(stamp["layers"]), stamp["target"], spec)
 
 
-# What a check that could not answer lends the full build in the same process: the stamp's
-# layers and their verdicts, for one build key.
-_LENT: dict[BuildKey, tuple[list[Any], LayerVerdicts]] = {}
+class Lent:
+    """What a check that could not answer lends the full build that follows in the same
+    process (engine/cli.py): the last stamp's layers with their verdicts (which of them still
+    hold, being worked out in a child process: engine/preflight.py), and the spec that build
+    parsed when the spec's bytes (and the lock's) are the same, with the code that parsed it."""
+
+    __slots__ = ("code", "key", "layers", "spec_data", "verdicts")
+
+    def __init__(
+        self, key: BuildKey, stamp: dict[str, Any], texts_hold: bool, known: dict[int, bool]
+    ) -> None:
+        self.key = key
+        self.layers: list[Any] = stamp["layers"]
+        self.verdicts = LayerVerdicts(self.layers, known)
+        self.spec_data: object = stamp.get("spec") if texts_hold else None
+        self.code: list[tuple[str, StatKey]] = stamp["code"]
+
+    def spec(self, display: str) -> Spec | None:
+        """The spec the last build parsed, if a parse of `display` now would give the same
+        (engine/spec/plain.py), else None: then the caller parses it."""
+        if self.spec_data is None:
+            return None
+        from engine.spec.plain import from_plain, still_valid
+
+        kept = from_plain(self.spec_data)
+        return still_valid(kept, display) if kept is not None else None
 
 
-def _lend(key: BuildKey, layers: list[Any], known: dict[int, bool]) -> None:
-    for _, old in _LENT.values():
-        old.close()
-    _LENT.clear()
-    _LENT[key] = (layers, LayerVerdicts(layers, known))
+_LENT: list[Lent] = []  # at most one: the last check's
+
+
+def _lend(key: BuildKey, stamp: dict[str, Any], texts_hold: bool, known: dict[int, bool]) -> None:
+    take_lent(None)
+    _LENT.append(Lent(key, stamp, texts_hold, known))
+
+
+def take_lent(key: BuildKey | None) -> Lent | None:
+    """What the check lent a build with `key`, if anything; anything lent to another key
+    (the spec found another way, say) is dropped, its child reaped."""
+    found = None
+    while _LENT:
+        lent = _LENT.pop()
+        if lent.key == key and key is not None:
+            found = lent
+        else:
+            lent.verdicts.close()
+    return found
 
 
 def _read(path: str) -> bytes | None:
@@ -251,32 +290,32 @@ def _code_holds(stamp: dict[str, Any]) -> bool:
     return all(stat_key(os.stat(path)) == key for path, key in stamp["code"])
 
 
-def _rest_holds(stamp: dict[str, Any]) -> bool:
-    """Whether everything the stamp recorded but its code and its layers' inputs is still so;
-    cheapest and likeliest first."""
-    lstat = os.lstat
-    for path, data in stamp["texts"]:
-        if _read(path) != data:
-            return False
-    if not _output_holds(stamp["output"]):
-        return False
-    return all(lstat(path).st_size == size for path, size in stamp["blobs"])
+def _texts_hold(stamp: dict[str, Any]) -> bool:
+    """Whether the spec's bytes, and the lock's, are still those the stamp recorded."""
+    return all(_read(path) == data for path, data in stamp["texts"])
 
 
-def _output_holds(output: tuple[Any, ...]) -> bool:
+def _output_holds(stamp: dict[str, Any]) -> bool:
+    """Whether the output and the cache blobs behind it are as the stamp recorded."""
+    output = stamp["output"]
     if output[0] == "archive":
         _, path, key = output
-        return bool(stat_key(os.lstat(path)) == key)
-    _, layout, index, marker, blobs = output
-    blob_dir = os.path.join(layout, "blobs", "sha256")
-    if _read(os.path.join(layout, "index.json")) != index:
-        return False
-    if _read(os.path.join(layout, "oci-layout")) != marker:
-        return False
-    # Exactly these blobs: a full build would also remove any other file there.
-    if sorted(os.listdir(blob_dir)) != sorted(blobs):
-        return False
-    return all(os.lstat(os.path.join(blob_dir, h)).st_size == n for h, n in blobs.items())
+        if stat_key(os.lstat(path)) != key:
+            return False
+    else:
+        _, layout, index, marker, blobs = output
+        blob_dir = os.path.join(layout, "blobs", "sha256")
+        if _read(os.path.join(layout, "index.json")) != index:
+            return False
+        if _read(os.path.join(layout, "oci-layout")) != marker:
+            return False
+        # Exactly these blobs: a full build would also remove any other file there.
+        if sorted(os.listdir(blob_dir)) != sorted(blobs):
+            return False
+        if not all(os.lstat(os.path.join(blob_dir, h)).st_size == n for h, n in blobs.items()):
+            return False
+    lstat = os.lstat
+    return all(lstat(path).st_size == size for path, size in stamp["blobs"])
 
 
 # -- the stamp (after a full build) --------------------------------------------------------
@@ -291,13 +330,17 @@ def write_stamp(
     started_ns: int,
     locking: str,
     lock_bytes: bytes | None,
+    kept_by: Lent | None = None,
 ) -> bool:
     """Record what `result` depended on, if all of it can be trusted; True if written. An
-    older stamp for the same options is removed when no new one can be written."""
+    older stamp for the same options is removed when no new one can be written. `kept_by`:
+    the build took its spec from what the check lent (Lent.spec), so the code that parsed
+    it, which this process never loaded, still counts."""
     from engine.cache.atomic import write_atomic
     from engine.canonical import canonical_json
     from engine.output.layout import LAYOUT_FILE, layout_index
     from engine.spec.model import ImportSpec
+    from engine.spec.plain import to_plain
 
     if key is None:
         return False
@@ -324,12 +367,15 @@ def write_stamp(
     if locking != "ignore":  # the lock the build read (or its absence) counts too
         texts.append((beside_spec(str(spec.path), ".lock"), lock_bytes))
     records = [str(store.layer_dir / f"{r.record.key}.json") for r in result.layers]
+    code = dict(kept_by.code) if kept_by is not None else {}
+    code.update(_code_identity())
     stamp = {
         "key": key,
         "digest": str(result.manifest.digest),
         "target": str(target),
         "texts": texts,
-        "code": _code_identity(),
+        "code": sorted(code.items()),
+        "spec": to_plain(spec),
         "output": output,
         "blobs": [(str(store.blob_path(d.digest)), d.size) for d in descriptors],
         "layers": [
@@ -401,16 +447,12 @@ class Reuse:
         self._verdicts.close()
 
 
-def load_reuse(key: BuildKey | None, store: BlobStore) -> Reuse | None:
+def load_reuse(key: BuildKey | None, store: BlobStore, lent: Lent | None = None) -> Reuse | None:
     """What the last build with these options can lend this one, if its code is this code:
-    from the up-to-date check that ran before it in this process if there was one (its
-    verdicts are being worked out already), else from the stamp."""
-    lent = _LENT.pop(key, None) if key is not None else None
-    for _, other in _LENT.values():
-        other.close()  # the check saw other options (the spec found another way, say)
-    _LENT.clear()
+    what the up-to-date check lent (`lent`, its verdicts worked out already) if it ran, else
+    the stamp itself."""
     if lent is not None:
-        return Reuse(lent[0], lent[1])
+        return Reuse(lent.layers, lent.verdicts)
     if key is None:
         return None
     try:

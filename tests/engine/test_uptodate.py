@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import REPO
@@ -23,12 +24,14 @@ OLD = 1_500_000_000  # sources dated long before the build: their stat data can 
 
 # Runs `vinci ARGS` as the `vinci` command does (engine.main) and says which path answered:
 # the full build imports the command line; the up-to-date answer never does.
+# "yaml" says whether pyyaml was loaded: a full build that takes the spec it parsed last time
+# (engine/spec/plain.py) never loads it.
 PROBE = """
 import json, sys
 from engine.main import main
 code = main(sys.argv[1:])
 path = "full" if "engine.cli" in sys.modules else "stamp"
-print(json.dumps({"code": code, "path": path}), file=sys.stderr)
+print(json.dumps({"code": code, "path": path, "yaml": "yaml" in sys.modules}), file=sys.stderr)
 sys.exit(code)
 """
 
@@ -43,9 +46,22 @@ def _build(
     spec: Path, cache: Path, *args: str, env: dict[str, str] | None = None
 ) -> tuple[str, str]:
     """(digest, "stamp" | "full") of `vinci build SPEC ARGS`."""
+    proc, probe = _probe(spec, cache, *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1], probe["path"]
+
+
+def _probe(
+    spec: Path | str,
+    cache: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`vinci build SPEC ARGS` as run, and what PROBE says of it."""
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, "build", str(spec), *args],
-        cwd=REPO,
+        cwd=cwd,
         env={"PATH": os.environ["PATH"], "HOME": str(cache.parent), "LANG": "C.UTF-8"}
         | {"VINCI_CACHE_DIR": str(cache)}
         | (env or {}),
@@ -53,9 +69,7 @@ def _build(
         text=True,
         timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr
-    probe = json.loads(proc.stderr.strip().splitlines()[-1])
-    return proc.stdout.strip().splitlines()[-1], probe["path"]
+    return proc, json.loads(proc.stderr.strip().splitlines()[-1])
 
 
 def _cold(spec: Path, tmp: Path) -> str:
@@ -336,6 +350,45 @@ def test_large_unchanged_layers_are_checked_in_a_child_while_the_engine_loads(
         assert digest == _cold(spec, tmp_path)
     # Nothing changed: answered by the check itself, no child.
     assert _walk(spec, cache)[1:] == (set(), False)
+
+
+def test_a_changed_build_takes_the_spec_it_parsed_last_time(tree: Path, tmp_path: Path) -> None:
+    """With the spec's bytes (and the code) unchanged, the full build after a failed check
+    takes the spec as the last build parsed it (engine/spec/plain.py), without loading pyyaml,
+    while a parse could not differ: same name, host paths still what the spec needs."""
+    import marshal
+
+    cache = tmp_path / "cache"
+    assert _build(tree, cache)[1] == "full"
+    source = tree.parent / "tool"  # a file layer's source (through tool-link)
+    for i, args in enumerate([(), ("--json",)]):
+        source.write_text(f"#!/bin/sh\necho {i}\n")
+        os.utime(source, (OLD, OLD))
+        proc, probe = _probe(tree, cache, *args)
+        assert proc.returncode == 0, proc.stderr
+        assert (probe["path"], probe["yaml"]) == ("full", False)
+        digest = proc.stdout.strip().splitlines()[-1] if not args else None
+        if digest is not None:
+            assert digest == _cold(tree, tmp_path)
+    # The code that parsed it still counts in the new stamp, though never loaded this time.
+    (stamp,) = (cache / "v1" / "stamps").iterdir()
+    code = [path for path, _ in marshal.loads(stamp.read_bytes())["code"]]
+    assert any("/yaml/" in path for path in code)
+    assert any(path.endswith("engine/spec/load.py") for path in code)
+    # Named another way (relative, from the spec's directory): parsed again.
+    source.write_text("#!/bin/sh\necho named\n")
+    os.utime(source, (OLD, OLD))
+    proc, probe = _probe(tree.name, cache, cwd=tree.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert (probe["path"], probe["yaml"]) == ("full", True)
+    # A file layer's source that became a directory: parsed again, and refused as a parse
+    # refuses it, at the line and column that name it.
+    source.unlink()
+    source.mkdir()
+    proc, probe = _probe(tree, cache)
+    assert proc.returncode != 0 and probe["yaml"]
+    assert "is a directory, not a regular file" in proc.stderr
+    assert f"{tree}:" in proc.stderr
 
 
 # What answering from a stamp loads, beyond what the interpreter had already loaded.
