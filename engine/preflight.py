@@ -157,7 +157,11 @@ def _fork(layers: list[Any], todo: list[int]) -> tuple[int, int] | None:
     if pid == 0:  # the child: answer, and leave without running anything of the parent's
         status = 1
         try:
+            # Not the parent's stdin, stdout or stderr: a reader of its output (`$(vinci
+            # build)`) must see the end of it when the parent exits, not when this child does.
             os.close(read_end)
+            os.closerange(0, min(write_end, 3))  # errors (one not open) ignored
+            os.closerange(write_end + 1, 3)
             view = memoryview(_answer(layers, todo))
             while view:
                 view = view[os.write(write_end, view) :]

@@ -151,6 +151,34 @@ def test_a_failed_fork_or_child_means_checking_here(
             assert len(forks) == 1
 
 
+def test_the_child_holds_none_of_the_parents_standard_streams(
+    stamp: tuple[list[Any], list[bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader of vinci's output sees its end when vinci exits, even if a child still runs."""
+    import time
+
+    layers, expected = stamp
+    forks = _forks(monkeypatch)
+
+    answer = preflight._answer
+
+    def slow(layers: list[Any], todo: list[int]) -> bytes:
+        time.sleep(0.5)
+        return answer(layers, todo)
+
+    monkeypatch.setattr(preflight, "_answer", slow)
+    verdicts = LayerVerdicts(layers)
+    (pid,) = forks
+    deadline = time.monotonic() + 0.4
+    while time.monotonic() < deadline:  # until the child has closed them
+        held = set(os.listdir(f"/proc/{pid}/fd"))
+        if not held & {"0", "1", "2"}:
+            break
+        time.sleep(0.01)
+    assert not held & {"0", "1", "2"}
+    assert _all(verdicts) == expected
+
+
 def test_an_unasked_child_is_reaped_on_close(
     stamp: tuple[list[Any], list[bool]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
