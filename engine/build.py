@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.buildopts import default_jobs, epoch_from_env
+from engine.buildopts import beside_spec, default_jobs, epoch_from_env
 from engine.cache.atomic import write_atomic
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
@@ -51,6 +51,17 @@ if TYPE_CHECKING:
     from engine.lock import Lock, LockReuse
 
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
+
+
+def own_files(spec: Spec, store: BlobStore) -> frozenset[str]:
+    """What vinci itself writes beside a spec, and its cache: the spec's default output
+    (vinci.oci for vinci.yaml) and lock (vinci.lock), and the cache directory. A directory
+    layer never takes them in, whatever command builds it: a layer of the spec's own directory
+    would otherwise hold the last build's output, and every build would differ from the one
+    before it."""
+    spec_file = str(spec.path)
+    mine = (beside_spec(spec_file, ".oci"), beside_spec(spec_file, ".lock"), store.root.parent)
+    return frozenset(os.path.realpath(p) for p in mine)
 
 
 def source_date_epoch_from_env() -> int:
@@ -187,7 +198,14 @@ class Builder:
         # With a lock, layers are matched by their tar digest before anything is built, so
         # every source is hashed first (no speculative builds, engine/plan.py).
         planner = Planner(
-            self.store, self.codec, created, sink, token, self.lock is None, footprint
+            self.store,
+            self.codec,
+            created,
+            sink,
+            token,
+            self.lock is None,
+            footprint,
+            own_files(spec, self.store),
         )
         try:
             # Checked here, one layer after another, before any layer runs: a check is one

@@ -252,9 +252,11 @@ def _builder(args: argparse.Namespace | BuildArgs, spec: Spec) -> tuple[Any, Any
 
 
 def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
+    from engine.build import own_files
     from engine.cli_registry import apply_registry_options, push_built, push_target
     from engine.output import default_output, parse_output
     from engine.output.write import write_output
+    from engine.plan import copying_layer
     from engine.uptodate import (
         Footprint,
         build_key,
@@ -295,12 +297,28 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
     builder, locked = _builder(args, spec)
     reuse = None if args.replan else load_reuse(key, builder.store, lent)
     footprint = Footprint()
+    # An output inside a directory the spec copies is taken into the next build's layer,
+    # unless it is the spec's default output, which a build never takes in (own_files).
+    own = os.path.realpath(target.path) in own_files(spec, builder.store)
+    copier = None if own else copying_layer(spec, str(target.path))
+    if copier is not None:
+        print(
+            f"vinci: warning: the output {target} lies inside {copier.source}, which "
+            f"{copier.label} copies: the next build will take it in (exclude it, or write "
+            "the output elsewhere)",
+            file=sys.stderr,
+        )
     # An OCI layout is readied first and takes each new blob as it is made, instead of a copy
     # after the build (engine/output/layout.py). Not with --locked: nothing may be written
-    # unless the image is the locked one. Not inside a source the build reads either: the
-    # layer would take in whatever of the layout exists while it is walked.
+    # unless the image is the locked one. Not inside a source the build reads either (but for
+    # the default output, which no walk enters): the layer would take in whatever of the
+    # layout exists while it is walked.
     layout = None
-    if target.kind == "oci" and not args.locked and not _within(target.path, spec.sources):
+    if (
+        target.kind == "oci"
+        and not args.locked
+        and (own or _within(target.path, spec.sources) is None)
+    ):
         from engine.output.layout import PreparedLayout
 
         layout = PreparedLayout(target.path)
@@ -366,10 +384,10 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
     return 0
 
 
-def _within(path: Path, sources: Sequence[Path]) -> bool:
-    """Whether `path` is one of `sources` or lies below one (symlinks resolved)."""
+def _within(path: Path, sources: Sequence[Path]) -> Path | None:
+    """The first of `sources` that `path` is or lies below (symlinks resolved), if any."""
     real = Path(os.path.realpath(path))
-    return any(real.is_relative_to(os.path.realpath(source)) for source in sources)
+    return next((s for s in sources if real.is_relative_to(os.path.realpath(s))), None)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -41,7 +41,14 @@ from engine.canonical import canonical_json
 from engine.codec import Codec
 from engine.errors import SourceError, SpecError, SpecProblem
 from engine.events import CancelToken, EventSink, Log, ProgressThrottle
-from engine.spec.model import CombinablePart, CombinedSpec, DirectorySpec, FileSpec, SymlinkSpec
+from engine.spec.model import (
+    CombinablePart,
+    CombinedSpec,
+    DirectorySpec,
+    FileSpec,
+    Spec,
+    SymlinkSpec,
+)
 from engine.statkey import StatKey, stat_key
 from engine.tarformat import TAR_FORMAT
 from engine.uptodate import Footprint, LayerFootprint
@@ -186,6 +193,27 @@ def glob_match(patterns: Iterable[str], rel: str) -> bool:
     return any(_glob_regex(p).match(rel) for p in patterns)
 
 
+def copying_layer(spec: Spec, path: str) -> DirectorySpec | None:
+    """The directory layer (or combined part) of `spec` whose walk takes in `path`, which
+    need not exist yet; None if none does. A layer with include patterns is never named
+    (whether it keeps a directory depends on what will be in it)."""
+    real = os.path.realpath(path)
+    for node in spec.layers:
+        parts = node.parts if isinstance(node, CombinedSpec) else (node,)
+        for part in parts:
+            if not isinstance(part, DirectorySpec) or part.source is None or part.include:
+                continue
+            root = os.path.realpath(part.source)
+            rel = os.path.relpath(real, root)
+            if rel == ".." or rel.startswith("../"):
+                continue
+            steps = rel.split("/")
+            ancestors = ("/".join(steps[: i + 1]) for i in range(len(steps)))
+            if not any(glob_match(part.exclude, a) for a in ancestors):
+                return part
+    return None
+
+
 class Planner:
     """Plans layer nodes against one cache's stat memos."""
 
@@ -198,7 +226,10 @@ class Planner:
         cancel: CancelToken | None = None,
         speculate: bool = True,
         footprint: Footprint | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> None:
+        """`skip`: real paths a directory walk passes over as if excluded (the build's own
+        files, engine/build.py own_files)."""
         self.store = store
         self.codec = codec
         self.mtime = mtime
@@ -207,6 +238,7 @@ class Planner:
         self.speculate = speculate
         # What this build looked at on the host, for the up-to-date check (engine/uptodate.py).
         self.footprint = footprint or Footprint()
+        self.skip = skip
         # One memo per source root for the whole build, shared by the layers that read it (two
         # layers of one directory must not each save only their own half), saved after each
         # layer's plan. Layers plan on several threads: the lock guards the memos.
@@ -374,6 +406,8 @@ class Planner:
             rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
             image_path = f"{image_dir}/{child.name}" if image_dir else child.name
             if part.exclude and glob_match(part.exclude, rel):
+                continue
+            if child.path in self.skip:
                 continue
             try:
                 st = child.stat(follow_symlinks=False)

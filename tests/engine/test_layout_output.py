@@ -118,26 +118,34 @@ def test_a_failed_build_leaves_the_old_image_whole(
 def test_a_layout_inside_a_source_is_written_after_the_build(
     tmp_path: Path, copies: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The default output lies beside the spec: a layer of the spec's own directory must not
-    # see a layout being filled while it is walked (that it sees the last build's is the
-    # spec's business).
+    """A layer of the spec's own directory must not see a layout being filled while it is
+    walked. The default output is never walked (engine/build.py own_files): it is readied
+    first as anywhere else. Another output there is written after the build, as a copy."""
+    import gzip
+    import io
+    import tarfile
+
     project = tmp_path / "project"
     project.mkdir()
     (project / "hello.txt").write_text("hello\n")
     spec = project / "vinci.yaml"
     spec.write_text("spec-version: v1\nlayers:\n  - directory: {path: /app, source: .}\n")
-    assert main(["build", str(spec), "-q", "--cache-dir", str(tmp_path / "cache")]) == 0
-    out = project / "vinci.oci"
-    assert len(copies) == 3  # written after the build, as a copy
-    manifest_digest = json.loads((out / "index.json").read_bytes())["manifests"][0]["digest"]
-    manifest = json.loads(_blobs(out)[manifest_digest.removeprefix("sha256:")])
-    layer = _blobs(out)[manifest["layers"][0]["digest"].removeprefix("sha256:")]
-    import gzip
-    import io
-    import tarfile
 
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tar:
-        names = tar.getnames()
-    assert "app/hello.txt" in names and "app/vinci.yaml" in names
-    assert not [n for n in names if "vinci.oci" in n]
+    def names(out: Path) -> list[str]:
+        digest = json.loads((out / "index.json").read_bytes())["manifests"][0]["digest"]
+        manifest = json.loads(_blobs(out)[digest.removeprefix("sha256:")])
+        layer = _blobs(out)[manifest["layers"][0]["digest"].removeprefix("sha256:")]
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tar:
+            return tar.getnames()
+
+    cache = str(tmp_path / "cache")
+    assert main(["build", str(spec), "-q", "--cache-dir", cache]) == 0
+    assert copies == []  # readied first, filled as the blobs were made
+    taken = names(project / "vinci.oci")
+    assert "app/hello.txt" in taken and "app/vinci.yaml" in taken
+    assert not [n for n in taken if "vinci.oci" in n]
+    out = project / "out"
+    assert main(["build", str(spec), "-q", "--cache-dir", cache, "-o", f"oci:{out}"]) == 0
+    assert len(copies) == 3  # written after the build, as a copy
+    assert not [n for n in names(out) if n.startswith("app/out")]
     capsys.readouterr()

@@ -100,3 +100,63 @@ def test_negative_control_source_date_epoch(
     # ...and it is itself reproducible.
     again = _build(vinci, spec, tmp_path / "cache7", "--source-date-epoch", "1700000000")
     assert again == other
+
+
+SELF = """\
+spec-version: v1
+image: example.com/vinci/self:1
+layers:
+  - directory: {path: /app, source: .}
+"""
+
+
+def _self_copying(root: Path) -> Path:
+    """A spec that copies its own directory, as `COPY . /app` does."""
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "main.txt").write_text("main\n")
+    (root / "deeper").mkdir()
+    (root / "deeper" / "vinci.oci").write_text("not vinci's: its name is all it shares\n")
+    spec = root / "vinci.yaml"
+    spec.write_text(SELF)
+    return spec
+
+
+def test_a_spec_copying_its_own_directory_never_takes_in_vinci_s_files(
+    tmp_path: Path, vinci: VinciRunner
+) -> None:
+    """The default output (vinci.oci), the lock (vinci.lock) and a cache inside the copied
+    directory are left out of the layer (engine/build.py own_files), so every build gives the
+    first one's digest, whatever command built it and whatever the builds before it wrote."""
+    spec = _self_copying(tmp_path / "proj")
+    env = {"VINCI_CACHE_DIR": str(tmp_path / "cache")}
+    first = vinci("build", spec, env=env).digest
+    assert (spec.parent / "vinci.oci" / "index.json").is_file()
+    for _ in range(2):
+        assert vinci("build", spec, env=env).digest == first
+    vinci("lock", spec, env=env)
+    assert (spec.parent / "vinci.lock").is_file()
+    assert vinci("build", spec, env=env).digest == first
+    inside = {"VINCI_CACHE_DIR": str(spec.parent / "cache")}
+    assert vinci("build", spec, "--no-lock", env=inside).digest == first
+    assert vinci("build", spec, "--no-lock", env=inside).digest == first
+    # A clean copy of the directory (no output, lock or cache in it) gives the same digest.
+    clean = _self_copying(tmp_path / "clean")
+    assert vinci("build", clean, "-o", f"oci:{tmp_path / 'out'}", env=env).digest == first
+    # ...and what is only named like vinci's files is content like any other.
+    (clean.parent / "deeper" / "vinci.oci").unlink()
+    assert vinci("build", clean, "-o", f"oci:{tmp_path / 'out'}", env=env).digest != first
+
+
+def test_an_output_inside_a_copied_directory_is_warned_about(
+    tmp_path: Path, vinci: VinciRunner
+) -> None:
+    spec = _self_copying(tmp_path / "proj")
+    env = {"VINCI_CACHE_DIR": str(tmp_path / "cache")}
+    warned = vinci("build", spec, "-o", "oci:" + str(spec.parent / "out"), env=env)
+    assert "warning: the output oci:" in warned.stderr
+    assert "layers[0].directory copies: the next build will take it in" in warned.stderr
+    assert len(warned.stderr.strip().splitlines()) == 1
+    # The default output, an output the layer excludes, one outside: no warning.
+    spec.write_text(SELF.replace("source: .}", 'source: ., exclude: ["out"]}'))
+    for output in ([], ["-o", f"oci:{spec.parent / 'out'}"], ["-o", f"oci:{tmp_path / 'o'}"]):
+        assert "warning" not in vinci("build", spec, *output, env=env).stderr
