@@ -584,7 +584,8 @@ class Workbench(App[int]):
     def _retarget_watch(self) -> None:
         if not self.watching:
             return
-        targets = watch_targets(self.spec_path, self.spec)
+        # The cache's base directory (the store's root is its versioned subdirectory).
+        targets = watch_targets(self.spec_path, self.spec, self.store.root.parent)
         if targets == self._targets:
             return
         self._targets = targets

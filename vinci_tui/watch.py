@@ -3,8 +3,8 @@
 Editors save by writing a new file and renaming it over the old one, which ends a watch on the
 old file's inode; so the watcher watches directories (the spec's own, each file source's,
 and each directory source, recursively) and keeps only changes to paths the spec reads. The
-output layout the workbench writes next to the spec is never a trigger: a directory source
-that contains it would otherwise rebuild forever.
+output layout the workbench writes next to the spec, and the cache, are never triggers: a
+directory source that contains them would otherwise rebuild forever.
 
 watchfiles groups a burst of changes (`step` ms of quiet, at most `debounce` ms); the app
 then cancels any running build and starts a new one, so rapid saves end in one build of the
@@ -57,8 +57,13 @@ class WatchTargets:
         return any(path == t or path.is_relative_to(t) for t in self.trees)
 
 
-def watch_targets(spec_path: Path, spec: Spec | None) -> WatchTargets:
-    """What to watch for `spec_path`; `spec` is its last good parse (None: just the file)."""
+def watch_targets(
+    spec_path: Path, spec: Spec | None, cache_root: Path | None = None
+) -> WatchTargets:
+    """What to watch for `spec_path`; `spec` is its last good parse (None: just the file).
+    `cache_root` is never a trigger either: a build writes there, and a directory layer never
+    takes it in (engine/build.py own_files), so a cache inside a source would only rebuild
+    the same image forever."""
     spec_path = Path(os.path.abspath(spec_path))
     files = {spec_path}
     trees: set[Path] = set()
@@ -68,8 +73,10 @@ def watch_targets(spec_path: Path, spec: Spec | None) -> WatchTargets:
         else:
             # Also a source that does not exist yet: creating it must trigger a rebuild.
             files.add(source)
-    output = spec_path.with_suffix(".oci")
-    return WatchTargets(frozenset(files), frozenset(trees), frozenset({output}))
+    ignore = {spec_path.with_suffix(".oci")}
+    if cache_root is not None:
+        ignore.add(Path(os.path.abspath(cache_root)))
+    return WatchTargets(frozenset(files), frozenset(trees), frozenset(ignore))
 
 
 async def watch(
