@@ -5,8 +5,8 @@ When the up-to-date check (engine/uptodate.py) cannot answer a build, the full b
 takes every layer whose recorded inputs are unchanged from the last stamp (uptodate.Reuse).
 Checking those inputs is one `lstat` per source file: ~4 us each on this machine, 35-45 ms
 for the 9,000 unchanged files of the 10,000-file benchmark spec, the largest part of a
-one-file rebuild besides the layer itself. The same process then spends 60-70 ms importing
-the engine and pyyaml.
+one-file rebuild besides the layer itself. The same process then spends 40-70 ms importing
+the engine (and pyyaml, when the spec changed).
 
 The two need not wait for each other, but threads cannot share them: the stats are ~30%
 Python, and a thread running them behind a thread importing modules waits for the GIL at
@@ -44,7 +44,7 @@ def layer_holds(layer: tuple[Any, ...] | None) -> bool:
         return False
     try:
         return _unchanged(layer)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, OverflowError):  # OverflowError: an inode >= 2**63
         return False
 
 

@@ -194,3 +194,4 @@ def test_a_damaged_entry_or_an_import_layer_does_not_hold(tmp_path: Path) -> Non
     entry = _entry(_tree(tmp_path, "t", 3))
     assert layer_holds(entry)
     assert not layer_holds((*entry[:5], b"\0" * 8))
+    assert not layer_holds((*entry[:4], [str(tmp_path / "t" / "sub" / "0.txt")], "not bytes"))
