@@ -60,7 +60,14 @@ def own_files(spec: Spec, store: BlobStore) -> frozenset[str]:
     would otherwise hold the last build's output, and every build would differ from the one
     before it."""
     spec_file = str(spec.path)
-    mine = (beside_spec(spec_file, ".oci"), beside_spec(spec_file, ".lock"), store.root.parent)
+    # The cache's base directory and its versioned root: the base may be a copied directory
+    # itself (`--cache-dir .`), and then it is the root that a walk would meet.
+    mine = (
+        beside_spec(spec_file, ".oci"),
+        beside_spec(spec_file, ".lock"),
+        store.root.parent,
+        store.root,
+    )
     return frozenset(os.path.realpath(p) for p in mine)
 
 
