@@ -584,8 +584,9 @@ class Workbench(App[int]):
     def _retarget_watch(self) -> None:
         if not self.watching:
             return
-        # The cache's base directory (the store's root is its versioned subdirectory).
-        targets = watch_targets(self.spec_path, self.spec, self.store.root.parent)
+        # The store's root (the cache's versioned directory, where every write goes), not its
+        # base: that may be the project itself (`--cache-dir .`).
+        targets = watch_targets(self.spec_path, self.spec, self.store.root)
         if targets == self._targets:
             return
         self._targets = targets

@@ -61,9 +61,9 @@ def watch_targets(
     spec_path: Path, spec: Spec | None, cache_root: Path | None = None
 ) -> WatchTargets:
     """What to watch for `spec_path`; `spec` is its last good parse (None: just the file).
-    `cache_root` is never a trigger either: a build writes there, and a directory layer never
-    takes it in (engine/build.py own_files), so a cache inside a source would only rebuild
-    the same image forever."""
+    `cache_root` (the store's versioned root, where every build writes) is never a trigger
+    either: a directory layer never takes it in (engine/build.py own_files), so a cache
+    inside a source would only rebuild the same image forever."""
     spec_path = Path(os.path.abspath(spec_path))
     files = {spec_path}
     trees: set[Path] = set()

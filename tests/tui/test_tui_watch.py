@@ -30,10 +30,12 @@ def test_watch_targets_keep_only_what_the_spec_reads(project: Path) -> None:
     assert targets.relevant(project / "site" / "assets" / "new.css")
     assert not targets.relevant(project / "notes.txt")
     assert not targets.relevant(project / "vinci.oci" / "index.json")
-    # A cache inside a watched tree: the builds write there, it never triggers one.
-    cached = watch_targets(Path("vinci.yaml"), spec, project / "site" / ".cache")
-    assert not cached.relevant(project / "site" / ".cache" / "v1" / "layers" / "x.json")
-    assert cached.relevant(project / "site" / "assets" / "new.css")
+    # A cache inside a watched tree: the builds write there, it never triggers one; nor does
+    # a cache whose base is the project itself (only its versioned root is passed over).
+    for base in (project / "site" / ".cache", project):
+        cached = watch_targets(Path("vinci.yaml"), spec, base / "v1")
+        assert not cached.relevant(base / "v1" / "layers" / "x.json")
+        assert cached.relevant(project / "site" / "assets" / "new.css")
     # Before the spec has ever loaded, the spec file alone is watched, one level deep.
     bare = watch_targets(Path("vinci.yaml"), None)
     assert bare.roots == (project,) and not bare.recursive
