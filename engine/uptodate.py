@@ -211,15 +211,18 @@ def check(argv: list[str]) -> Answer | None:
             return None
         layers = stamp["layers"]
         texts = _texts_hold(stamp)
+        # With a lock the build matches layers by their tar bytes and asks for no verdict
+        # (engine/build.py): no child to work them out.
+        fork = mode == "ignore" or not os.path.lexists(beside_spec(spec, ".lock"))
         # --json is always answered by the full build (it reports every layer), but that
         # build can still take the unchanged layers, and the spec if its bytes are the same.
         if args.json or not texts or not _output_holds(stamp):
-            _lend(key, stamp, texts, {})
+            _lend(key, stamp, texts, {}, fork)
             return None
         for i, layer in enumerate(layers):
             if layer is not None and not layer_holds(layer):
                 held = {j: True for j in range(i) if layers[j] is not None}
-                _lend(key, stamp, texts, held | {i: False})
+                _lend(key, stamp, texts, held | {i: False}, fork)
                 return None
         for record in stamp["touch"]:
             os.utime(record)  # a cache hit, as far as gc can tell
@@ -237,11 +240,16 @@ class Lent:
     __slots__ = ("code", "key", "layers", "spec_data", "verdicts")
 
     def __init__(
-        self, key: BuildKey, stamp: dict[str, Any], texts_hold: bool, known: dict[int, bool]
+        self,
+        key: BuildKey,
+        stamp: dict[str, Any],
+        texts_hold: bool,
+        known: dict[int, bool],
+        fork: bool,
     ) -> None:
         self.key = key
         self.layers: list[Any] = stamp["layers"]
-        self.verdicts = LayerVerdicts(self.layers, known)
+        self.verdicts = LayerVerdicts(self.layers, known, fork=fork)
         self.spec_data: object = stamp.get("spec") if texts_hold else None
         self.code: list[tuple[str, StatKey]] = stamp["code"]
 
@@ -259,9 +267,11 @@ class Lent:
 _LENT: list[Lent] = []  # at most one: the last check's
 
 
-def _lend(key: BuildKey, stamp: dict[str, Any], texts_hold: bool, known: dict[int, bool]) -> None:
+def _lend(
+    key: BuildKey, stamp: dict[str, Any], texts_hold: bool, known: dict[int, bool], fork: bool
+) -> None:
     take_lent(None)
-    _LENT.append(Lent(key, stamp, texts_hold, known))
+    _LENT.append(Lent(key, stamp, texts_hold, known, fork))
 
 
 def take_lent(key: BuildKey | None) -> Lent | None:

@@ -350,6 +350,17 @@ def test_large_unchanged_layers_are_checked_in_a_child_while_the_engine_loads(
         assert digest == _cold(spec, tmp_path)
     # Nothing changed: answered by the check itself, no child.
     assert _walk(spec, cache)[1:] == (set(), False)
+    # With a lock the build matches layers by their tar bytes and asks for no verdict: no
+    # child is forked to work them out.
+    env = {"PATH": os.environ["PATH"], "HOME": str(cache.parent), "VINCI_CACHE_DIR": str(cache)}
+    subprocess.run(
+        [sys.executable, "-m", "engine", "lock", str(spec)], cwd=REPO, env=env, check=True
+    )
+    (spec.parent / "a/sub/3.txt").write_text("changed with a lock\n")
+    os.utime(spec.parent / "a/sub/3.txt", (OLD, OLD))
+    digest, _, forked = _walk(spec, cache, "--json")
+    assert not forked
+    assert digest == _cold(spec, tmp_path)
 
 
 def test_a_changed_build_takes_the_spec_it_parsed_last_time(tree: Path, tmp_path: Path) -> None:
