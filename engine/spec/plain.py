@@ -17,36 +17,16 @@ from engine.descriptor import Platform
 from engine.digest import Digest
 from engine.errors import Position
 from engine.reference import ImageReference
+from engine.spec import model
 from engine.spec.hostpath import host_path_problem
-from engine.spec.model import (
-    CombinedSpec,
-    ConfigSpec,
-    DirectorySpec,
-    FileSpec,
-    ImportOCISpec,
-    ImportSpec,
-    LayerSpec,
-    Spec,
-    SymlinkSpec,
-)
+from engine.spec.model import CombinedSpec, DirectorySpec, FileSpec, ImportSpec, LayerSpec, Spec
 
 FORMAT = 1
+# Every value class of the model, and those it holds from elsewhere.
 _CLASSES: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (
-        Spec,
-        ConfigSpec,
-        FileSpec,
-        DirectorySpec,
-        SymlinkSpec,
-        CombinedSpec,
-        ImportSpec,
-        ImportOCISpec,
-        Position,
-        Platform,
-        ImageReference,
-        Digest,
-    )
+    for cls in (*vars(model).values(), Position, Platform, ImageReference, Digest)
+    if isinstance(cls, type) and is_dataclass(cls)
 }
 _ATOMS = (str, int, bytes, type(None))  # bool is an int; marshal keeps it a bool
 
