@@ -314,11 +314,7 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
     # the default output, which no walk enters): the layer would take in whatever of the
     # layout exists while it is walked.
     layout = None
-    if (
-        target.kind == "oci"
-        and not args.locked
-        and (own or _within(target.path, spec.sources) is None)
-    ):
+    if target.kind == "oci" and not args.locked and (own or not _within(target.path, spec.sources)):
         from engine.output.layout import PreparedLayout
 
         layout = PreparedLayout(target.path)
@@ -384,10 +380,10 @@ def cmd_build(args: argparse.Namespace | BuildArgs) -> int:
     return 0
 
 
-def _within(path: Path, sources: Sequence[Path]) -> Path | None:
-    """The first of `sources` that `path` is or lies below (symlinks resolved), if any."""
+def _within(path: Path, sources: Sequence[Path]) -> bool:
+    """Whether `path` is one of `sources` or lies below one (symlinks resolved)."""
     real = Path(os.path.realpath(path))
-    return next((s for s in sources if real.is_relative_to(os.path.realpath(s))), None)
+    return any(real.is_relative_to(os.path.realpath(source)) for source in sources)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -277,14 +277,11 @@ def _lend(
 def take_lent(key: BuildKey | None) -> Lent | None:
     """What the check lent a build with `key`, if anything; anything lent to another key
     (the spec found another way, say) is dropped, its child reaped."""
-    found = None
-    while _LENT:
-        lent = _LENT.pop()
-        if lent.key == key and key is not None:
-            found = lent
-        else:
-            lent.verdicts.close()
-    return found
+    lent = _LENT.pop() if _LENT else None
+    if lent is not None and (key is None or lent.key != key):
+        lent.verdicts.close()
+        return None
+    return lent
 
 
 def _read(path: str) -> bytes | None:
