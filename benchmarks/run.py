@@ -415,7 +415,7 @@ def hook(event, args):
     if event == "open" and isinstance(args[0], str) and args[0].startswith(src):
         opened.append(args[0])
 sys.addaudithook(hook)
-from engine.main import main  # what the `vinci` command runs
+from engine.cli.main import main  # what the `vinci` command runs
 code = main(sys.argv[1:])
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"textual", "httpx", "vinci_tui"})
 print("OPENED", len(opened), "HEAVY", ",".join(heavy) or "-")

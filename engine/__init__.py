@@ -1,69 +1,43 @@
-"""vinci's headless engine: spec loading, deterministic layers, the cache, the worker pool,
-image assembly and outputs. It never imports Textual; the workbench and the CLI use only the
-names exported here and in the submodules they name.
+"""vinci's engine as a library: load a spec, build it, write or push the image, open any image
+(a layout, an archive, a registry reference), compare two. The command line (engine.cli) and
+the workbench (vinci_tui) use only what this module exports.
 
-The names below are loaded on first use (PEP 562), not when `engine` is imported: the
-entry point (engine/main.py) answers an up-to-date rebuild before any of them is needed, and
-importing them all costs a bare `vinci build` more than the check itself.
+    spec = engine.load_spec("examples/hello")
+    result = engine.build(spec, engine.BuildOptions(output="oci:hello.oci"))
+    print(result.manifest.digest)
 """
 
 from __future__ import annotations
 
-# Not typing.TYPE_CHECKING: importing typing costs more than the rest of this module (mypy
-# treats any constant of this name as true).
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-    from engine.build import Builder, BuildResult, LayerResult, build, source_date_epoch_from_env
-    from engine.cache.store import BlobStore, default_cache_root
-    from engine.codec import CODEC_NAMES, Codec, get_codec
-    from engine.descriptor import Descriptor, Platform
-    from engine.digest import Digest
-    from engine.errors import (
-        BuildCancelled,
-        CacheError,
-        ImageImportError,
-        OutputError,
-        RegistryError,
-        SourceError,
-        SpecError,
-        VinciError,
-    )
-    from engine.events import CancelToken, Event, EventSink
-    from engine.spec import Spec, load_spec
-
-_EXPORTS = {
-    "engine.build": (
-        "Builder",
-        "BuildResult",
-        "LayerResult",
-        "build",
-        "source_date_epoch_from_env",
-    ),
-    "engine.cache.store": ("BlobStore", "default_cache_root"),
-    "engine.codec": ("CODEC_NAMES", "Codec", "get_codec"),
-    "engine.descriptor": ("Descriptor", "Platform"),
-    "engine.digest": ("Digest",),
-    "engine.errors": (
-        "BuildCancelled",
-        "CacheError",
-        "ImageImportError",
-        "OutputError",
-        "RegistryError",
-        "SourceError",
-        "SpecError",
-        "VinciError",
-    ),
-    "engine.events": ("CancelToken", "Event", "EventSink"),
-    "engine.spec": ("Spec", "load_spec"),
-}
-_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+from engine.builder.options import BuildOptions
+from engine.builder.pool import Builder
+from engine.builder.result import BuildResult, LayerResult
+from engine.builder.run import build_spec as build
+from engine.cache.store import BlobStore, default_cache_root
+from engine.codec import CODEC_NAMES, Codec, get_codec
+from engine.errors import (
+    BuildCancelled,
+    CacheError,
+    ImageImportError,
+    LockError,
+    OutputError,
+    RegistryError,
+    SourceError,
+    SpecError,
+    UsageError,
+    VinciError,
+)
+from engine.events import CancelToken, Event, EventSink
+from engine.oci.descriptor import Descriptor, Platform
+from engine.oci.digest import Digest
+from engine.spec import Spec, load_spec
+from engine.spec.locate import find_spec, locate_spec
 
 __all__ = [
     "CODEC_NAMES",
     "BlobStore",
     "BuildCancelled",
+    "BuildOptions",
     "BuildResult",
     "Builder",
     "CacheError",
@@ -75,27 +49,19 @@ __all__ = [
     "EventSink",
     "ImageImportError",
     "LayerResult",
+    "LockError",
     "OutputError",
     "Platform",
     "RegistryError",
     "SourceError",
     "Spec",
     "SpecError",
+    "UsageError",
     "VinciError",
     "build",
     "default_cache_root",
+    "find_spec",
     "get_codec",
     "load_spec",
-    "source_date_epoch_from_env",
+    "locate_spec",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'engine' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value

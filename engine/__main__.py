@@ -1,5 +1,5 @@
 """`python -m engine` runs the vinci command line, exactly as the `vinci` command does."""
 
-from engine.main import run
+from engine.cli.main import run
 
 run()

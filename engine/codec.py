@@ -17,10 +17,10 @@ import struct
 import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
-from engine import mediatypes
-from engine.values import dataclass
+from engine.oci import mediatypes
 
 BLOCK_SIZE = 1 << 20
 

@@ -1,6 +1,7 @@
 """The exceptions vinci raises, each with a message a user can act on.
 
     VinciError
+    ├── UsageError            the command line asks for something that cannot be (exit 2)
     ├── SpecError             the spec is invalid; carries every problem with its file:line:col
     ├── SourceError           a source file is missing, unreadable, or changed during the build
     ├── CacheError            the cache directory is unusable or an entry is corrupt
@@ -8,24 +9,34 @@
     ├── ImageImportError      an imported image cannot be used
     │   ├── ReferenceNotByDigest   an import-oci reference is a tag, not a digest
     │   ├── CorruptImportedImage   a blob does not match its digest or its diff_id
-    │   └── NoCompatibleImage      an index holds no image for the wanted platform
+    │   ├── NoCompatibleImage      an index holds no image for the wanted platform
+    │   └── LayerReadError         a layer blob is not a readable (compressed) tar stream
+    ├── LockError             vinci.lock is unreadable, or the image is not the locked one
     ├── RegistryError         a registry refused or failed a request
     │   └── Unauthorized      credentials missing or rejected (the secret is never shown)
     └── OutputError           the output cannot be written
 
-The CLI prints `str(error)` as one line (SpecError: one line per problem) and exits nonzero;
-nothing of this hierarchy ever reaches the user as a traceback.
+The CLI prints `str(error)` as one line (SpecError: one line per problem) and exits with the
+error's `exit_code`: 2 for usage and spec errors, 130 for a cancelled build, 1 for the rest.
+Nothing of this hierarchy ever reaches the user as a traceback.
 """
 
 from __future__ import annotations
 
-from engine.values import dataclass
+from dataclasses import dataclass
 
 
 class VinciError(Exception):
     """Base of every error vinci reports to a user."""
 
     exit_code = 1
+
+
+class UsageError(VinciError):
+    """The command line (or a library call) asks for something that cannot be: an unknown
+    codec or output kind, a spec path that names nothing, a malformed reference."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,14 @@ class CorruptImportedImage(ImageImportError):
 
 class NoCompatibleImage(ImageImportError):
     """An imported index has no image for the spec's platform."""
+
+
+class LayerReadError(ImageImportError):
+    """A layer blob is not a readable (compressed) tar stream."""
+
+
+class LockError(VinciError):
+    """vinci.lock cannot be read, or (with --locked) the image is not the one it records."""
 
 
 class RegistryError(VinciError):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from engine.descriptor import Descriptor
-from engine.digest import Digest
-from engine.values import dataclass
+from engine.oci.descriptor import Descriptor
+from engine.oci.digest import Digest
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,12 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import VinciError
 from engine.spec.model import Spec
-from engine.values import dataclass, field
 
 NOBODY = 65534
 READ_CHUNK = 65521  # a prime: no write the compressor sees lines up with a 1 MiB block
@@ -138,7 +138,7 @@ class BuildOutcome:
     seconds: float = 0.0
     error: str = ""
     output: str = ""  # the OCI layout it wrote
-    diff: Any = None  # engine.diff.ImageDiff against the baseline, for a mismatch
+    diff: Any = None  # engine.compare.ImageDiff against the baseline, for a mismatch
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -393,9 +393,9 @@ def explain(baseline: BuildOutcome, other: BuildOutcome, codec: str) -> Any:
     diff then says: same codec, other bytes)."""
     import dataclasses
 
-    from engine.descriptor import Platform
-    from engine.diff import diff_images
-    from engine.diff.load import Target, load_local_image
+    from engine.compare import diff_images
+    from engine.compare.load import Target, load_local_image
+    from engine.oci.descriptor import Platform
 
     platform = Platform()
     with (
@@ -469,7 +469,7 @@ def _remove(path: Path) -> None:
 
 
 def render_table(report: VerifyReport) -> str:
-    from engine.diff import render
+    from engine.compare import render
 
     rows = [("perturbation", "what differs from the baseline", "manifest", "result")]
     for b in report.builds:

@@ -21,8 +21,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from engine import Builder, get_codec
-from engine.cache.store import BlobStore
+from engine import BuildOptions
 from vinci_tui.app import Workbench
 from vinci_tui.clock import FrozenClock
 from vinci_tui.messages import SourcesChanged
@@ -49,10 +48,9 @@ def built(app: Workbench) -> Callable[[], bool]:
 async def shoot(
     name: str, spec: Path, size: tuple[int, int], cache: Path, steps: Step | None = None
 ) -> None:
-    builder = Builder(BlobStore(cache), get_codec("gzip"), jobs=1)
     app = Workbench(
         spec,
-        builder,
+        BuildOptions(jobs=1, cache_dir=cache),
         watch=False,
         clock=FrozenClock(),
         cursor_blink=False,

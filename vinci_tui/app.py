@@ -14,7 +14,6 @@ when quitting, to join the cancelled ones.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import os
@@ -32,13 +31,14 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from engine import Builder, BuildResult, Spec, cli, get_codec, source_date_epoch_from_env
-from engine.buildopts import locate_spec
+import engine
+from engine import BuildOptions, BuildResult, Spec, find_spec, locate_spec
+from engine.builder.plan import LayerPlan
 from engine.cache.maintenance import collect_garbage, list_entries, verify
 from engine.cache.store import BlobStore
-from engine.errors import SpecProblem, VinciError
+from engine.errors import SpecProblem
 from engine.events import BuildFailed, BuildFinished, BuildStarted, LayerProgress
-from engine.inspect import (
+from engine.inspection import (
     InputChange,
     LayerInfo,
     entries_from_blob,
@@ -47,7 +47,6 @@ from engine.inspect import (
     input_changes,
     read_layer_file,
 )
-from engine.plan import LayerPlan
 from engine.spec import layer_summary
 from vinci_tui import keymap
 from vinci_tui.clock import Clock
@@ -65,7 +64,7 @@ from vinci_tui.messages import (
     TaskFinished,
 )
 from vinci_tui.model import BuildModel, describe
-from vinci_tui.runner import THREAD_PREFIX, BuildRunner, TaskRunner
+from vinci_tui.runner import THREAD_PREFIX, BuildFunction, BuildRunner, TaskRunner
 from vinci_tui.watch import DEBOUNCE_MS, STEP_MS, WatchTargets, watch, watch_targets
 from vinci_tui.widgets.cache import CacheTable, CacheView, totals
 from vinci_tui.widgets.contents import ContentsView, FileTable
@@ -137,27 +136,26 @@ class Workbench(App[int]):
     def __init__(
         self,
         spec_path: Path,
-        builder: Builder,
+        options: BuildOptions | None = None,
         *,
+        build: BuildFunction = engine.build,
         watch: bool = True,
-        created: int = 0,
         clock: Clock | None = None,
         keymap_path: Path | None = None,
         write_layout: bool = True,
         cursor_blink: bool = True,
         debounce_ms: int = DEBOUNCE_MS,
-        use_lock: bool = True,
     ) -> None:
         super().__init__()
         self.spec_path = Path(spec_path)
-        self.builder = builder
-        self.store: BlobStore = builder.store
+        self.options = options or BuildOptions()
+        self.store = BlobStore(self.options.cache_dir)
         self.clock = clock or Clock()
         self.keymap_path = keymap_path or keymap.default_path()
         self.cursor_blink = cursor_blink
         self.debounce_ms = debounce_ms
         self._watch_at_start = watch
-        self.runner = BuildRunner(builder, self.post_message, created, write_layout, use_lock)
+        self.runner = BuildRunner(self.options, self.store, self.post_message, build, write_layout)
         self.tasks = TaskRunner(self.post_message)
         self.spec: Spec | None = None  # the last spec that loaded
         self.problems: tuple[SpecProblem, ...] = ()  # of the spec file as it is now
@@ -853,37 +851,15 @@ def _merge(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
 # -- entry point ---------------------------------------------------------------------------------
 
 
-def find_spec(given: str | None) -> Path:
+def spec_to_open(given: str | None) -> Path:
     """The spec to open: the one given (a file or its directory), else ./vinci.yaml, else the
     hello example."""
     if given:
-        return Path(cli.find_spec(given))
+        return Path(find_spec(given))
     found = locate_spec(None)
     return Path(found) if found is not None else EXAMPLE
 
 
-def make_workbench(args: argparse.Namespace) -> Workbench:
-    """The workbench `vinci tui` asks for (args as engine.cli parses them)."""
-    spec_path = find_spec(getattr(args, "spec", None))
-    store = BlobStore(Path(args.cache_dir) if getattr(args, "cache_dir", None) else None)
-    try:
-        codec = get_codec(
-            getattr(args, "compression", "gzip") or "gzip",
-            getattr(args, "compression_level", None),
-        )
-    except ValueError as e:
-        raise VinciError(str(e)) from None
-    epoch = getattr(args, "source_date_epoch", None)
-    created = int(epoch) if epoch is not None else source_date_epoch_from_env()
-    builder = Builder(store, codec, getattr(args, "jobs", 0) or 0)  # 0: default_jobs()
-    return Workbench(
-        spec_path,
-        builder,
-        watch=not getattr(args, "no_watch", False),
-        created=created,
-        use_lock=not getattr(args, "no_lock", False),
-    )
-
-
-def run_workbench(args: argparse.Namespace) -> int:
-    return make_workbench(args).run() or 0
+def run_workbench(spec: str | None, options: BuildOptions, *, watch: bool = True) -> int:
+    """`vinci tui`: the workbench on `spec`, building as `options` say."""
+    return Workbench(spec_to_open(spec), options, watch=watch).run() or 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from engine.cli_progress import human_bytes
-from engine.digest import Digest
+from engine.humanize import human_bytes
+from engine.oci.digest import Digest
 
 __all__ = ["bar", "compact_bytes", "human_bytes", "short_digest"]
 

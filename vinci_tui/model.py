@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from engine.cli_progress import human_bytes
-from engine.digest import Digest
 from engine.events import (
     BuildFailed,
     BuildFinished,
@@ -30,6 +28,8 @@ from engine.events import (
     Log,
     OutputWritten,
 )
+from engine.humanize import human_bytes
+from engine.oci.digest import Digest
 from vinci_tui.clock import Clock, format_seconds
 
 FINAL_STATES = frozenset({"done", "cached", "failed", "cancelled"})

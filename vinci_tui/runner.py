@@ -14,16 +14,27 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from textual.message import Message
 
-from engine import BuildCancelled, Builder, BuildResult, Spec, SpecError, VinciError, load_spec
-from engine.diff import diff_results, render
-from engine.events import CancelToken, Log
-from engine.lock import lock_for
+from engine import (
+    BlobStore,
+    BuildCancelled,
+    BuildOptions,
+    BuildResult,
+    CancelToken,
+    EventSink,
+    Spec,
+    SpecError,
+    VinciError,
+    load_spec,
+)
+from engine.compare import diff_results, render
+from engine.events import Log
 from engine.output import default_output
-from engine.output.write import write_output
 from vinci_tui.messages import (
     BuildCompleted,
     BuildEnded,
@@ -38,22 +49,35 @@ from vinci_tui.messages import (
 THREAD_PREFIX = "vinci-"
 
 
+class BuildFunction(Protocol):
+    """How the workbench builds: engine.build, or (in tests) a wrapper around it."""
+
+    def __call__(
+        self,
+        spec: Spec,
+        options: BuildOptions | None = None,
+        *,
+        sink: EventSink = ...,
+        cancel: CancelToken | None = None,
+    ) -> BuildResult: ...
+
+
 class BuildRunner:
     """Runs builds of one spec file in worker threads, posting their progress as messages."""
 
     def __init__(
         self,
-        builder: Builder,
+        options: BuildOptions,
+        store: BlobStore,
         post: Post,
-        created: int = 0,
+        build: BuildFunction,
         write_layout: bool = True,
-        use_lock: bool = True,
     ) -> None:
-        self.builder = builder
+        self.options = options
+        self.store = store
         self._post = post
-        self._created = created
+        self._build_image = build
         self._write_layout = write_layout
-        self._use_lock = use_lock
         self._previous: BuildResult | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -117,50 +141,36 @@ class BuildRunner:
             return
         self._send(SpecLoaded(generation, spec))
         sink = EventBridge(self._post, generation)
+        # The image `vinci build` makes, written where it writes it (unless told otherwise).
+        target = default_output(spec.path) if self._write_layout else None
+        options = replace(self.options, output=str(target) if target is not None else None)
         try:
-            result = self._builder_for(spec).build(spec, sink, token, self._created)
+            result = self._build_image(spec, options, sink=sink, cancel=token)
         except SpecError as e:
             # Found while planning (e.g. two items of a combined layer at one path).
             self._send(SpecBroken(generation, e))
             return
-        except (BuildCancelled, VinciError):
+        except BuildCancelled:
             return  # the engine has reported it as BuildFailed
+        except VinciError as e:
+            # Reported as BuildFailed by the engine, unless it failed before building (a
+            # lock it cannot read, an output it cannot write): say so in the log.
+            self._send(LogLine("error", str(e)))
+            return
         except Exception:
             return  # reported as BuildFailed("internal error: …") by the engine
-        if self._write_layout and not token.cancelled:
-            target = default_output(spec.path)
-            try:
-                write_output(target, result, self.builder.store)
-            except (VinciError, OSError) as e:
-                self._send(LogLine("error", f"output: {e}"))
-            else:
-                sink(Log("info", f"wrote {target.kind}:{_relative(target.path)}"))
+        if target is not None:
+            sink(Log("info", f"wrote {target.kind}:{_relative(target.path)}"))
         self._explain(self._previous, result, token)
         self._previous = result
         self._send(BuildCompleted(generation, result))
-
-    def _builder_for(self, spec: Spec) -> Builder:
-        """The session's builder, or one with the spec's vinci.lock: the workbench builds the
-        image `vinci build` would. The lock is read anew each build (`vinci lock` may run
-        beside the workbench)."""
-        if not self._use_lock:
-            return self.builder
-        try:
-            lock = lock_for(spec)
-        except VinciError as e:
-            self._send(LogLine("warning", f"{e}; building without the lock"))
-            return self.builder
-        if lock is None:
-            return self.builder
-        b = self.builder
-        return Builder(b.store, b.codec, b.jobs, b.threads, lock=lock)
 
     def _explain(self, before: BuildResult | None, after: BuildResult, token: CancelToken) -> None:
         """After a rebuild that changed the image, say what changed and why (vinci diff)."""
         if before is None or before.manifest.digest == after.manifest.digest:
             return
         try:
-            diff = diff_results(before, after, self.builder.store, cancel=token)
+            diff = diff_results(before, after, self.store, cancel=token)
         except (VinciError, OSError) as e:
             self._send(LogLine("warning", f"cannot explain the change: {e}"))
             return

@@ -62,7 +62,7 @@ def watch_targets(
 ) -> WatchTargets:
     """What to watch for `spec_path`; `spec` is its last good parse (None: just the file).
     `cache_root` (the store's versioned root, where every build writes) is never a trigger
-    either: a directory layer never takes it in (engine/build.py own_files), so a cache
+    either: a directory layer never takes it in (engine/builder/pool.py own_files), so a cache
     inside a source would only rebuild the same image forever."""
     spec_path = Path(os.path.abspath(spec_path))
     files = {spec_path}

@@ -6,14 +6,14 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.cache.atomic import write_atomic
 from engine.cache.records import RecordIndex
 from engine.cache.store import BlobStore
-from engine.canonical import canonical_json
-from engine.digest import CHUNK
-from engine.values import dataclass
+from engine.oci.canonical import canonical_json
+from engine.oci.digest import CHUNK
 
 STALE_TMP_SECONDS = 3600
 

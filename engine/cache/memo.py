@@ -8,8 +8,9 @@ recent are never trusted: they are kept only as a guess, and get hashed again ne
 A guess is the last digest seen for a path with the same size, whatever its stat data says. It
 never stands in for a digest: the planner uses it only to choose between hashing a file first
 (a touched file whose layer is probably cached) and building its layer straight away
-(engine/plan.py). One memo serves every layer of a build that reads the same root, so entries a
-build did not look at are kept (for a few writes: a deleted file's entry does not live forever).
+(engine/builder/plan.py). One memo serves every layer of a build that reads the same root, so
+entries a build did not look at are kept (for a few writes: a deleted file's entry does not
+live forever).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import time
 from pathlib import Path
 
 from engine.cache.atomic import write_atomic
+from engine.cache.statkey import StatKey, is_racy
 from engine.cache.store import BlobStore
-from engine.canonical import canonical_json
-from engine.statkey import StatKey, is_racy
+from engine.oci.canonical import canonical_json
 
 KEEP_UNSEEN = 8  # writes of the memo an entry survives without being looked up
 

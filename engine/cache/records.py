@@ -6,14 +6,14 @@ import contextlib
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.cache.atomic import write_atomic
 from engine.cache.store import BlobStore
-from engine.canonical import canonical_json
-from engine.descriptor import Descriptor
-from engine.digest import Digest
-from engine.values import dataclass, field
+from engine.oci.canonical import canonical_json
+from engine.oci.descriptor import Descriptor
+from engine.oci.digest import Digest
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,23 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from engine.buildopts import CACHE_LAYOUT, cache_base
 from engine.cache.atomic import AtomicFile
-from engine.digest import Digest
 from engine.errors import CacheError
+from engine.oci.digest import Digest
 
-LAYOUT_VERSION = CACHE_LAYOUT
+LAYOUT_VERSION = "v1"  # the cache's on-disk layout version: <base>/v1/...
+
+
+def cache_base(given: str | os.PathLike[str] | None = None) -> str:
+    """The cache directory (without its layout version): the one given (--cache-dir),
+    $VINCI_CACHE_DIR, $XDG_CACHE_HOME/vinci, else ~/.cache/vinci."""
+    if given:
+        return os.fspath(given)
+    env = os.environ.get("VINCI_CACHE_DIR")
+    if env:
+        return env
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return os.path.join(xdg if xdg else os.path.join(os.path.expanduser("~"), ".cache"), "vinci")
 
 
 def default_cache_root() -> Path:

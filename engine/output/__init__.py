@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from engine.buildopts import default_output_path, split_output
-from engine.errors import OutputError
-from engine.values import dataclass
+from engine.errors import UsageError
+from engine.spec.locate import beside_spec
+
+OUTPUT_KINDS = ("oci", "oci-archive", "docker-archive")
 
 
 @dataclass(frozen=True)
@@ -18,10 +20,18 @@ class OutputTarget:
         return f"{self.kind}:{self.path}"
 
 
+def split_output(text: str) -> tuple[str, str] | None:
+    """`KIND:PATH` as (kind, path); None unless KIND is a known output and PATH is given."""
+    kind, sep, path = text.partition(":")
+    if not sep or kind not in OUTPUT_KINDS or not path:
+        return None
+    return kind, path
+
+
 def parse_output(text: str) -> OutputTarget:
     parsed = split_output(text)
     if parsed is None:
-        raise OutputError(
+        raise UsageError(
             f"--output {text!r}: expected oci:DIR, oci-archive:FILE or docker-archive:FILE"
         )
     return OutputTarget(parsed[0], Path(parsed[1]))
@@ -29,4 +39,4 @@ def parse_output(text: str) -> OutputTarget:
 
 def default_output(spec_path: Path) -> OutputTarget:
     """Next to the spec: examples/hello/vinci.yaml -> examples/hello/vinci.oci"""
-    return OutputTarget("oci", Path(default_output_path(str(spec_path))))
+    return OutputTarget("oci", Path(beside_spec(spec_path, ".oci")))

@@ -11,7 +11,7 @@ transport, `docker load` reads manifest.json. Layers stay as built (compressed);
 podman decompress layer files on load, so nothing is re-encoded and digests survive.
 
 Deterministic: entries in a fixed order, ustar headers with mtime 0, uid/gid 0, fixed modes
-(engine/tarformat.py), so the same image gives the same archive bytes. Written to a temporary
+(engine/tar/format.py), so the same image gives the same archive bytes. Written to a temporary
 file beside the target and renamed into place: a reader never sees half an archive.
 """
 
@@ -23,14 +23,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from engine import mediatypes
 from engine.cache.store import BlobStore
-from engine.canonical import canonical_json
-from engine.descriptor import Descriptor, Platform
 from engine.errors import OutputError
+from engine.oci import mediatypes
+from engine.oci.canonical import canonical_json
+from engine.oci.descriptor import Descriptor, Platform
+from engine.oci.reference import ImageReference
 from engine.output.layout import LAYOUT_FILE
-from engine.reference import ImageReference
-from engine.tarformat import DIRECTORY, END, REGULAR, TarHeader, encode_header, padding
+from engine.tar.format import DIRECTORY, END, REGULAR, TarHeader, encode_header, padding
 
 COPY_CHUNK = 1 << 20
 CONTAINERD_NAME = "io.containerd.image.name"

@@ -26,13 +26,13 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine import mediatypes
 from engine.cache.atomic import write_atomic
 from engine.cache.store import BlobStore
-from engine.canonical import canonical_json
-from engine.descriptor import Descriptor, Platform
-from engine.digest import Digest
 from engine.errors import OutputError
+from engine.oci import mediatypes
+from engine.oci.canonical import canonical_json
+from engine.oci.descriptor import Descriptor, Platform
+from engine.oci.digest import Digest
 
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
 PARALLEL_COPY_BYTES = 8 << 20  # below this a thread costs more than it saves

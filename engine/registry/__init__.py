@@ -12,6 +12,6 @@ Modules, one job each:
 - `pull`: `resolve` (tag -> digest) and the import-oci layer;
 - `sources`: which repository each cached blob came from, and its verified diff_id.
 
-Nothing is imported here, so `engine.registry.sources` (used by local imports) does not pull in
+Nothing is imported here, so `engine.cache.provenance` (used by local imports) does not pull in
 httpx; import the module you need.
 """

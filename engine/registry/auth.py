@@ -15,12 +15,12 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import httpx
 
 from engine.errors import RegistryError, Unauthorized
 from engine.registry.dockerconfig import Credentials
-from engine.values import dataclass
 
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')

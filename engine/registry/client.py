@@ -23,22 +23,22 @@ import json
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpcore
 import httpx
 
-from engine import mediatypes
-from engine.descriptor import Descriptor
-from engine.digest import Digest
 from engine.errors import RegistryError, Unauthorized
 from engine.events import CancelToken
+from engine.oci import mediatypes
+from engine.oci.descriptor import Descriptor
+from engine.oci.digest import Digest
 from engine.registry.auth import Authenticator, pull_scope, push_scope
 from engine.registry.dockerconfig import Credentials, lookup
 from engine.registry.hosts import api_host, hostname, is_loopback
 from engine.registry.options import RegistryOptions, default_options
 from engine.registry.retry import RetryableError, check_status, with_retries
-from engine.values import dataclass
 
 MANIFEST_TYPES = (
     mediatypes.OCI_MANIFEST,

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-from engine.values import dataclass
 
 MIB = 1 << 20
 

@@ -12,17 +12,29 @@ from __future__ import annotations
 import hashlib
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
-from engine import mediatypes
+from engine.cache.provenance import add_source, set_diff_id
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
-from engine.descriptor import Descriptor, Platform
-from engine.digest import Digest
 from engine.errors import BuildCancelled, CorruptImportedImage, ReferenceNotByDigest
 from engine.events import CancelToken, EventSink, ProgressThrottle
-from engine.imagesource.ingest import Ingest
-from engine.imagesource.manifests import (
+from engine.oci import mediatypes
+from engine.oci.descriptor import Descriptor, Platform
+from engine.oci.digest import Digest
+from engine.oci.reference import ImageReference
+from engine.registry.client import RegistryClient
+from engine.registry.options import RegistryOptions
+from engine.sources.imported import (
+    cached_import,
+    import_key,
+    known_layer,
+    make_record,
+    verify_cached_layer,
+)
+from engine.sources.ingest import Ingest
+from engine.sources.manifests import (
     ImageConfig,
     ImageManifest,
     check_config,
@@ -35,19 +47,7 @@ from engine.imagesource.manifests import (
     platforms_listed,
     resolve_image,
 )
-from engine.imports import (
-    cached_import,
-    import_key,
-    known_layer,
-    make_record,
-    verify_cached_layer,
-)
-from engine.reference import ImageReference
-from engine.registry.client import RegistryClient
-from engine.registry.options import RegistryOptions
-from engine.registry.sources import add_source, set_diff_id
 from engine.spec.model import ImportOCISpec, layer_summary
-from engine.values import dataclass
 
 MAX_CONFIG_BYTES = 16 << 20
 

@@ -16,12 +16,11 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
-from engine import mediatypes
+from engine.cache.provenance import add_source, mount_candidates
 from engine.cache.store import BlobStore
-from engine.descriptor import Descriptor
-from engine.digest import Digest
 from engine.errors import BuildCancelled, RegistryError
 from engine.events import (
     BlobMounted,
@@ -34,12 +33,13 @@ from engine.events import (
     PushStarted,
     discard,
 )
-from engine.reference import ImageReference
+from engine.oci import mediatypes
+from engine.oci.descriptor import Descriptor
+from engine.oci.digest import Digest
+from engine.oci.reference import ImageReference
 from engine.registry.client import RegistryClient
 from engine.registry.options import RegistryOptions
-from engine.registry.sources import add_source, mount_candidates
 from engine.registry.upload import UploadOutcome, upload_blob
-from engine.values import dataclass
 
 CONFIG_INDEX = -1
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from engine.digest import Digest
 from engine.errors import CacheError
 from engine.events import CancelToken
+from engine.oci.digest import Digest
 from engine.registry.client import RegistryClient, RegistryStatusError, UploadStart
 from engine.registry.retry import with_retries
-from engine.values import dataclass
 
 READ_CHUNK = 1 << 20
 MAX_MOUNT_TRIES = 3

@@ -7,7 +7,7 @@ the three cannot disagree.
 
 from __future__ import annotations
 
-from engine.values import dataclass
+from dataclasses import dataclass
 
 # Value types a field may have, each with the words the key reference uses for it. Loader and
 # schema both dispatch on these names; test_schema checks every one is handled.

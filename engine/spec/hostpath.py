@@ -2,7 +2,7 @@
 or an image (layout directory or archive) as its key says.
 
 Checked when a spec is loaded (engine/spec/load.py), and again when the full build takes the
-spec its last build parsed instead of parsing the same bytes again (engine/uptodate.py): the
+spec its last build parsed instead of parsing the same bytes again (engine/cli/uptodate.py): the
 parse depends on the host only through these checks, so a kept spec stands only while each of
 its host paths still passes them.
 

@@ -23,10 +23,11 @@ from typing import Any
 
 import yaml
 
-from engine.descriptor import Platform
 from engine.errors import Position, SpecError, SpecProblem
-from engine.reference import ImageReference, parse_reference
+from engine.oci.descriptor import Platform
+from engine.oci.reference import ImageReference, parse_reference
 from engine.spec import fields as F
+from engine.spec.globs import glob_match
 from engine.spec.hostpath import host_path_problem
 from engine.spec.model import (
     CombinablePart,
@@ -786,10 +787,7 @@ def _glob_problem(pattern: str) -> str:
     if ".." in pattern.split("/"):
         return "must not contain '..' (globs only match inside the source)"
     if "[" in pattern:
-        # Only a character class can fail to compile. Imported here: engine.plan imports the
-        # spec model, so a module-level import would be circular.
-        from engine.plan import glob_match
-
+        # Only a character class can fail to compile.
         try:
             glob_match([pattern], "")
         except re.error as e:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.descriptor import Platform
 from engine.errors import Position
-from engine.reference import ImageReference
-from engine.values import dataclass, field
+from engine.oci.descriptor import Platform
+from engine.oci.reference import ImageReference
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class Spec:
     config: ConfigSpec
     layers: tuple[LayerSpec, ...]
     sources: tuple[Path, ...] = field(default=())  # every host path it reads, for watchers
-    # The file's bytes as loaded: what the up-to-date check (engine/uptodate.py) compares.
+    # The file's bytes as loaded: what the up-to-date check (engine/cli/uptodate.py) compares.
     raw: bytes = field(default=b"", repr=False, compare=False)
 
     @property

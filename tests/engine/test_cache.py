@@ -33,7 +33,7 @@ AUDITED_BUILD = textwrap.dedent(
             if path.startswith(src) and not path.endswith("vinci.yaml"):
                 opened.append(path)
     sys.addaudithook(hook)
-    from engine.cli import main
+    from engine.cli.main import main
     code = main(sys.argv[3:])
     with open(log, "w") as f:
         f.write("\\n".join(opened))

@@ -151,7 +151,7 @@ _PLACEMENTS = """
 import hashlib, io, json, random, sys
 from isal import isal_zlib
 from engine.codec import BLOCK_SIZE, get_codec
-from engine.tarformat import REGULAR, TarHeader, encode_header
+from engine.tar.format import REGULAR, TarHeader, encode_header
 rng = random.Random(42)
 big = b"".join(rng.randbytes(4096) + b"A" * 12288 for _ in range(BLOCK_SIZE // 16384))
 header = TarHeader(name="data/big.bin", type=REGULAR, mode=0o644, size=3 * 2**20 + 17, mtime=0)

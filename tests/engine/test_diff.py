@@ -15,8 +15,8 @@ import pytest
 from conftest import VinciRunner
 from support.registry import RegistryServer
 
-from engine.diff.layers import compare_entries
-from engine.diff.tarstream import read_layer
+from engine.compare.layers import compare_entries
+from engine.tar.stream import read_layer
 
 SPEC = """\
 spec-version: v1
@@ -277,9 +277,9 @@ def test_entry_order_and_trailing_blocks_are_named() -> None:
 
 def test_diff_results_for_the_workbench(tmp_path: Path, base: Path) -> None:
     """What the workbench shows after a rebuild: two BuildResults from one cache, no CLI."""
-    from engine.build import Builder
+    from engine.builder.pool import Builder
     from engine.cache.store import BlobStore
-    from engine.diff import diff_results
+    from engine.compare import diff_results
     from engine.spec import load_spec
 
     builder = Builder(BlobStore(tmp_path / "cache"))

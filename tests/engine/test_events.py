@@ -163,7 +163,7 @@ def test_memory_stays_flat_as_the_layer_grows(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import sys
-        from engine.cli import main
+        from engine.cli.main import main
         code = main(sys.argv[1:])
         # VmHWM is this address space's peak; ru_maxrss would carry pytest's over execve.
         hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]

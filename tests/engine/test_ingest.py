@@ -1,4 +1,4 @@
-"""The verifying ingest's background decompression (engine/imagesource/ingest.py): results equal
+"""The verifying ingest's background decompression (engine/sources/ingest.py): results equal
 to a one-shot decompress whatever the write sizes, errors reported at commit, and no thread or
 blob left behind by a discard, a reset or a failure."""
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from engine.cache.store import BlobStore
-from engine.digest import Digest
 from engine.errors import CorruptImportedImage
-from engine.imagesource import ingest as ingest_mod
-from engine.imagesource.ingest import Ingest
+from engine.oci.digest import Digest
+from engine.sources import ingest as ingest_mod
+from engine.sources.ingest import Ingest
 
 
 def _layer_bytes(n: int) -> bytes:

@@ -13,9 +13,9 @@ import pytest
 from support.verify import oci_image_tool_validate, umoci_unpack
 from trees import make_tree
 
-import engine.build
+import engine.builder.pool
 import engine.output.layout
-from engine.cli import main
+from engine.cli.main import main
 from engine.errors import VinciError
 
 
@@ -65,14 +65,14 @@ def test_a_cold_build_copies_nothing_and_gives_the_copied_layout(
 
 
 def _fail_second_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = engine.build.write_layer
+    real = engine.builder.pool.write_layer
 
     def failing(plan, codec, store, index, *rest):  # type: ignore[no-untyped-def]
         if index == 2:
             raise VinciError("the disk is on fire")
         return real(plan, codec, store, index, *rest)
 
-    monkeypatch.setattr(engine.build, "write_layer", failing)
+    monkeypatch.setattr(engine.builder.pool, "write_layer", failing)
 
 
 def test_a_failed_build_leaves_no_layout_where_there_was_none(
@@ -119,7 +119,7 @@ def test_a_layout_inside_a_source_is_written_after_the_build(
     tmp_path: Path, copies: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A layer of the spec's own directory must not see a layout being filled while it is
-    walked. The default output is never walked (engine/build.py own_files): it is readied
+    walked. The default output is never walked (engine/builder/pool.py own_files): it is readied
     first as anywhere else. Another output there is written after the build, as a copy."""
     import gzip
     import io

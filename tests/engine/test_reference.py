@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.digest import Digest
-from engine.reference import ImageReference, parse_reference
+from engine.oci.digest import Digest
+from engine.oci.reference import ImageReference, parse_reference
 
 HEX = "0123456789abcdef" * 4
 DIGEST = f"sha256:{HEX}"

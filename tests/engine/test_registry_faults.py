@@ -14,10 +14,10 @@ from conftest import VinciRunner
 from support.faultproxy import FaultProxy
 from support.verify import layout_manifest, skopeo_copy, skopeo_inspect_raw, umoci_unpack
 
-from engine.build import build
+from engine.builder.pool import build
 from engine.cache.store import BlobStore
 from engine.errors import RegistryError
-from engine.reference import parse_reference
+from engine.oci.reference import parse_reference
 from engine.registry.options import RegistryOptions
 from engine.registry.push import push_image
 from engine.spec import load_spec

@@ -14,9 +14,9 @@ from support.faultproxy import FaultProxy
 from support.registry import RegistryServer
 from support.verify import layout_manifest, podman_run, skopeo_copy, skopeo_inspect_raw
 
-from engine.descriptor import Platform
 from engine.errors import ReferenceNotByDigest
-from engine.reference import parse_reference
+from engine.oci.descriptor import Platform
+from engine.oci.reference import parse_reference
 
 
 def _env(tmp_path: Path, cache: str = "cache") -> dict[str, str]:
@@ -218,10 +218,10 @@ def test_import_oci_checks_layers_against_the_config_fetched_alongside(
 
 
 def test_import_oci_by_tag_is_refused() -> None:
+    from engine.builder.imports import import_layers
     from engine.cache.store import BlobStore
     from engine.errors import Position
     from engine.events import discard
-    from engine.imports import import_layers
     from engine.spec.model import ImportOCISpec
 
     node = ImportOCISpec(

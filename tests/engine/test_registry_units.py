@@ -19,14 +19,14 @@ import zstandard
 from conftest import REPO
 
 from engine.cache.store import BlobStore
-from engine.digest import Digest
 from engine.errors import CorruptImportedImage, RegistryError
-from engine.imagesource.ingest import ingest_stream
+from engine.oci.digest import Digest
 from engine.registry import dockerconfig
 from engine.registry.auth import parse_challenges
 from engine.registry.hosts import api_host, credential_key, is_loopback, normalize_key
 from engine.registry.options import RegistryOptions
 from engine.registry.retry import parse_retry_after
+from engine.sources.ingest import ingest_stream
 
 
 def test_parse_challenges() -> None:
@@ -182,7 +182,7 @@ def test_local_build_with_import_and_archive_never_imports_httpx(
     )
     code = (
         "import sys\n"
-        "from engine.cli import main\n"
+        "from engine.cli.main import main\n"
         f"rc = main(['build', {str(spec)!r}, '-q', '--output', "
         f"'oci-archive:{tmp_path / 'out.tar'}', '--cache-dir', {str(tmp_path / 'c')!r}])\n"
         "assert rc == 0, rc\n"

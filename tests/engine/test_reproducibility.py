@@ -125,7 +125,7 @@ def test_a_spec_copying_its_own_directory_never_takes_in_vinci_s_files(
     tmp_path: Path, vinci: VinciRunner
 ) -> None:
     """The default output (vinci.oci), the lock (vinci.lock) and a cache inside the copied
-    directory are left out of the layer (engine/build.py own_files), so every build gives the
+    directory are left out of the layer (engine/builder/pool.py own_files), so every build gives the
     first one's digest, whatever command built it and whatever the builds before it wrote."""
     spec = _self_copying(tmp_path / "proj")
     env = {"VINCI_CACHE_DIR": str(tmp_path / "cache")}

@@ -12,10 +12,10 @@ import pytest
 from conftest import run_vinci
 from support.verify import require_tool, umoci_unpack
 
-from engine.descriptor import Platform
-from engine.digest import Digest
 from engine.errors import Position, SpecError
-from engine.reference import parse_reference
+from engine.oci.descriptor import Platform
+from engine.oci.digest import Digest
+from engine.oci.reference import parse_reference
 from engine.spec import (
     CombinedSpec,
     ConfigSpec,

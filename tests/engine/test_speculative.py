@@ -1,7 +1,8 @@
-"""How a layer whose sources the stat memo does not know gets its key (engine/plan.py): built at
-once and hashed from the bytes written ("speculative"), or hashed first when the memo's last
-digests say it is probably cached ("verify"). Either way the bytes and digests are the same as a
-fresh cache's, and a source is read no more often than needed."""
+"""How a layer whose sources the stat memo does not know gets its key
+(engine/builder/plan.py): built at once and hashed from the bytes written ("speculative"), or
+hashed first when the memo's last digests say it is probably cached ("verify"). Either way the
+bytes and digests are the same as a fresh cache's, and a source is read no more often than
+needed."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import layerbuild, plan
-from engine.build import Builder
+from engine.builder import layer as layerbuild
+from engine.builder import plan
+from engine.builder.pool import Builder
 from engine.cache.store import BlobStore
 from engine.spec import load_spec
 

@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from engine.tarformat import (
+from engine.tar.format import (
     DIRECTORY,
     END,
     REGULAR,

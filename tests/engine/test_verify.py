@@ -1,5 +1,5 @@
 """`vinci verify`: every example builds to the same digest under every perturbation, and a
-deliberately injected non-determinism (test-only hooks in engine/testhooks.py) is caught,
+deliberately injected non-determinism (test-only hooks in engine/builder/testhooks.py) is caught,
 pinned on the right perturbation and explained: a chunk-size-dependent codec shows up as a
 compression-only change under `read-chunk` alone; a wall-clock file in each layer as a
 content change in every layer."""

@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tuikit import RUN_SH, SITE, SPEC, GatedBuilder, make_app
+from tuikit import RUN_SH, SITE, SPEC, GatedBuild, make_app
 
-from engine import get_codec
-from engine.cache.store import BlobStore
 from vinci_tui.app import Workbench
 
 
@@ -43,7 +41,7 @@ def app_factory(project: Path) -> Callable[..., Workbench]:
 
 
 @pytest.fixture
-def gated_builder(project: Path) -> Iterator[GatedBuilder]:
-    builder = GatedBuilder(BlobStore(Path("cache")), get_codec("gzip"), jobs=1)
-    yield builder
-    builder.opened.set()
+def gated_builder(project: Path) -> Iterator[GatedBuild]:
+    build = GatedBuild()
+    yield build
+    build.opened.set()

@@ -1,4 +1,4 @@
-"""The headless half of the Details and Contents panes: engine.tarindex, engine.inspect and
+"""The headless half of the Details and Contents panes: engine.tar.index, engine.inspection and
 `vinci inspect`. No Textual here: these must work, and be tested, without the UI."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from engine import Builder, BuildResult, get_codec, load_spec
+from engine.builder.run import write_output
 from engine.cache.store import BlobStore
-from engine.cli import main
-from engine.inspect import (
+from engine.cli.main import main
+from engine.inspection import (
     build_tree,
     entries_from_blob,
     entries_from_plan,
@@ -31,8 +32,7 @@ from engine.inspect import (
     tree_rows,
 )
 from engine.output import default_output
-from engine.output.write import write_output
-from engine.tarindex import iter_entries, read_member, sniff_compression
+from engine.tar.index import iter_entries, read_member, sniff_compression
 
 MODE = re.compile(r"^[-dlhcbpw?][-rwxsStT?]{9} ")
 
@@ -257,7 +257,7 @@ def test_cli_inspect_layout(project: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_headless_modules_never_import_textual() -> None:
     code = (
-        "import sys, engine.cli_inspect, engine.inspect, engine.tarindex; "
+        "import sys, engine.cli.inspect, engine.inspection, engine.tar.index; "
         "sys.exit(any(m == 'textual' or m.startswith('textual.') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

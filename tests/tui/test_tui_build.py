@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -16,10 +17,9 @@ import pytest
 from support.registry import RegistryServer
 from textual.message import Message
 from textual.widgets import Static
-from tuikit import GatedBuilder, make_app, vinci_threads, wait_built, wait_for
+from tuikit import GatedBuild, make_app, vinci_threads, wait_built, wait_for
 
-from engine import Builder, get_codec
-from engine.cache.store import BlobStore
+from engine import BuildOptions
 from engine.events import LayerProgress
 from vinci_tui.app import Workbench
 from vinci_tui.messages import EngineEvent, SourcesChanged
@@ -150,9 +150,9 @@ async def test_planning_error_keeps_last_build(
 
 
 async def test_quit_during_build_cancels_and_joins(
-    project: Path, gated_builder: GatedBuilder
+    project: Path, gated_builder: GatedBuild
 ) -> None:
-    app = make_app(project, builder=gated_builder)
+    app = make_app(project, build=gated_builder)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, gated_builder.reached.is_set, what="the build to reach layer 1")
         assert app.building
@@ -182,8 +182,8 @@ async def test_quit_when_idle_needs_no_confirmation(
     assert vinci_threads() == []
 
 
-async def test_cancel_key_cancels_the_build(project: Path, gated_builder: GatedBuilder) -> None:
-    app = make_app(project, builder=gated_builder)
+async def test_cancel_key_cancels_the_build(project: Path, gated_builder: GatedBuild) -> None:
+    app = make_app(project, build=gated_builder)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, gated_builder.reached.is_set)
         await pilot.press("c")
@@ -194,10 +194,10 @@ async def test_cancel_key_cancels_the_build(project: Path, gated_builder: GatedB
 
 
 async def test_progress_messages_coalesce_and_stay_in_order(
-    project: Path, gated_builder: GatedBuilder
+    project: Path, gated_builder: GatedBuild
 ) -> None:
     """A flood of progress for one layer is folded (can_replace) and the last value wins."""
-    app = make_app(project, builder=gated_builder)
+    app = make_app(project, build=gated_builder)
     seen: list[int] = []
 
     def dispatched(message: Message) -> None:
@@ -258,12 +258,12 @@ async def test_workbench_builds_with_the_spec_lock(project: Path) -> None:
         capture_output=True,
     )
     locked = json.loads((project / "vinci.lock").read_text())["image"]["manifest"]
-    zlib = Builder(BlobStore(Path("cache")), get_codec("gzip-zlib"), jobs=1)
-    app = make_app(project, builder=zlib)
+    zlib = BuildOptions(codec="gzip-zlib", jobs=1, cache_dir=Path("cache"))
+    app = make_app(project, zlib)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_built(pilot, app)
         assert app.result is not None and str(app.result.manifest.digest) == locked
-    unlocked = make_app(project, builder=zlib, use_lock=False)
+    unlocked = make_app(project, replace(zlib, lock="ignore"))
     async with unlocked.run_test(size=(120, 36)) as pilot:
         await wait_built(pilot, unlocked)
         assert unlocked.result is not None

@@ -11,10 +11,8 @@ import pytest
 from textual.widgets import Input, TabbedContent
 from tuikit import wait_built, wait_for
 
-from engine import Builder, get_codec, load_spec
-from engine.cache.store import BlobStore
-from engine.output import OutputTarget
-from engine.output.write import write_output
+import engine
+from engine import BuildOptions
 from vinci_tui.app import Workbench
 from vinci_tui.widgets.cache import CacheTable
 from vinci_tui.widgets.contents import FileTable
@@ -183,9 +181,12 @@ async def test_contents_of_an_imported_layer_come_from_its_blob(
 ) -> None:
     """An import has no plan: each of its image layers is streamed from its blob in a
     thread, and `]` steps through them."""
-    base = Builder(BlobStore(project / "base-cache"), get_codec("zstd"), jobs=1)
-    result = base.build(load_spec(project / "vinci.yaml"))
-    write_output(OutputTarget("oci", project / "base.oci"), result, base.store)
+    engine.build(
+        project / "vinci.yaml",
+        BuildOptions(
+            codec="zstd", jobs=1, cache_dir=project / "base-cache", output=f"oci:{project}/base.oci"
+        ),
+    )
     (project / "vinci.yaml").write_text(
         "spec-version: v1\n"
         "layers:\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from tuikit import GatedBuilder, make_app, wait_built, wait_for
+from tuikit import GatedBuild, make_app, wait_built, wait_for
 
 from engine.events import LayerProgress
 from vinci_tui.app import Workbench
@@ -89,7 +89,7 @@ def test_broken_spec_keeps_last_build(
     assert snap_compare(app_factory(), terminal_size=WIDE, run_before=run_before)
 
 
-def test_mid_build(snap_compare: Snap, project: Path, gated_builder: GatedBuilder) -> None:
+def test_mid_build(snap_compare: Snap, project: Path, gated_builder: GatedBuild) -> None:
     """Layer 0 done, layer 1 building at 45% (an event as the engine sends it), 2 queued."""
     builder = gated_builder
 
@@ -103,4 +103,4 @@ def test_mid_build(snap_compare: Snap, project: Path, gated_builder: GatedBuilde
         await wait_for(pilot, lambda: app.model.rows[1].state == "building")
         await pilot.pause()
 
-    assert snap_compare(make_app(project, builder), terminal_size=WIDE, run_before=run_before)
+    assert snap_compare(make_app(project, build=builder), terminal_size=WIDE, run_before=run_before)

@@ -3,13 +3,10 @@ lines, progress coalescing, the key file, and how `vinci tui` picks its spec."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
-from engine.descriptor import Descriptor
-from engine.digest import Digest
 from engine.events import (
     BuildFailed,
     BuildFinished,
@@ -22,7 +19,9 @@ from engine.events import (
     LayerStarted,
     Log,
 )
-from vinci_tui.app import EXAMPLE, Workbench, find_spec, make_workbench
+from engine.oci.descriptor import Descriptor
+from engine.oci.digest import Digest
+from vinci_tui.app import EXAMPLE, spec_to_open
 from vinci_tui.clock import FrozenClock, format_age, format_seconds
 from vinci_tui.fmt import bar, compact_bytes
 from vinci_tui.keymap import load_keymap
@@ -138,25 +137,10 @@ def test_key_file(tmp_path: Path) -> None:
 
 def test_which_spec_vinci_tui_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert find_spec(None) == EXAMPLE  # nothing here: the hello example
+    assert spec_to_open(None) == EXAMPLE  # nothing here: the hello example
     assert EXAMPLE.is_file()
     (tmp_path / "vinci.yaml").write_text("spec-version: v1\n")
-    assert find_spec(None) == Path("vinci.yaml")
+    assert spec_to_open(None) == Path("vinci.yaml")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "vinci.yml").write_text("spec-version: v1\n")
-    assert find_spec("sub") == Path("sub/vinci.yml")
-    args = argparse.Namespace(
-        spec="sub",
-        no_watch=True,
-        cache_dir=str(tmp_path / "cache"),
-        jobs=3,
-        compression="zstd",
-        compression_level=None,
-        source_date_epoch=42,
-    )
-    workbench = make_workbench(args)
-    assert isinstance(workbench, Workbench)
-    assert workbench.spec_path == Path("sub/vinci.yml")
-    assert workbench.builder.jobs == 3 and workbench.builder.codec.name == "zstd"
-    assert workbench.runner.builder.store.root == tmp_path / "cache" / "v1"
-    assert not workbench._watch_at_start
+    assert spec_to_open("sub") == Path("sub/vinci.yml")

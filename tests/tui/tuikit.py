@@ -15,10 +15,9 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from engine import Builder, get_codec
-from engine.cache.store import BlobStore
-from engine.events import CancelToken, Event, EventSink, LayerStarted
-from engine.spec import Spec
+import engine
+from engine import BuildOptions, BuildResult, CancelToken, Event, EventSink, Spec
+from engine.events import LayerStarted
 from vinci_tui.app import Workbench
 from vinci_tui.clock import FrozenClock
 from vinci_tui.runner import THREAD_PREFIX
@@ -52,17 +51,17 @@ SITE = {
 }
 
 
-def make_app(project: Path, builder: Builder | None = None, **kwargs: Any) -> Workbench:
+def make_app(project: Path, options: BuildOptions | None = None, **kwargs: Any) -> Workbench:
     """The workbench on `project`, deterministic: one job, frozen clock, no watch, no blink."""
-    builder = builder or Builder(BlobStore(Path("cache")), get_codec("gzip"), jobs=1)
-    options: dict[str, Any] = {
+    options = options or BuildOptions(jobs=1, cache_dir=Path("cache"))
+    settings: dict[str, Any] = {
         "watch": False,
         "clock": FrozenClock(),
         "cursor_blink": False,
         "keymap_path": project / "keys.toml",
     }
-    options.update(kwargs)
-    app = Workbench(Path("vinci.yaml"), builder, **options)
+    settings.update(kwargs)
+    app = Workbench(Path("vinci.yaml"), options, **settings)
     # Tab underlines animate; Pilot waits for every animation after each key press.
     app.animation_level = "none"
     return app
@@ -102,26 +101,27 @@ def vinci_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
 
 
-class GatedBuilder(Builder):
-    """A real builder whose build stops at a layer's start until it is cancelled or opened.
+class GatedBuild:
+    """engine.build, except that the build stops at a layer's start until it is cancelled or
+    opened.
 
     It lets a test catch a build in the middle without racing it: the engine runs as usual,
     only its event sink waits.
     """
 
-    def __init__(self, *args: Any, gate_layer: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, gate_layer: int = 1) -> None:
         self.gate_layer = gate_layer
         self.reached = threading.Event()
         self.opened = threading.Event()
 
-    def build(
+    def __call__(
         self,
         spec: Spec,
+        options: BuildOptions | None = None,
+        *,
         sink: EventSink = lambda _e: None,
         cancel: CancelToken | None = None,
-        created: int = 0,
-    ) -> Any:
+    ) -> BuildResult:
         def gated(event: Event) -> None:
             sink(event)
             if isinstance(event, LayerStarted) and event.index == self.gate_layer:
@@ -129,4 +129,4 @@ class GatedBuilder(Builder):
                 while not self.opened.is_set() and not (cancel is not None and cancel.cancelled):
                     time.sleep(0.005)
 
-        return super().build(spec, gated, cancel, created)
+        return engine.build(spec, options, sink=gated, cancel=cancel)

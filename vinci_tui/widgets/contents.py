@@ -6,7 +6,7 @@ Directories show the total size below them, so sorting by size (`s`) puts the he
 first at every level. `/` filters (matches and the directories above them stay), enter opens a
 directory or shows a file's contents.
 
-The tree model and its ordering live in engine.inspect, shared with `vinci inspect --layer`.
+The tree model and its ordering live in engine.inspection, shared with `vinci inspect --layer`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from engine.cli_progress import human_bytes
-from engine.inspect import (
+from engine.humanize import human_bytes
+from engine.inspection import (
     FileEntry,
     TreeNode,
     build_tree,

@@ -16,8 +16,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from engine import BuildResult
-from engine.cli_progress import human_bytes
-from engine.inspect import (
+from engine.humanize import human_bytes
+from engine.inspection import (
     ImageInfo,
     InputChange,
     image_from_result,

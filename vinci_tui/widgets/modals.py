@@ -13,8 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from engine.cli_progress import human_bytes
-from engine.tarindex import FileContent
+from engine.humanize import human_bytes
+from engine.tar.index import FileContent
 
 
 class ConfirmScreen(ModalScreen[bool]):

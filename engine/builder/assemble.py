@@ -1,0 +1,118 @@
+"""Assembles the image config and manifest from layer results, as canonical JSON.
+
+The config's history and `created` come from the spec and SOURCE_DATE_EPOCH only. When an
+import layer asks to inherit its image's config, that config is the base and the spec's
+`config` keys override it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.cache.store import BlobStore
+from engine.oci import mediatypes
+from engine.oci.canonical import canonical_json
+from engine.oci.descriptor import Descriptor, Platform
+from engine.oci.digest import Digest
+from engine.spec.model import ConfigSpec, Spec
+
+
+@dataclass(frozen=True)
+class LayerPart:
+    """What assembly needs of one image layer."""
+
+    descriptor: Descriptor
+    diff_id: Digest
+    created_by: str
+
+
+def rfc3339(epoch: int) -> str:
+    # time, not datetime: the same string for the epochs a build accepts, 3 ms less start-up.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def runtime_config(config: ConfigSpec, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config's `config` object: the base image's, with the spec's keys over it."""
+    out: dict[str, Any] = dict(base or {})
+    if config.entrypoint is not None:
+        out["Entrypoint"] = list(config.entrypoint)
+        # As docker does: a new entrypoint drops the base image's default arguments.
+        if config.cmd is None:
+            out.pop("Cmd", None)
+    if config.cmd is not None:
+        out["Cmd"] = list(config.cmd)
+    if config.env:
+        env: dict[str, str] = {}
+        for item in out.get("Env") or []:
+            name, _, value = str(item).partition("=")
+            env[name] = value
+        for name, value in config.env:
+            env.pop(name, None)
+            env[name] = value
+        out["Env"] = [f"{k}={v}" for k, v in env.items()]
+    if config.working_dir:
+        out["WorkingDir"] = config.working_dir
+    if config.user:
+        out["User"] = config.user
+    if config.labels:
+        out["Labels"] = {**(out.get("Labels") or {}), **dict(config.labels)}
+    if config.exposed_ports:
+        out["ExposedPorts"] = {
+            **(out.get("ExposedPorts") or {}),
+            **{p: {} for p in config.exposed_ports},
+        }
+    if config.volumes:
+        out["Volumes"] = {**(out.get("Volumes") or {}), **{v: {} for v in config.volumes}}
+    if config.stop_signal:
+        out["StopSignal"] = config.stop_signal
+    return out
+
+
+def image_config(
+    spec: Spec,
+    layers: Sequence[LayerPart],
+    created: int,
+    base: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    when = rfc3339(created)
+    platform: Platform = spec.platform
+    config: dict[str, Any] = {
+        **platform.to_json(),
+        "created": when,
+        "config": runtime_config(spec.config, base),
+        "rootfs": {"type": "layers", "diff_ids": [str(p.diff_id) for p in layers]},
+        "history": [{"created": when, "created_by": f"vinci: {p.created_by}"} for p in layers],
+    }
+    return config
+
+
+def image_manifest(spec: Spec, config: Descriptor, layers: Sequence[LayerPart]) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.OCI_MANIFEST,
+        "config": config.to_json(),
+        "layers": [p.descriptor.to_json() for p in layers],
+    }
+    if spec.annotations:
+        manifest["annotations"] = dict(spec.annotations)
+    return manifest
+
+
+def assemble(
+    spec: Spec,
+    layers: Sequence[LayerPart],
+    store: BlobStore,
+    created: int,
+    base: dict[str, Any] | None = None,
+) -> tuple[Descriptor, Descriptor]:
+    """Store config and manifest in the cache; return (manifest, config) descriptors."""
+    config_bytes = canonical_json(image_config(spec, layers, created, base))
+    config = Descriptor(mediatypes.OCI_CONFIG, store.put_bytes(config_bytes), len(config_bytes))
+    manifest_bytes = canonical_json(image_manifest(spec, config, layers))
+    manifest = Descriptor(
+        mediatypes.OCI_MANIFEST, store.put_bytes(manifest_bytes), len(manifest_bytes)
+    )
+    return manifest, config

@@ -1,0 +1,299 @@
+"""Runs a build: a worker pool turns each layer node into cached layers, then the image is
+assembled. Every stage reports to one event sink.
+
+    spec -> plan (per layer, with cache key) -> cache hit | produce -> assemble -> BuildResult
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from engine.builder.assemble import assemble
+from engine.builder.footprint import Footprint
+from engine.builder.layer import write_layer
+from engine.builder.lock import Lock, LockReuse
+from engine.builder.options import default_jobs
+from engine.builder.plan import Planner
+from engine.builder.result import BuildResult, LayerResult
+from engine.cache.atomic import write_atomic
+from engine.cache.records import LayerRecord, RecordIndex
+from engine.cache.store import BlobStore
+from engine.codec import MAX_THREADS, Codec, get_codec
+from engine.errors import BuildCancelled, VinciError
+from engine.events import (
+    BuildFailed,
+    BuildFinished,
+    BuildStarted,
+    CancelToken,
+    EventSink,
+    ImageAssembled,
+    LayerCached,
+    LayerDone,
+    LayerFailed,
+    LayerQueued,
+    LayerStarted,
+    discard,
+)
+from engine.oci.canonical import canonical_json
+from engine.oci.digest import Digest
+from engine.spec.locate import beside_spec
+from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
+from engine.tar.format import MAX_MTIME
+
+BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
+
+
+def own_files(spec: Spec, store: BlobStore) -> frozenset[str]:
+    """What vinci itself writes beside a spec, and its cache: the spec's default output
+    (vinci.oci for vinci.yaml) and lock (vinci.lock), and the cache directory. A directory
+    layer never takes them in, whatever command builds it: a layer of the spec's own directory
+    would otherwise hold the last build's output, and every build would differ from the one
+    before it."""
+    spec_file = str(spec.path)
+    # The cache's base directory and its versioned root: the base may be a copied directory
+    # itself (`--cache-dir .`), and then it is the root that a walk would meet.
+    mine = (
+        beside_spec(spec_file, ".oci"),
+        beside_spec(spec_file, ".lock"),
+        store.root.parent,
+        store.root,
+    )
+    return frozenset(os.path.realpath(p) for p in mine)
+
+
+class Builder:
+    """Builds specs against one cache. Safe to use from several threads, one build each."""
+
+    def __init__(
+        self,
+        store: BlobStore | None = None,
+        codec: Codec | None = None,
+        jobs: int = 0,
+        threads: int = 0,
+        lock: Lock | None = None,
+    ) -> None:
+        """`jobs` is how many threads may work at once (0: default_jobs()): that many layers
+        are built in parallel, each compressed on up to that many threads (at most
+        MAX_THREADS; `threads` overrides it). `jobs=1` is one thread doing everything, as
+        `make -j1` or `pigz -p 1`. Neither number ever changes a byte of the image."""
+        if jobs < 0 or threads < 0:
+            raise VinciError("--jobs must be at least 1")
+        self.store = store or BlobStore()
+        self.codec = codec or get_codec()
+        self.jobs = jobs or default_jobs()
+        self.threads = threads or min(self.jobs, MAX_THREADS)
+        self.index = RecordIndex(self.store)
+        # vinci.lock: a layer whose tar bytes are locked uses the locked blob
+        # (engine/builder/lock.py).
+        self.lock: LockReuse | None = None
+        if lock is not None:
+            self.lock = LockReuse(lock, self.store, self.codec)
+
+    def build(
+        self,
+        spec: Spec,
+        sink: EventSink = discard,
+        cancel: CancelToken | None = None,
+        created: int = 0,
+        footprint: Footprint | None = None,
+        mirror: Path | None = None,
+    ) -> BuildResult:
+        """Build `spec`; what planning looks at on the host is added to `footprint`. Every
+        blob the build writes is also written into `mirror` if given (an OCI layout's blob
+        directory: BlobStore.mirrored)."""
+        if not 0 <= created <= MAX_MTIME:
+            raise VinciError(
+                f"the image's timestamp {created} (SOURCE_DATE_EPOCH or --source-date-epoch) "
+                f"is out of range: 0 to {MAX_MTIME} (2242-03-16), what a tar header holds"
+            )
+        started = time.monotonic()
+        token = CancelToken(cancel)
+        sink(BuildStarted(spec.display_path, len(spec.layers), self.jobs, self.codec.identity))
+        for i, layer in enumerate(spec.layers):
+            sink(LayerQueued(i, layer.label))
+        # With a lock, layers are matched by their tar digest before anything is built, so
+        # every source is hashed first (no speculative builds, engine/builder/plan.py).
+        planner = Planner(
+            self.store,
+            self.codec,
+            created,
+            sink,
+            token,
+            self.lock is None,
+            footprint,
+            own_files(spec, self.store),
+        )
+        try:
+            store = self.store.mirrored(mirror) if mirror is not None else self.store
+            results = self._run(spec, planner, sink, token, store)
+            base = self._base_config(spec, results)
+            parts = [p for r in results for p in r.parts]
+            manifest, config = assemble(spec, parts, store, created, base)
+        except VinciError as e:
+            sink(BuildFailed(str(e), isinstance(e, BuildCancelled)))
+            raise
+        except Exception as e:
+            sink(BuildFailed(f"internal error: {e!r}", False))
+            raise
+        sink(ImageAssembled(manifest, config))
+        result = BuildResult(
+            spec,
+            manifest,
+            config,
+            tuple(results),
+            self.codec,
+            time.monotonic() - started,
+            created,
+            str(self.store.root),
+        )
+        self._record_build(result)
+        sink(BuildFinished(manifest.digest, result.seconds, len(results), result.cached))
+        return result
+
+    def _run(
+        self,
+        spec: Spec,
+        planner: Planner,
+        sink: EventSink,
+        token: CancelToken,
+        store: BlobStore,
+    ) -> list[LayerResult]:
+        if not spec.layers:
+            return []
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="vinci-layer") as pool:
+            futures: list[Future[LayerResult]] = [
+                pool.submit(self._layer, spec, i, node, planner, sink, token, store)
+                for i, node in enumerate(spec.layers)
+            ]
+            _done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f.done() and f.exception() is not None]
+            if failed:
+                # Stop the siblings at their next chunk, wait for them, then report the
+                # first failure in spec order (a cancelled sibling is not the cause).
+                token.cancel()
+                wait(futures)
+                errors = [f.exception() for f in futures if f.exception() is not None]
+                real = [e for e in errors if not isinstance(e, BuildCancelled)]
+                error = (real or errors)[0]
+                assert error is not None
+                raise error
+            return [f.result() for f in futures]
+
+    def _layer(
+        self,
+        spec: Spec,
+        index: int,
+        node: LayerSpec,
+        planner: Planner,
+        sink: EventSink,
+        token: CancelToken,
+        store: BlobStore,
+    ) -> LayerResult:
+        """Layer `index`'s result."""
+        started = time.monotonic()
+        summary = layer_summary(node)
+        try:
+            token.check()
+            sink(LayerStarted(index, node.label))
+            if isinstance(node, ImportSpec | ImportOCISpec):
+                # Imported here: the image readers and the registry client they may need
+                # cost a local build's start-up ~12 ms for nothing (docs/performance.md).
+                from engine.builder.imports import import_layers
+
+                record, hit = import_layers(node, store, spec.platform, index, sink, token)
+                result = LayerResult(
+                    index, node.label, summary, record, hit, time.monotonic() - started
+                )
+            else:
+                plan = planner.plan(node, index)
+                # No key yet: a source the stat memo did not know is hashed as it is written.
+                cached = self.index.get(plan.key) if plan.key else None
+                if self.lock is not None:
+                    # A locked blob for these tar bytes wins over what this codec makes.
+                    cached = self.lock.record_for(plan, cached, summary, token, sink) or cached
+                hit = cached is not None
+                if cached is not None:
+                    record = cached
+                    sink(LayerCached(index, plan.key, record.descriptors))
+                else:
+                    built = write_layer(plan, self.codec, store, index, sink, token, self.threads)
+                    plan = planner.complete(plan, built.content_digests)
+                    record = LayerRecord(
+                        key=plan.key,
+                        descriptors=(built.descriptor,),
+                        diff_ids=(built.diff_id,),
+                        codec=self.codec.identity,
+                        uncompressed_sizes=(built.uncompressed_size,),
+                        summary=summary,
+                    )
+                    self.index.put(record)
+                result = LayerResult(
+                    index, node.label, summary, record, hit, time.monotonic() - started, plan
+                )
+        except BuildCancelled:
+            sink(LayerFailed(index, "cancelled"))
+            raise
+        except VinciError as e:
+            sink(LayerFailed(index, str(e)))
+            raise
+        done = result.record
+        sink(LayerDone(index, done.descriptors, done.diff_ids, result.cache_hit, result.seconds))
+        return result
+
+    def _base_config(self, spec: Spec, results: Sequence[LayerResult]) -> dict[str, Any] | None:
+        base = None
+        for node, result in zip(spec.layers, results, strict=True):
+            if isinstance(node, ImportSpec | ImportOCISpec) and node.inherit_config:
+                config_digest = dict(result.record.extra).get("config")
+                if config_digest:
+                    data = json.loads(self.store.read_blob(Digest.parse(config_digest)))
+                    base = data.get("config") or {}
+        return base
+
+    def _record_build(self, result: BuildResult) -> None:
+        """Remember what this spec's recent builds reference, so gc keeps it."""
+        ident = hashlib.sha256(os.fsencode(result.spec.path)).hexdigest()
+        path = self.store.build_dir / f"{ident}.json"
+        blobs = [str(result.manifest.digest), str(result.config.digest)]
+        for r in result.layers:
+            blobs.extend(str(d.digest) for d in r.record.descriptors)
+            config = dict(r.record.extra).get("config")
+            if config:
+                blobs.append(config)
+        entry = {
+            "time": int(time.time()),
+            "manifest": str(result.manifest.digest),
+            "keys": [r.record.key for r in result.layers],
+            "blobs": blobs,
+        }
+        try:
+            history = list(json.loads(path.read_bytes()).get("builds", []))
+        except (OSError, ValueError, AttributeError):
+            history = []
+        history = [entry, *(h for h in history if h.get("manifest") != entry["manifest"])]
+        data = {"spec": str(result.spec.path), "builds": history[:BUILD_HISTORY]}
+        with contextlib.suppress(OSError):
+            write_atomic(path, canonical_json(data), sync_name=False)
+
+
+def build(
+    spec: Spec,
+    *,
+    store: BlobStore | None = None,
+    codec: Codec | None = None,
+    jobs: int = 0,
+    sink: EventSink = discard,
+    cancel: CancelToken | None = None,
+    created: int = 0,
+    threads: int = 0,
+) -> BuildResult:
+    """Build `spec` into the cache and return its result."""
+    return Builder(store, codec, jobs, threads).build(spec, sink, cancel, created)

@@ -1,0 +1,82 @@
+"""What a build made: per layer its cache record and whether it was a hit, and for the image
+its manifest and config descriptors. Frozen values; `to_json` is what `vinci build --json`
+prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.builder.assemble import LayerPart
+from engine.builder.plan import LayerPlan
+from engine.cache.records import LayerRecord
+from engine.codec import Codec
+from engine.oci.descriptor import Descriptor
+from engine.spec.model import Spec
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    index: int
+    label: str
+    summary: str
+    record: LayerRecord
+    cache_hit: bool
+    seconds: float
+    plan: LayerPlan | None = None  # None for import layers
+
+    @property
+    def parts(self) -> list[LayerPart]:
+        return [
+            LayerPart(d, i, self.summary)
+            for d, i in zip(self.record.descriptors, self.record.diff_ids, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    spec: Spec
+    manifest: Descriptor
+    config: Descriptor
+    layers: tuple[LayerResult, ...]
+    codec: Codec
+    seconds: float
+    created: int
+    cache_root: str = ""
+
+    @property
+    def cached(self) -> int:
+        return sum(1 for r in self.layers if r.cache_hit)
+
+    def to_json(self) -> dict[str, Any]:
+        layers = []
+        for r in self.layers:
+            for d, diff_id, usize in zip(
+                r.record.descriptors, r.record.diff_ids, r.record.uncompressed_sizes, strict=True
+            ):
+                layers.append(
+                    {
+                        "index": r.index,
+                        "label": r.label,
+                        "summary": r.summary,
+                        "digest": str(d.digest),
+                        "diff_id": str(diff_id),
+                        "size": d.size,
+                        "uncompressed_size": usize,
+                        "media_type": d.media_type,
+                        "cache_hit": r.cache_hit,
+                        "cache_key": r.record.key,
+                        "seconds": round(r.seconds, 6),
+                    }
+                )
+        return {
+            "manifest_digest": str(self.manifest.digest),
+            "manifest_size": self.manifest.size,
+            "config_digest": str(self.config.digest),
+            "media_type": self.manifest.media_type,
+            "codec": {"name": self.codec.name, "identity": self.codec.identity},
+            "platform": str(self.spec.platform),
+            "created": self.created,
+            "seconds": round(self.seconds, 6),
+            "layers": layers,
+        }

@@ -1,0 +1,129 @@
+"""The one build path. `vinci build`, `push`, `diff`, `lock`, `inspect`, the workbench and the
+library all build a spec by calling `build_spec` with a BuildOptions: the codec, the
+timestamp, the jobs, the lock, the cache and the output are resolved here and nowhere else.
+
+    spec file -> Spec -> (lock) -> Builder: layers into the cache -> (locked?) -> output
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engine.builder.footprint import Footprint
+from engine.builder.lock import Lock, check_locked, lock_path, read_lock
+from engine.builder.options import BuildOptions
+from engine.builder.pool import Builder, own_files
+from engine.builder.result import BuildResult
+from engine.cache.store import BlobStore
+from engine.codec import get_codec
+from engine.errors import LockError, OutputError
+from engine.events import CancelToken, EventSink, discard
+from engine.output import OutputTarget, parse_output
+from engine.output.archive import write_archive
+from engine.output.layout import PreparedLayout, write_layout
+from engine.spec import Spec, load_spec
+from engine.spec.locate import find_spec
+
+
+def open_spec(spec: Spec | str | os.PathLike[str] | None) -> Spec:
+    """`spec` itself, or the spec a path names (a file, or a directory holding vinci.yaml)."""
+    return spec if isinstance(spec, Spec) else load_spec(find_spec(spec))
+
+
+def spec_lock(spec: Spec, options: BuildOptions) -> Lock | None:
+    """The lock `options` ask the build of `spec` to honour: its vinci.lock unless the mode is
+    "ignore"; with "require", a missing lock is an error."""
+    if options.lock == "ignore":
+        return None
+    path = lock_path(spec)
+    lock = read_lock(path)
+    if lock is None and options.lock == "require":
+        raise LockError(f"--locked: no {path}; `vinci lock` writes it")
+    return lock
+
+
+def builder_for(spec: Spec, options: BuildOptions) -> Builder:
+    """The Builder `options` ask for, with the lock they ask for."""
+    return Builder(
+        BlobStore(options.cache_dir),
+        get_codec(options.codec, options.level),
+        options.jobs,
+        lock=spec_lock(spec, options),
+    )
+
+
+def build_spec(
+    spec: Spec | str | os.PathLike[str] | None,
+    options: BuildOptions | None = None,
+    *,
+    sink: EventSink = discard,
+    cancel: CancelToken | None = None,
+    footprint: Footprint | None = None,
+) -> BuildResult:
+    """Build `spec` (a Spec, or the path of one) as `options` say, write the output they name,
+    and return the result. With `lock="require"` nothing is written unless the image is
+    exactly the locked one. A failed or cancelled build leaves an existing output as it was."""
+    options = options or BuildOptions()
+    created = options.timestamp()
+    spec = open_spec(spec)
+    target = parse_output(options.output) if options.output else None
+    builder = builder_for(spec, options)
+    # An OCI layout is readied first and takes each new blob as it is made, instead of a copy
+    # after the build. Not with --locked: nothing may be written unless the image is the
+    # locked one. Not inside a source the build reads either (but for the default output,
+    # which no walk enters): a layer would take in whatever of the layout exists while it is
+    # walked.
+    layout = None
+    if target is not None and target.kind == "oci" and options.lock != "require":
+        own = os.path.realpath(target.path) in own_files(spec, builder.store)
+        if own or not within(target.path, spec.sources):
+            layout = PreparedLayout(target.path)
+    try:
+        result = builder.build(
+            spec,
+            sink,
+            cancel,
+            created=created,
+            footprint=footprint,
+            mirror=layout.blob_dir if layout is not None else None,
+        )
+        if options.lock == "require" and builder.lock is not None:
+            check_locked(lock_path(spec), builder.lock.lock, result, builder.store)
+        if target is not None:
+            write_output(target, result, builder.store)
+    except BaseException:
+        if layout is not None:
+            layout.abandon()
+        raise
+    return result
+
+
+def write_output(target: OutputTarget, result: BuildResult, store: BlobStore) -> None:
+    """Write a build's image to `target` from the cache."""
+    layers = [d for r in result.layers for d in r.record.descriptors]
+    spec = result.spec
+    if target.kind == "oci":
+        write_layout(
+            target.path, store, result.manifest, result.config, layers, spec.tag, spec.platform
+        )
+    elif target.kind in ("oci-archive", "docker-archive"):
+        # One tarball serves both: an OCI archive that also carries docker's manifest.json.
+        write_archive(
+            target.path,
+            store,
+            result.manifest,
+            result.config,
+            layers,
+            spec.tag,
+            spec.platform,
+            spec.image,
+        )
+    else:
+        raise OutputError(f"{target.kind} output is not available")
+
+
+def within(path: Path, sources: tuple[Path, ...] | list[Path]) -> bool:
+    """Whether `path` is one of `sources` or lies below one (symlinks resolved)."""
+    real = Path(os.path.realpath(path))
+    return any(real.is_relative_to(os.path.realpath(source)) for source in sources)

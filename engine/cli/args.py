@@ -1,0 +1,113 @@
+"""Arguments several commands share (cache, build, image options), and the BuildOptions and
+progress display they ask for."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.builder.options import BuildOptions, LockMode
+from engine.events import EventSink, discard
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def size(text: str) -> int:
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = t[-1:] if t[-1:] in units and t[-1:] != "" and not t[-1:].isdigit() else ""
+    number = t[: len(t) - len(unit)] if unit else t
+    try:
+        return int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 500M or 2G") from None
+
+
+def add_cache_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="cache location (default: $VINCI_CACHE_DIR, else ~/.cache/vinci)",
+    )
+
+
+def add_image_args(p: argparse.ArgumentParser) -> None:
+    """The options that choose the image's bytes: codec, level, timestamp."""
+    p.add_argument(
+        "--compression",
+        default="gzip",
+        metavar="CODEC",
+        help="gzip (default), gzip-isal, zstd or none (`vinci codecs` lists them)",
+    )
+    p.add_argument(
+        "--compression-level", type=int, metavar="N", help="codec level (default per codec)"
+    )
+    p.add_argument(
+        "--source-date-epoch",
+        type=int,
+        metavar="SECONDS",
+        help="timestamp for files and config (default: $SOURCE_DATE_EPOCH, else 0)",
+    )
+
+
+def add_build_args(p: argparse.ArgumentParser) -> None:
+    add_cache_args(p)
+    p.add_argument("--no-lock", action="store_true", help="ignore vinci.lock beside the spec")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=positive,
+        default=0,
+        metavar="N",
+        help="threads at work at once: N layers in parallel, each compressed on up to N "
+        "threads; 1 builds on one thread (default: the CPU count, at most 8)",
+    )
+    add_image_args(p)
+
+
+def lock_mode(args: argparse.Namespace) -> LockMode:
+    if getattr(args, "no_lock", False):
+        return "ignore"
+    return "require" if getattr(args, "locked", False) else "use"
+
+
+def build_options(args: argparse.Namespace, output: str | None = None) -> BuildOptions:
+    """The BuildOptions a command's build arguments ask for."""
+    cache_dir = getattr(args, "cache_dir", None)
+    return BuildOptions(
+        codec=getattr(args, "compression", "gzip"),
+        level=getattr(args, "compression_level", None),
+        created=getattr(args, "source_date_epoch", None),
+        jobs=getattr(args, "jobs", 0) or 0,
+        lock=lock_mode(args),
+        cache_dir=Path(cache_dir) if cache_dir else None,
+        output=output,
+    )
+
+
+class Progress:
+    """A live display on a terminal, or nothing; `finish` ends it either way."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from engine.cli.progress import TerminalProgress
+
+        live = not (getattr(args, "quiet", False) or getattr(args, "json", False))
+        self.display = TerminalProgress() if live and sys.stderr.isatty() else None
+        self.sink: EventSink = self.display if self.display is not None else discard
+
+    @property
+    def live(self) -> bool:
+        return self.display is not None
+
+    def finish(self) -> None:
+        if self.display is not None:
+            self.display.finish()

@@ -1,0 +1,126 @@
+"""`vinci build`: build a spec into an OCI layout or archive (and push it with --push), print
+the manifest digest. A rebuild that would change nothing is answered from the last build's
+stamp (engine/cli/uptodate.py)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+
+from engine.builder.footprint import Footprint
+from engine.builder.plan import copying_layer
+from engine.builder.pool import own_files
+from engine.builder.run import build_spec, open_spec
+from engine.cache.store import BlobStore
+from engine.cli import uptodate
+from engine.cli.args import Progress, add_build_args, build_options
+from engine.cli.registryargs import add_push_arguments, apply_registry_options
+from engine.spec.locate import find_spec
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", nargs="?", help="spec file or its directory (default: ./vinci.yaml)")
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="TARGET",
+        help="oci:DIR (default: the spec's path with .oci), oci-archive:FILE, docker-archive:FILE",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    p.add_argument(
+        "--locked",
+        action="store_true",
+        help="fail, showing the difference, unless the image is exactly what vinci.lock records",
+    )
+    p.add_argument(
+        "--replan",
+        action="store_true",
+        help="plan every layer even if nothing changed since the last build (its stamp is "
+        "not consulted; unchanged layers are still cache hits)",
+    )
+    add_build_args(p)
+    add_push_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.no_lock and args.locked:
+        from engine.errors import LockError
+
+        raise LockError("--locked: no lock is read with --no-lock; drop one of the two")
+    spec_file = find_spec(args.spec)
+    target = uptodate.default_target(spec_file, build_options(args, output=args.output))
+    options = build_options(args, output=str(target))
+    if not (args.replan or args.json or args.push):
+        answer = uptodate.check(spec_file, options)
+        if answer is not None:
+            return _answered(args, answer)
+    if args.insecure_registry or args.ca_file:
+        # Also for import-oci layers fetched during the build; without these options every
+        # fetch takes the environment's (engine/registry/options.py).
+        apply_registry_options(args)
+    spec = open_spec(spec_file)
+    push_to = None
+    if args.push:
+        from engine.cli.registryargs import push_target
+
+        push_to = push_target(args, spec)
+    store = BlobStore(options.cache_dir)
+    # An output inside a directory the spec copies is taken into the next build's layer,
+    # unless it is the spec's default output, which a build never takes in (own_files).
+    own = os.path.realpath(target.path) in own_files(spec, store)
+    copier = None if own else copying_layer(spec, str(target.path))
+    if copier is not None:
+        print(
+            f"vinci: warning: the output {target} lies inside {copier.source}, which "
+            f"{copier.label} copies: the next build will take it in (exclude it, or write "
+            "the output elsewhere)",
+            file=sys.stderr,
+        )
+    progress = Progress(args)
+    footprint = Footprint()
+    started_ns = time.time_ns()
+    try:
+        result = build_spec(spec, options, sink=progress.sink, footprint=footprint)
+    finally:
+        progress.finish()
+    pushed = None
+    if push_to is None:
+        # The image is written: a stamp that cannot be saved costs the next build its shortcut.
+        with contextlib.suppress(OSError):
+            uptodate.write_stamp(spec_file, options, result, store, footprint, started_ns)
+    else:
+        from engine.cli.registryargs import push_built
+
+        pushed = push_built(args, push_to, result, store, progress.display)
+        progress.finish()
+    if args.json:
+        data = result.to_json()
+        data["output"] = str(target)
+        if pushed is not None:
+            data["push"] = pushed.to_json()
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        if progress.live:
+            print(
+                f"built {spec.display_path} in {result.seconds:.2f}s "
+                f"({result.cached}/{len(result.layers)} layers cached) -> {target}",
+                file=sys.stderr,
+            )
+        print(result.manifest.digest)
+    return 0
+
+
+def _answered(args: argparse.Namespace, answer: uptodate.Answer) -> int:
+    if not args.quiet and sys.stderr.isatty():
+        print(
+            f"{answer.spec} is up to date ({answer.layers} layers, nothing changed since it "
+            f"was built) -> {answer.output}",
+            file=sys.stderr,
+        )
+    print(answer.digest)
+    return 0

@@ -1,0 +1,76 @@
+"""`vinci cache ls|verify|gc|path`: look after the layer cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engine.cache import maintenance
+from engine.cache.store import BlobStore
+from engine.cli.args import add_cache_args, size
+from engine.humanize import human_bytes
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    cl = sub.add_parser("ls", help="list cached blobs")
+    cl.add_argument("--json", action="store_true")
+    add_cache_args(cl)
+    cv = sub.add_parser("verify", help="re-hash every blob; exit 1 on any corruption")
+    cv.add_argument("--json", action="store_true")
+    add_cache_args(cv)
+    cg = sub.add_parser("gc", help="remove what recent builds do not reference")
+    cg.add_argument("--keep-days", type=float, default=30.0, metavar="DAYS", help="default 30")
+    cg.add_argument("--max-size", type=size, metavar="SIZE", help="size budget, e.g. 5G")
+    cg.add_argument("--json", action="store_true")
+    add_cache_args(cg)
+    cp = sub.add_parser("path", help="print the cache directory")
+    add_cache_args(cp)
+
+
+def run(args: argparse.Namespace) -> int:
+    store = BlobStore(Path(args.cache_dir) if args.cache_dir else None)
+    if args.cache_command == "path":
+        print(store.root)
+        return 0
+    if args.cache_command == "ls":
+        entries = maintenance.list_entries(store)
+        if args.json:
+            print(
+                json.dumps([e.__dict__ | {"used_by": list(e.used_by)} for e in entries], indent=2)
+            )
+            return 0
+        for e in entries:
+            what = e.summary or e.media_type
+            print(f"{e.digest[:19]}  {e.kind:8} {human_bytes(e.size):>10}  {what}")
+        print(f"{len(entries)} blobs, {human_bytes(sum(e.size for e in entries))} in {store.root}")
+        return 0
+    if args.cache_command == "verify":
+        report = maintenance.verify(store)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "blobs": report.blobs,
+                        "bytes": report.bytes,
+                        "problems": list(report.problems),
+                    }
+                )
+            )
+        else:
+            for problem in report.problems:
+                print(problem)
+            status = "ok" if report.ok else f"{len(report.problems)} problems"
+            print(f"verified {report.blobs} blobs ({human_bytes(report.bytes)}): {status}")
+        return 0 if report.ok else 1
+    report_gc = maintenance.collect_garbage(store, args.keep_days, args.max_size)
+    if args.json:
+        print(json.dumps(report_gc.__dict__))
+    else:
+        print(
+            f"removed {report_gc.removed_blobs} blobs ({human_bytes(report_gc.freed_bytes)}) and "
+            f"{report_gc.removed_records} layer records; kept {report_gc.kept_blobs} blobs "
+            f"({human_bytes(report_gc.kept_bytes)})"
+        )
+    return 0

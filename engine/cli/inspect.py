@@ -1,0 +1,237 @@
+"""`vinci inspect SPEC|LAYOUT [--layer N] [--json]`: the workbench's Details and Contents
+panes, headless.
+
+A spec is built first (through the cache, so an unchanged spec costs only planning) and its
+layers' files come from their plans, with the spec node behind each one; an OCI layout (or an
+OCI or docker archive) is read as an `import` layer would read it, each layer's tar streamed
+from its blob.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.builder.plan import LayerPlan
+from engine.cli.args import add_build_args, build_options
+from engine.errors import VinciError
+from engine.humanize import human_bytes
+from engine.inspection import (
+    BlobSource,
+    FileEntry,
+    ImageInfo,
+    LayerInfo,
+    build_tree,
+    entry_columns,
+    image_from_local,
+    image_from_result,
+    layer_entries,
+    matching_paths,
+    plan_for,
+    read_layer_file,
+    require_layer,
+    tree_rows,
+)
+from engine.oci.descriptor import Platform
+from engine.spec.locate import find_spec
+from engine.tar.index import DEFAULT_TEXT_LIMIT
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "target",
+        nargs="?",
+        metavar="SPEC|LAYOUT",
+        help="a spec file (or its directory), an OCI image layout directory, or an OCI or "
+        "docker archive (default: ./vinci.yaml)",
+    )
+    p.add_argument(
+        "--platform",
+        default="linux/amd64",
+        metavar="OS/ARCH",
+        help="the image to show from a multi-platform layout or archive (default linux/amd64)",
+    )
+    p.add_argument("--layer", type=int, metavar="N", help="list the files of image layer N")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--sort", choices=("name", "size"), default="name", help="order of files (default name)"
+    )
+    p.add_argument("--filter", metavar="TEXT", help="only paths containing TEXT (and their dirs)")
+    p.add_argument("--cat", metavar="PATH", help="print the file at PATH in the layer")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_TEXT_LIMIT,
+        metavar="BYTES",
+        help=f"at most this much of --cat (default {DEFAULT_TEXT_LIMIT})",
+    )
+    add_build_args(p)
+
+
+def _is_local_image(path: Path) -> bool:
+    """An OCI layout directory, or an archive (OCI or docker): a tar, which a spec is not."""
+    if path.is_dir():
+        return (path / "oci-layout").is_file()
+    return path.is_file() and tarfile.is_tarfile(path)
+
+
+def load_target(
+    args: argparse.Namespace, stack: contextlib.ExitStack
+) -> tuple[ImageInfo, BlobSource, dict[int, LayerPlan | None]]:
+    """The image, where its blobs are, and the plan of each image layer vinci built."""
+    given = Path(args.target) if args.target else None
+    if given is not None and _is_local_image(given):
+        try:
+            platform = Platform.parse(args.platform)
+        except ValueError as e:
+            raise VinciError(f"--platform: {e}") from None
+        image, blobs = image_from_local(given, platform)
+        stack.callback(blobs.close)
+        return image, blobs, {}
+    from engine.builder.run import build_spec
+    from engine.cache.store import BlobStore
+    from engine.spec import load_spec
+
+    spec = load_spec(find_spec(args.target))
+    # The image `vinci build` makes, vinci.lock included.
+    options = build_options(args)
+    result = build_spec(spec, options)
+    image = image_from_result(result)
+    plans = {layer.position: plan_for(result, layer) for layer in image.layers}
+    return image, BlobStore(options.cache_dir), plans
+
+
+def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
+    image, blobs, plans = load_target(args, stack)
+    if args.cat and args.layer is None:
+        raise VinciError("--cat needs --layer N")
+    if args.layer is None:
+        if args.json:
+            print(json.dumps(image.to_json(), indent=2, sort_keys=True))
+        else:
+            print_image(image)
+        return 0
+    layer = require_layer(image, args.layer)
+    if args.cat:
+        return cat(blobs, layer, args.cat, args.limit)
+    entries = layer_entries(blobs, layer, plans.get(layer.position))
+    ordered = ordered_entries(entries, args.sort, args.filter)
+    if args.json:
+        data: dict[str, Any] = {
+            "image": {
+                "source": image.source,
+                "manifest": str(image.manifest.digest) if image.manifest is not None else None,
+            },
+            "layer": layer.to_json(),
+            "entries": [e.to_json() for e in ordered],
+        }
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print_layer(layer)
+        print()
+        print_entries(ordered)
+    return 0
+
+
+def ordered_entries(entries: list[FileEntry], by: str, needle: str | None) -> list[FileEntry]:
+    """Entries in the order the workbench's fully expanded tree shows them."""
+    root = build_tree(entries)
+    only = matching_paths(root, needle) if needle else None
+    return [row.node.entry for row in tree_rows(root, by, only=only) if row.node.entry is not None]
+
+
+def print_image(image: ImageInfo) -> None:
+    rows = [
+        ("source", image.source),
+        ("image", f"{image.reference or '(unnamed)'} ({image.platform})"),
+        (
+            "manifest",
+            f"{image.manifest.digest}  {image.manifest.size} B"
+            if image.manifest is not None
+            else "(none: a docker-archive)",
+        ),
+        ("config", f"{image.config.digest}  {image.config.size} B"),
+    ]
+    if image.codec:
+        rows.append(("codec", image.codec))
+    for name, value in rows:
+        print(f"{name:<9} {value}")
+    print()
+    table = [("#", "digest", "size", "comp", "node", "summary")]
+    for layer in image.layers:
+        table.append(
+            (
+                str(layer.position),
+                f"sha256:{layer.descriptor.digest.short}",
+                human_bytes(layer.descriptor.size),
+                layer.compression,
+                layer.label or "-",
+                layer.summary,
+            )
+        )
+    print_table(table)
+
+
+def print_layer(layer: LayerInfo) -> None:
+    head = f"layer {layer.position}"
+    if layer.label:
+        head += f"  {layer.label}"
+    print(f"{head}  {layer.summary}".rstrip())
+    print(f"digest    {layer.descriptor.digest}")
+    print(f"diff_id   {layer.diff_id}")
+    print(f"media     {layer.descriptor.media_type}  {human_bytes(layer.descriptor.size)}")
+    if layer.cache_key:
+        print(f"cache key {layer.cache_key} ({'hit' if layer.cache_hit else 'miss'})")
+
+
+def print_entries(entries: list[FileEntry]) -> None:
+    table = []
+    for e in entries:
+        mode, owner, size = entry_columns(e)
+        path = e.path
+        if e.type == "symlink":
+            path += f" -> {e.target}"
+        elif e.type == "hardlink":
+            path += f" => {e.target}"
+        table.append((mode, owner, size, path, e.origin))
+    print_table(table, right={2})
+
+
+def print_table(rows: Sequence[Sequence[str]], right: set[int] | None = None) -> None:
+    if not rows:
+        return
+    right = right or set()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
+        print("  ".join(cells).rstrip())
+
+
+def cat(blobs: BlobSource, layer: LayerInfo, path: str, limit: int) -> int:
+    content = read_layer_file(blobs, layer.descriptor, path, limit)
+    if content is None:
+        raise VinciError(f"{path} is not in layer {layer.position}")
+    if content.entry.type != "file":
+        raise VinciError(f"{path} is a {content.entry.type}, not a file")
+    if content.binary:
+        raise VinciError(f"{path} is a binary file ({human_bytes(content.entry.size)})")
+    sys.stdout.write(content.text)
+    sys.stdout.flush()
+    if content.truncated:
+        print(
+            f"vinci: showed the first {len(content.data)} of {content.entry.size} bytes "
+            "(raise --limit for more)",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,121 @@
+"""The `vinci` command line: one module per command under engine/cli/, each with
+`add_arguments(parser)` and `run(args) -> int`, imported only when its command runs.
+
+Errors become one line each (spec problems as file:line:col: message) and the exit code the
+README promises: 2 for an invalid spec or usage, 1 for a failure, 130 when interrupted.
+Never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable
+
+from engine.errors import SpecError, VinciError
+
+# command -> (module, one line of help), in the order `vinci --help` lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "build": ("engine.cli.build", "build a spec into an image"),
+    "validate": ("engine.cli.validate", "check a spec without building it"),
+    "inspect": ("engine.cli.inspect", "show an image's layers and a layer's files"),
+    "diff": ("engine.cli.diff", "explain why two images differ, down to each file"),
+    "verify": ("engine.cli.verify", "build under perturbations; prove every digest matches"),
+    "lock": ("engine.cli.lock", "write vinci.lock: each layer's diff_id -> compressed blob"),
+    "push": ("engine.cli.push", "build from the cache and push to a registry"),
+    "resolve": ("engine.cli.resolve", "print the digest a tag names, for pinning"),
+    "login": ("engine.cli.login", "save registry credentials in docker's config"),
+    "logout": ("engine.cli.logout", "remove saved registry credentials"),
+    "cache": ("engine.cli.cache", "inspect and maintain the layer cache"),
+    "schema": ("engine.cli.schema", "print the spec's JSON Schema"),
+    "tui": ("engine.cli.tui", "open the workbench"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="vinci",
+        description="Declarative, reproducible OCI container images.",
+        epilog="`vinci COMMAND --help` describes each command.",
+    )
+    top.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, helptext) in COMMANDS.items():
+        sub.add_parser(name, help=helptext, add_help=False)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS:
+        name = argv[0]
+        module = importlib.import_module(COMMANDS[name][0])
+        p = argparse.ArgumentParser(prog=f"vinci {name}", description=COMMANDS[name][1])
+        module.add_arguments(p)
+        args = p.parse_args(argv[1:])
+        return guard(lambda: int(module.run(args)))
+    top = _top_parser()
+    args = top.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        print(f"vinci {version('vinci')}")
+        return 0
+    top.print_help(sys.stderr)
+    return 2
+
+
+def guard(run: Callable[[], int]) -> int:
+    """Run a command; every error it raises becomes one line and its exit code."""
+    try:
+        return run()
+    except SpecError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return e.exit_code
+    except VinciError as e:
+        print(f"vinci: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("vinci: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return 1
+    except OSError as e:
+        # Anything the filesystem refuses that no layer turned into a VinciError.
+        where = f": {e.filename}" if e.filename else ""
+        print(f"vinci: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # A bug, not bad input: one line, and the traceback only on request.
+        if os.environ.get("VINCI_DEBUG"):
+            raise
+        print(
+            f"vinci: internal error: {type(e).__name__}: {e} (VINCI_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (`vinci … | head`): say nothing, and keep Python from complaining
+    about the unflushed stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def run() -> None:
+    """The `vinci` command ([project.scripts]; python -m engine)."""
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        code = code or 1
+    sys.exit(code)

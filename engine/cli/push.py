@@ -1,0 +1,47 @@
+"""`vinci push`: build a spec from the cache (nothing is rebuilt that is cached) and push it
+to the spec's `image`, or to `--image`, under each `--tag`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from engine.cli.args import Progress, add_build_args, build_options
+from engine.cli.registryargs import (
+    add_push_arguments,
+    apply_registry_options,
+    push_built,
+    push_target,
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", nargs="?", help="spec file or its directory (default: ./vinci.yaml)")
+    add_push_arguments(p, for_build=False)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    add_build_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.builder.run import build_spec, open_spec
+    from engine.cache.store import BlobStore
+
+    apply_registry_options(args)
+    spec = open_spec(args.spec)
+    target = push_target(args, spec)
+    progress = Progress(args)
+    # The same image `vinci build` makes: vinci.lock beside the spec applies here too.
+    options = build_options(args)
+    try:
+        result = build_spec(spec, options, sink=progress.sink)
+        pushed = push_built(args, target, result, BlobStore(options.cache_dir), progress.display)
+    finally:
+        progress.finish()
+    if args.json:
+        data = result.to_json()
+        data["push"] = pushed.to_json()
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(pushed.digest)
+    return 0

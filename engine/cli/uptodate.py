@@ -1,0 +1,286 @@
+"""The up-to-date check: `vinci build` answers a rebuild that would change nothing without
+parsing the spec or planning a layer, the way make and ninja answer a no-op build.
+
+After a build that wrote an OCI layout or archive, a Stamp in the cache records everything the
+result depended on:
+
+- the options that choose the bytes (spec, output, codec and level, timestamp, lock mode),
+  the Python version and module search path, and the home directory (`~` in a source path);
+- the bytes of the spec and of the vinci.lock the build used;
+- the code that made the bytes: every loaded module of the engine and of the libraries that
+  parse specs and compress layers, by stat;
+- every host directory the planner listed (all its names, excluded ones too), every source
+  file and link it looked at (by stat key, engine/cache/statkey.py), and every source path it
+  resolved through links (engine/builder/footprint.py);
+- what the output holds (index.json and oci-layout bytes and the exact set of blobs with
+  their sizes, or the archive's stat key) and the cache blobs and layer records behind it.
+
+The next `vinci build` with the same options checks all of that with stats, directory
+listings and small reads. When every item holds, it prints the recorded digest and touches
+the layer records, as a cache hit would (so `vinci cache gc` sees them used). When anything
+differs, or the stamp is missing or unreadable, the build runs exactly as it would without
+this check (the cache's stat memo still spares it re-reading unchanged sources); a stamp is
+never repaired or half-trusted.
+
+No stamp is written when the build could not trust every stat it took (a source modified
+within two seconds of the build's start: see engine/cache/statkey.py), nor for a spec with a
+local `import` layer (its image files are not tracked here), a push, or a run with test-only
+faults (VINCI_TESTING=1). Only the command line uses this module; nothing in the engine
+imports it.
+"""
+
+from __future__ import annotations
+
+import binascii
+import marshal
+import os
+import sys
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.builder.footprint import Footprint, LayerFootprint
+from engine.builder.options import BuildOptions
+from engine.builder.result import BuildResult
+from engine.cache.atomic import write_atomic
+from engine.cache.statkey import StatKey, stat_key
+from engine.cache.store import LAYOUT_VERSION, BlobStore, cache_base
+from engine.oci.canonical import canonical_json
+from engine.output import OutputTarget, parse_output
+from engine.output.layout import LAYOUT_FILE, layout_index
+from engine.spec.locate import beside_spec
+from engine.spec.model import ImportSpec
+
+STAMP_FORMAT = 2
+STAMP_DIR = "stamps"
+# Packages whose code decides an image's bytes; their loaded modules are part of a stamp.
+CODE_PACKAGES = frozenset({"engine", "isal", "zstandard", "deflate", "yaml", "_yaml"})
+
+BuildKey = tuple[object, ...]
+# A layer's inputs as the stamp keeps them: cache record, links, listings, paths, packed keys.
+LayerInputs = tuple[str, list[tuple[str, str]], list[tuple[str, list[str]]], list[str], bytes]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An up-to-date build: what it would have printed."""
+
+    digest: str
+    layers: int
+    output: str
+    spec: str
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What one build's image depended on (see the module's text). Kept with marshal, as
+    plain tuples, lists, dicts, strings and numbers: no pickle, nothing executable."""
+
+    key: BuildKey
+    digest: str
+    target: str
+    texts: list[tuple[str, bytes | None]]  # spec and lock: path -> bytes (None: absent)
+    code: list[tuple[str, StatKey]]
+    output: tuple[Any, ...]  # ("oci", layout, index, marker, {hex: size}) | ("archive", path, key)
+    blobs: list[tuple[str, int]]  # cache blob path -> size
+    layers: list[LayerInputs | None]  # None: an import layer, never planned
+    touch: list[str]  # the layer records a hit touches
+
+    def to_bytes(self) -> bytes:
+        return marshal.dumps(tuple(getattr(self, f) for f in _FIELDS))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Stamp:
+        values = marshal.loads(data)
+        if not isinstance(values, tuple) or len(values) != len(_FIELDS):
+            raise ValueError("not a stamp of this format")
+        return cls(*values)
+
+    def holds(self) -> bool:
+        """Whether every item the build depended on is still as recorded."""
+        return (
+            _code_holds(self.code)
+            and all(_read(path) == data for path, data in self.texts)
+            and _output_holds(self.output, self.blobs)
+            and all(inputs is None or _layer_holds(inputs) for inputs in self.layers)
+        )
+
+
+_FIELDS = tuple(Stamp.__dataclass_fields__)
+
+
+def default_target(spec_file: str, options: BuildOptions) -> OutputTarget:
+    """Where `vinci build` writes: the --output given, else the spec's path with .oci."""
+    if options.output:
+        return parse_output(options.output)
+    return OutputTarget("oci", Path(beside_spec(os.path.abspath(spec_file), ".oci")))
+
+
+def build_key(spec_file: str, options: BuildOptions, created: int) -> BuildKey:
+    """Everything a build's options say about its bytes and where they go."""
+    target = default_target(spec_file, options)
+    codec_lib = ""
+    if options.codec == "gzip-zlib":
+        import zlib  # the system zlib's version is part of gzip-zlib's bytes
+
+        codec_lib = zlib.ZLIB_RUNTIME_VERSION
+    return (
+        STAMP_FORMAT,
+        sys.hexversion,
+        # Where modules come from: the stamp's code list names files by path, so another
+        # checkout or environment (another isal, say) must not find this stamp.
+        tuple(sys.path),
+        os.path.expanduser("~"),
+        os.path.abspath(spec_file),
+        target.kind,
+        os.path.abspath(target.path),
+        options.codec,
+        options.level,
+        codec_lib,
+        created,
+        options.lock,
+    )
+
+
+def _stamp_path(options: BuildOptions, key: BuildKey) -> str:
+    name = f"{binascii.crc32(repr(key).encode()):08x}"
+    return os.path.join(cache_base(options.cache_dir), LAYOUT_VERSION, STAMP_DIR, name)
+
+
+def check(spec_file: str, options: BuildOptions) -> Answer | None:
+    """The answer to a build of `spec_file` with `options` if its stamp holds in every item."""
+    if os.environ.get("VINCI_TESTING") == "1":
+        return None
+    key = build_key(spec_file, options, options.timestamp())
+    try:
+        with open(_stamp_path(options, key), "rb") as f:
+            stamp = Stamp.from_bytes(f.read())
+        if stamp.key != key or not stamp.holds():
+            return None
+        for record in stamp.touch:
+            os.utime(record)  # a cache hit, as far as gc can tell
+    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
+        return None
+    return Answer(stamp.digest, len(stamp.layers), stamp.target, spec_file)
+
+
+def write_stamp(
+    spec_file: str,
+    options: BuildOptions,
+    result: BuildResult,
+    store: BlobStore,
+    footprint: Footprint,
+    started_ns: int,
+) -> bool:
+    """Record what `result` depended on, if all of it can be trusted; True if written. An
+    older stamp for the same options is removed when no new one can be written."""
+    key = build_key(spec_file, options, result.created)
+    path = Path(_stamp_path(options, key))
+    spec = result.spec
+    if (
+        os.environ.get("VINCI_TESTING") == "1"
+        or any(isinstance(node, ImportSpec) for node in spec.layers)
+        or not footprint.trusted(started_ns)
+    ):
+        path.unlink(missing_ok=True)
+        return False
+    target = default_target(spec_file, options)
+    descriptors = [result.manifest, result.config]
+    descriptors += [d for r in result.layers for d in r.record.descriptors]
+    output: tuple[Any, ...]
+    where = os.path.abspath(target.path)
+    if target.kind == "oci":
+        index = layout_index(result.manifest, spec.tag, spec.platform)
+        blobs = {d.digest.hex: d.size for d in descriptors}
+        output = ("oci", where, index, canonical_json(LAYOUT_FILE), blobs)
+    else:
+        output = ("archive", where, stat_key(os.lstat(where)))
+    texts: list[tuple[str, bytes | None]] = [(str(spec.path), spec.raw)]
+    if options.lock != "ignore":  # the lock the build read (or its absence) counts too
+        lock_file = beside_spec(spec.path, ".lock")
+        texts.append((lock_file, _read(lock_file)))
+    records = [str(store.layer_dir / f"{r.record.key}.json") for r in result.layers]
+    stamp = Stamp(
+        key=key,
+        digest=str(result.manifest.digest),
+        target=str(target),
+        texts=texts,
+        code=_code_identity(),
+        output=output,
+        blobs=[(str(store.blob_path(d.digest)), d.size) for d in descriptors],
+        layers=[_inputs(r.record.key, footprint.layers.get(r.index)) for r in result.layers],
+        touch=[r for r in records if os.path.exists(r)],
+    )
+    # Lost in a crash, a stamp costs one full build; torn, it fails to load and costs the same.
+    write_atomic(path, stamp.to_bytes(), durable=False)
+    return True
+
+
+def _inputs(record: str, seen: LayerFootprint | None) -> LayerInputs | None:
+    if seen is None:
+        return None
+    return (record, seen.links, seen.listings, seen.paths, seen.keys.tobytes())
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _code_holds(code: list[tuple[str, StatKey]]) -> bool:
+    return all(stat_key(os.stat(path)) == key for path, key in code)
+
+
+def _layer_holds(inputs: LayerInputs) -> bool:
+    """Whether every host input the layer's plan looked at is unchanged."""
+    _record, links, listings, paths, packed = inputs
+    for source, real in links:
+        if os.path.realpath(source) != real:
+            return False
+    for directory, names in listings:
+        if sorted(os.listdir(directory)) != names:
+            return False
+    # Compared packed: 10,000 tuples of four large ints take longer to build than to stat.
+    lstat = os.lstat
+    now = array("q")
+    try:
+        for path in paths:
+            st = lstat(path)
+            now.extend((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+    except OverflowError:  # an inode number no int64 holds: never stamped, never equal
+        return False
+    return now.tobytes() == packed
+
+
+def _output_holds(output: tuple[Any, ...], blobs: list[tuple[str, int]]) -> bool:
+    """Whether the output and the cache blobs behind it are as the stamp recorded."""
+    if output[0] == "archive":
+        _, path, key = output
+        if stat_key(os.lstat(path)) != key:
+            return False
+    else:
+        _, layout, index, marker, kept = output
+        blob_dir = os.path.join(layout, "blobs", "sha256")
+        if _read(os.path.join(layout, "index.json")) != index:
+            return False
+        if _read(os.path.join(layout, "oci-layout")) != marker:
+            return False
+        # Exactly these blobs: a full build would also remove any other file there.
+        if sorted(os.listdir(blob_dir)) != sorted(kept):
+            return False
+        if not all(os.lstat(os.path.join(blob_dir, h)).st_size == n for h, n in kept.items()):
+            return False
+    return all(os.lstat(path).st_size == size for path, size in blobs)
+
+
+def _code_identity() -> list[tuple[str, StatKey]]:
+    files = {
+        module.__file__
+        for name, module in list(sys.modules.items())
+        if name.partition(".")[0] in CODE_PACKAGES and getattr(module, "__file__", None)
+    }
+    return [(f, stat_key(os.stat(f))) for f in sorted(f for f in files if f)]

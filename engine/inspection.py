@@ -1,0 +1,501 @@
+"""What an image holds, for people: manifest, config, layers, and each layer's files with the
+spec node that put them there. The headless half of the workbench's Details and Contents panes
+and all of `vinci inspect`, so the two always agree.
+
+    BuildResult | local image -> ImageInfo (manifest, config, LayerInfo per image layer)
+    LayerInfo (+ its LayerPlan when vinci built it) -> [FileEntry] -> FileTree
+
+A layer vinci built has a plan listing exactly the tar entries it wrote (the cache key covers
+every field), so its files are listed from the plan, without decompressing anything. An
+imported layer, or one read from a layout or archive, has no plan: its blob is streamed through
+engine.tar.index. Reading a file's contents always goes to the blob: that is the truth, and
+the host file a plan names may have changed since.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from engine.builder.plan import LayerPlan, PlannedEntry
+from engine.builder.result import BuildResult
+from engine.errors import VinciError
+from engine.events import CancelToken
+from engine.humanize import human_bytes
+from engine.oci import mediatypes
+from engine.oci.descriptor import Descriptor, Platform
+from engine.oci.digest import Digest
+from engine.sources.local import LocalImage, blob_name, open_local_image
+from engine.tar.format import TAR_FORMAT
+from engine.tar.index import DEFAULT_TEXT_LIMIT, FileContent, TarEntry, iter_entries, read_member
+
+
+class BlobSource(Protocol):
+    """Where blobs are read from: the cache (BlobStore) or a local image (LocalImageBlobs)."""
+
+    def open_blob(self, digest: Digest) -> BinaryIO: ...
+
+    def read_blob(self, digest: Digest) -> bytes: ...
+
+
+class LocalImageBlobs:
+    """The blobs of a local image (OCI layout, OCI archive, docker-archive) as
+    engine.sources opened it. Close it when done: an archive stays open while read."""
+
+    def __init__(self, image: LocalImage) -> None:
+        self.image = image
+        # docker-archive layers have no digest until read; they are found by diff_id.
+        self._members = {(layer.digest or layer.diff_id): layer.member for layer in image.layers}
+
+    def open_blob(self, digest: Digest) -> BinaryIO:
+        return self.image.files.open(self._members.get(digest) or blob_name(digest))
+
+    def read_blob(self, digest: Digest) -> bytes:
+        with self.open_blob(digest) as f:
+            return f.read()
+
+    def close(self) -> None:
+        self.image.close()
+
+
+# -- the image ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One image layer (one manifest entry) and, when known, the spec node behind it."""
+
+    position: int  # index in the manifest's layers
+    descriptor: Descriptor
+    diff_id: Digest
+    node: int | None = None  # index of the spec's layer node
+    label: str = ""  # e.g. "layers[1].file"
+    summary: str = ""  # e.g. "file /message", or the history's created_by
+    cache_key: str = ""
+    cache_hit: bool | None = None
+    uncompressed_size: int | None = None
+
+    @property
+    def compression(self) -> str:
+        return mediatypes.layer_compression(self.descriptor.media_type)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "node": self.node,
+            "label": self.label,
+            "summary": self.summary,
+            "digest": str(self.descriptor.digest),
+            "diff_id": str(self.diff_id),
+            "media_type": self.descriptor.media_type,
+            "size": self.descriptor.size,
+            "uncompressed_size": self.uncompressed_size,
+            "compression": self.compression,
+            "cache_key": self.cache_key or None,
+            "cache_hit": self.cache_hit,
+        }
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    source: str  # the spec or layout it came from
+    reference: str  # image name, "" if none
+    platform: str
+    manifest: Descriptor | None  # None for a docker-archive, which has no manifest blob
+    config: Descriptor
+    layers: tuple[LayerInfo, ...]
+    codec: str = ""  # the codec identity vinci built with, "" for a local image
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "reference": self.reference or None,
+            "platform": self.platform,
+            "manifest": self.manifest.to_json() if self.manifest is not None else None,
+            "config": self.config.to_json(),
+            "codec": self.codec or None,
+            "layers": [layer.to_json() for layer in self.layers],
+        }
+
+
+def image_from_result(result: BuildResult) -> ImageInfo:
+    layers: list[LayerInfo] = []
+    for r in result.layers:
+        record = r.record
+        for descriptor, diff_id, usize in zip(
+            record.descriptors, record.diff_ids, record.uncompressed_sizes, strict=True
+        ):
+            layers.append(
+                LayerInfo(
+                    position=len(layers),
+                    descriptor=descriptor,
+                    diff_id=diff_id,
+                    node=r.index,
+                    label=r.label,
+                    summary=r.summary,
+                    cache_key=record.key,
+                    cache_hit=r.cache_hit,
+                    uncompressed_size=usize or None,
+                )
+            )
+    spec = result.spec
+    return ImageInfo(
+        source=spec.display_path,
+        reference=str(spec.image) if spec.image is not None else "",
+        platform=str(spec.platform),
+        manifest=result.manifest,
+        config=result.config,
+        layers=tuple(layers),
+        codec=result.codec.identity,
+    )
+
+
+def image_from_local(
+    path: Path, platform: Platform | None = None
+) -> tuple[ImageInfo, LocalImageBlobs]:
+    """The image in an OCI layout, OCI archive or docker-archive at `path`, read the way an
+    `import` layer reads it (engine.sources: the same choice of image, verified JSON)."""
+    platform = platform or Platform()
+    local = open_local_image(path, str(path), "", platform)
+    try:
+        history = [h for h in _history(local.config.data) if not h.get("empty_layer")]
+        layers = []
+        for i, layer in enumerate(local.layers):
+            created_by = str(history[i].get("created_by", "")) if i < len(history) else ""
+            descriptor = Descriptor(
+                layer.media_type or mediatypes.OCI_LAYER,
+                layer.digest or layer.diff_id,
+                layer.size,
+            )
+            layers.append(
+                LayerInfo(
+                    position=i,
+                    descriptor=descriptor,
+                    diff_id=layer.diff_id,
+                    summary=created_by.removeprefix("vinci: "),
+                )
+            )
+        config = Descriptor(mediatypes.OCI_CONFIG, local.config.digest, len(local.config.data))
+        info = ImageInfo(
+            source=str(path),
+            reference="",
+            platform=str(local.config.platform or platform),
+            manifest=local.manifest,
+            config=config,
+            layers=tuple(layers),
+        )
+    except BaseException:
+        local.close()
+        raise
+    return info, LocalImageBlobs(local)
+
+
+def _history(config: bytes) -> list[dict[str, Any]]:
+    try:
+        history = json.loads(config).get("history") or []
+    except (ValueError, AttributeError):
+        return []
+    return [h for h in history if isinstance(h, dict)]
+
+
+# -- a layer's files ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a layer, as the Contents pane and `vinci inspect --layer` show it."""
+
+    path: str  # absolute in the image
+    type: str  # file | dir | symlink | hardlink | char | block | fifo | whiteout | opaque
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    target: str
+    origin: str  # the spec node that put it there ("" when unknown)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "type": self.type,
+            "mode": f"{self.mode:04o}",
+            "uid": self.uid,
+            "gid": self.gid,
+            "size": self.size,
+            "target": self.target or None,
+            "origin": self.origin or None,
+        }
+
+
+def _from_planned(e: PlannedEntry) -> FileEntry:
+    return FileEntry("/" + e.path, e.type, e.mode, e.uid, e.gid, e.size, e.target, e.origin)
+
+
+def _from_tar(e: TarEntry, origin: str) -> FileEntry:
+    return FileEntry(e.path, e.type, e.mode, e.uid, e.gid, e.size, e.target, origin)
+
+
+def entries_from_plan(plan: LayerPlan) -> list[FileEntry]:
+    return [_from_planned(e) for e in plan.entries]
+
+
+def entries_from_blob(
+    blobs: BlobSource,
+    descriptor: Descriptor,
+    origin: str = "",
+    cancel: CancelToken | None = None,
+) -> list[FileEntry]:
+    with blobs.open_blob(descriptor.digest) as raw:
+        return [_from_tar(e, origin) for e in iter_entries(raw, cancel)]
+
+
+def layer_entries(
+    blobs: BlobSource,
+    layer: LayerInfo,
+    plan: LayerPlan | None = None,
+    cancel: CancelToken | None = None,
+) -> list[FileEntry]:
+    """The files of `layer`: from its plan when vinci built it, else from its blob."""
+    if plan is not None:
+        return entries_from_plan(plan)
+    return entries_from_blob(blobs, layer.descriptor, layer.label, cancel)
+
+
+def read_layer_file(
+    blobs: BlobSource,
+    descriptor: Descriptor,
+    path: str,
+    limit: int = DEFAULT_TEXT_LIMIT,
+    cancel: CancelToken | None = None,
+) -> FileContent | None:
+    """The first `limit` bytes of `path` as the layer blob holds it."""
+    with blobs.open_blob(descriptor.digest) as raw:
+        return read_member(raw, path, limit, cancel)
+
+
+def plan_for(result: BuildResult, layer: LayerInfo) -> LayerPlan | None:
+    """The plan of the spec node behind `layer`, if vinci built it (None for imports)."""
+    if layer.node is None:
+        return None
+    for r in result.layers:
+        if r.index == layer.node:
+            return r.plan
+    return None
+
+
+# -- a tree of files ---------------------------------------------------------------------------
+
+
+@dataclass
+class TreeNode:
+    """A directory or file in a layer's tree. `entry` is None for a directory the layer does
+    not hold itself but that its paths imply (vinci adds no implicit parents)."""
+
+    name: str
+    path: str
+    entry: FileEntry | None
+    children: dict[str, TreeNode] = field(default_factory=dict)
+    total: int = 0  # bytes of regular files at or below this node
+
+    @property
+    def is_dir(self) -> bool:
+        return bool(self.children) or self.entry is None or self.entry.type == "dir"
+
+    def sorted_children(self, by: str = "name") -> list[TreeNode]:
+        nodes = list(self.children.values())
+        if by == "size":
+            return sorted(nodes, key=lambda n: (-n.total, n.name))
+        return sorted(nodes, key=lambda n: n.name)
+
+
+def build_tree(entries: Iterable[FileEntry]) -> TreeNode:
+    root = TreeNode("/", "/", None)
+    for entry in entries:
+        if entry.path == "/":
+            root.entry = entry
+            continue
+        node = root
+        parts = entry.path.strip("/").split("/")
+        for i, name in enumerate(parts):
+            child = node.children.get(name)
+            if child is None:
+                child = TreeNode(name, "/" + "/".join(parts[: i + 1]), None)
+                node.children[name] = child
+            node = child
+        # A later entry for the same path wins, as it does when the layer is unpacked.
+        node.entry = entry
+    _sum(root)
+    return root
+
+
+def _sum(node: TreeNode) -> int:
+    own = node.entry.size if node.entry is not None and node.entry.type == "file" else 0
+    node.total = own + sum(_sum(c) for c in node.children.values())
+    return node.total
+
+
+def matching_paths(root: TreeNode, needle: str) -> set[str]:
+    """Paths to show for a filter: every node whose path contains `needle` (case-insensitive)
+    and every directory above one, so a match is never shown without its place."""
+    needle = needle.lower()
+    keep: set[str] = set()
+
+    def visit(node: TreeNode) -> bool:
+        hit = needle in node.path.lower() and node.path != "/"
+        below = False
+        for child in node.children.values():
+            below = visit(child) or below
+        if hit or below:
+            keep.add(node.path)
+        return hit or below
+
+    visit(root)
+    return keep
+
+
+@dataclass(frozen=True)
+class TreeRow:
+    """One visible line of a tree: `guides` are the branch characters before the name."""
+
+    node: TreeNode
+    depth: int
+    guides: str
+
+
+def tree_rows(
+    root: TreeNode,
+    by: str = "name",
+    expanded: Callable[[str], bool] = lambda _path: True,
+    only: set[str] | None = None,
+) -> Iterator[TreeRow]:
+    """The visible rows of `root` (not itself), depth first, siblings sorted `by`."""
+
+    def walk(node: TreeNode, depth: int, prefix: str) -> Iterator[TreeRow]:
+        children = [c for c in node.sorted_children(by) if only is None or c.path in only]
+        for i, child in enumerate(children):
+            last = i == len(children) - 1
+            yield TreeRow(child, depth, prefix + ("└── " if last else "├── "))
+            if child.children and (only is not None or expanded(child.path)):
+                yield from walk(child, depth + 1, prefix + ("    " if last else "│   "))
+
+    yield from walk(root, 0, "")
+
+
+# -- formatting shared by the CLI and the workbench ----------------------------------------------
+
+_TYPE_CHARS = {
+    "file": "-",
+    "dir": "d",
+    "symlink": "l",
+    "hardlink": "h",
+    "char": "c",
+    "block": "b",
+    "fifo": "p",
+    "whiteout": "w",
+    "opaque": "w",
+}
+
+
+def format_mode(kind: str, mode: int) -> str:
+    """ls-style: '-rwxr-xr-x', 'drwxr-xr-x', 'lrwxrwxrwx'; 'h' for hardlinks, 'w' whiteouts."""
+    return _TYPE_CHARS.get(kind, "?") + stat.filemode(mode)[1:]
+
+
+def entry_columns(entry: FileEntry | None) -> tuple[str, str, str]:
+    """(mode, uid:gid, size) as printed; an implied directory shows as such."""
+    if entry is None:
+        return "d?????????", "-", "-"
+    size = human_bytes(entry.size) if entry.type == "file" else "-"
+    return format_mode(entry.type, entry.mode), f"{entry.uid}:{entry.gid}", size
+
+
+def entry_name(node: TreeNode) -> str:
+    """A node's name as shown: directories end in '/', links show their target."""
+    entry = node.entry
+    if entry is not None and entry.type == "symlink":
+        return f"{node.name} -> {entry.target}"
+    if entry is not None and entry.type == "hardlink":
+        return f"{node.name} => {entry.target}"
+    return node.name + "/" if node.is_dir else node.name
+
+
+# -- the cache key and what changed --------------------------------------------------------------
+
+
+def key_inputs(plan: LayerPlan, codec_identity: str) -> list[tuple[str, str]]:
+    """What went into a built layer's cache key (engine.builder.plan.cache_key), as labelled
+    values."""
+    return [
+        ("tar format", TAR_FORMAT),
+        ("codec", codec_identity),
+        ("mtime", str(plan.mtime)),
+        ("entries", f"{len(plan.entries)} ({human_bytes(plan.content_bytes)} of content)"),
+    ]
+
+
+@dataclass(frozen=True)
+class InputChange:
+    path: str
+    change: str  # added | removed | content | mode | owner | type | target | size
+    before: str = ""
+    after: str = ""
+
+    def __str__(self) -> str:
+        if self.change in ("added", "removed"):
+            return f"{self.path}: {self.change}"
+        return f"{self.path}: {self.change} {self.before} -> {self.after}"
+
+
+def input_changes(before: LayerPlan | None, after: LayerPlan) -> list[InputChange]:
+    """How the inputs of a layer node differ between two plans of it, path by path."""
+    if before is None:
+        return []
+    old = {e.path: e for e in before.entries}
+    new = {e.path: e for e in after.entries}
+    out: list[InputChange] = []
+    for path in sorted(old.keys() | new.keys()):
+        shown = "/" + path
+        a, b = old.get(path), new.get(path)
+        if a is None:
+            out.append(InputChange(shown, "added"))
+        elif b is None:
+            out.append(InputChange(shown, "removed"))
+        else:
+            out.extend(_entry_changes(shown, a, b))
+    if before.mtime != after.mtime:
+        out.append(InputChange("(mtime)", "mtime", str(before.mtime), str(after.mtime)))
+    return out
+
+
+def _entry_changes(path: str, a: PlannedEntry, b: PlannedEntry) -> list[InputChange]:
+    out = []
+    if a.type != b.type:
+        out.append(InputChange(path, "type", a.type, b.type))
+    if a.digest != b.digest:
+        out.append(InputChange(path, "content", _short(a.digest), _short(b.digest)))
+    elif a.size != b.size:
+        out.append(InputChange(path, "size", str(a.size), str(b.size)))
+    if a.mode != b.mode:
+        out.append(InputChange(path, "mode", f"{a.mode:04o}", f"{b.mode:04o}"))
+    if (a.uid, a.gid) != (b.uid, b.gid):
+        out.append(InputChange(path, "owner", f"{a.uid}:{a.gid}", f"{b.uid}:{b.gid}"))
+    if a.target != b.target:
+        out.append(InputChange(path, "target", a.target, b.target))
+    return out
+
+
+def _short(hexdigest: str) -> str:
+    return hexdigest[:12] if hexdigest else "-"
+
+
+def require_layer(image: ImageInfo, position: int) -> LayerInfo:
+    if not 0 <= position < len(image.layers):
+        raise VinciError(
+            f"layer {position} does not exist: the image has {len(image.layers)} layers "
+            f"(0..{len(image.layers) - 1})"
+        )
+    return image.layers[position]

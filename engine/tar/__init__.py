@@ -1,0 +1,1 @@
+"""The tar layer: one deterministic writer, one streaming reader, one compression sniffer."""

@@ -1,0 +1,156 @@
+"""Deterministic tar headers, written by hand.
+
+We never use tarfile.add/gettarinfo on host files, and we do not use tarfile's writer either:
+its header bytes are an implementation detail of the Python version. Here every byte is ours:
+
+- USTAR headers (magic "ustar\\0", version "00") wherever the entry fits: ASCII name of at most
+  100 bytes, or splittable into a 155-byte prefix and a 100-byte name; ASCII link target of at
+  most 100 bytes; ids up to 0o7777777; size below 8 GiB.
+- A PAX extended header ('x') only where the entry does not fit, carrying just the records it
+  needs (path, linkpath, uid, gid, size), sorted by keyword.
+- uname/gname empty; devmajor/devminor zero; mtime a whole number of seconds.
+- No padding to a 10 KiB record after the two zero end blocks.
+
+TAR_FORMAT names this layout; it is part of every layer's cache key, so changing a byte here
+means bumping it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TAR_FORMAT = "vinci-tar/1"
+BLOCK = 512
+END = b"\0" * (2 * BLOCK)
+
+REGULAR = b"0"
+HARDLINK = b"1"
+SYMLINK = b"2"
+CHARDEV = b"3"
+BLOCKDEV = b"4"
+DIRECTORY = b"5"
+FIFO = b"6"
+PAX = b"x"
+
+_MAX_ID = 0o7777777
+_MAX_SIZE = 0o77777777777
+MAX_MTIME = _MAX_SIZE  # 2242-03-16: the last time an octal header field holds
+
+
+@dataclass(frozen=True)
+class TarHeader:
+    """The metadata of one tar entry. `name` has no leading '/'; directories end in '/'."""
+
+    name: str
+    type: bytes
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+    mtime: int = 0
+    linkname: str = ""
+    devmajor: int = 0
+    devminor: int = 0
+
+
+def _octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _split_ustar(name: bytes) -> tuple[bytes, bytes] | None:
+    """(prefix, name) if `name` fits USTAR, else None."""
+    if len(name) <= 100:
+        return b"", name
+    # The split must fall on a '/', with the prefix at most 155 bytes and the rest at most 100.
+    for i in range(min(len(name) - 1, 155), 0, -1):
+        if name[i : i + 1] == b"/" and len(name) - i - 1 <= 100 and i <= 155:
+            if len(name) - i - 1 == 0:
+                continue
+            return name[:i], name[i + 1 :]
+    return None
+
+
+def _pax_record(key: str, value: str) -> bytes:
+    payload = f" {key}={value}\n".encode()
+    length = len(payload)
+    digits = len(str(length))
+    while len(str(length + digits)) != digits:
+        digits += 1
+    return str(length + digits).encode() + payload
+
+
+def _block(
+    name: bytes,
+    prefix: bytes,
+    h: TarHeader,
+    typeflag: bytes,
+    size: int,
+    linkname: bytes,
+    uid: int,
+    gid: int,
+) -> bytes:
+    header = bytearray(BLOCK)
+    header[0:100] = name.ljust(100, b"\0")
+    header[100:108] = _octal(h.mode & 0o7777, 8)
+    header[108:116] = _octal(uid, 8)
+    header[116:124] = _octal(gid, 8)
+    header[124:136] = _octal(size, 12)
+    header[136:148] = _octal(h.mtime, 12)
+    header[148:156] = b" " * 8
+    header[156:157] = typeflag
+    header[157:257] = linkname.ljust(100, b"\0")
+    header[257:263] = b"ustar\0"
+    header[263:265] = b"00"
+    # uname/gname stay empty: names would be the host's, never ours to leak.
+    header[329:337] = _octal(h.devmajor, 8)
+    header[337:345] = _octal(h.devminor, 8)
+    header[345:500] = prefix.ljust(155, b"\0")
+    checksum = sum(header)
+    header[148:156] = b"%06o\0 " % checksum
+    return bytes(header)
+
+
+def encode_header(h: TarHeader) -> bytes:
+    """The bytes of the header block(s) for `h`, PAX extended header first if needed."""
+    if h.mtime < 0 or h.mtime > _MAX_SIZE:
+        raise ValueError(f"mtime {h.mtime} out of range")
+    pax: dict[str, str] = {}
+    raw_name = h.name.encode("utf-8")
+    split = _split_ustar(raw_name) if raw_name.isascii() else None
+    if split is None:
+        pax["path"] = h.name
+        prefix, name = b"", _fallback_name(raw_name)
+    else:
+        prefix, name = split
+    raw_link = h.linkname.encode("utf-8")
+    if len(raw_link) > 100 or not raw_link.isascii():
+        pax["linkpath"] = h.linkname
+        raw_link = _fallback_name(raw_link)
+    uid, gid, size = h.uid, h.gid, h.size
+    if uid > _MAX_ID:
+        pax["uid"] = str(uid)
+        uid = 0
+    if gid > _MAX_ID:
+        pax["gid"] = str(gid)
+        gid = 0
+    if size > _MAX_SIZE:
+        pax["size"] = str(size)
+        size = 0
+    main = _block(name, prefix, h, h.type, size, raw_link, uid, gid)
+    if not pax:
+        return main
+    body = b"".join(_pax_record(k, pax[k]) for k in sorted(pax))
+    pax_header = TarHeader(name="", type=PAX, mode=0o644, mtime=h.mtime)
+    # A fixed, short name for the extended header: readers ignore it, and it must not depend on
+    # anything but the entry.
+    pax_block = _block(b"PaxHeader", b"", pax_header, PAX, len(body), b"", 0, 0)
+    return pax_block + body + padding(len(body)) + main
+
+
+def _fallback_name(raw: bytes) -> bytes:
+    """What old readers see in the 100-byte field when the real value is in a PAX record."""
+    return raw.decode("utf-8", "replace").encode("ascii", "replace")[-100:]
+
+
+def padding(size: int) -> bytes:
+    return b"\0" * (-size % BLOCK)
