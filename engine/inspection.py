@@ -14,22 +14,20 @@ the host file a plan names may have changed since.
 
 from __future__ import annotations
 
-import json
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from engine.builder.plan import LayerPlan, PlannedEntry
 from engine.builder.result import BuildResult
-from engine.errors import VinciError
+from engine.errors import ImageImportError, VinciError
 from engine.events import CancelToken
 from engine.humanize import human_bytes
 from engine.oci import mediatypes
-from engine.oci.descriptor import Descriptor, Platform
+from engine.oci.descriptor import Descriptor
 from engine.oci.digest import Digest
-from engine.sources.local import LocalImage, blob_name, open_local_image
+from engine.sources.image import OpenedImage
 from engine.tar.format import TAR_FORMAT
 from engine.tar.index import DEFAULT_TEXT_LIMIT, FileContent, TarEntry, iter_entries, read_member
 
@@ -42,17 +40,19 @@ class BlobSource(Protocol):
     def read_blob(self, digest: Digest) -> bytes: ...
 
 
-class LocalImageBlobs:
-    """The blobs of a local image (OCI layout, OCI archive, docker-archive) as
-    engine.sources opened it. Close it when done: an archive stays open while read."""
+class ImageBlobs:
+    """The blobs of any opened image (a layout, an archive, a registry reference), found by
+    digest. Closing it closes the image."""
 
-    def __init__(self, image: LocalImage) -> None:
+    def __init__(self, image: OpenedImage) -> None:
         self.image = image
-        # docker-archive layers have no digest until read; they are found by diff_id.
-        self._members = {(layer.digest or layer.diff_id): layer.member for layer in image.layers}
+        self._layers = {layer.descriptor.digest: layer for layer in image.layers}
 
     def open_blob(self, digest: Digest) -> BinaryIO:
-        return self.image.files.open(self._members.get(digest) or blob_name(digest))
+        layer = self._layers.get(digest)
+        if layer is None:
+            raise ImageImportError(f"{self.image.ref.where}: no layer {digest}")
+        return self.image.open_layer(layer)
 
     def read_blob(self, digest: Digest) -> bytes:
         with self.open_blob(digest) as f:
@@ -154,52 +154,37 @@ def image_from_result(result: BuildResult) -> ImageInfo:
     )
 
 
-def image_from_local(
-    path: Path, platform: Platform | None = None
-) -> tuple[ImageInfo, LocalImageBlobs]:
-    """The image in an OCI layout, OCI archive or docker-archive at `path`, read the way an
-    `import` layer reads it (engine.sources: the same choice of image, verified JSON)."""
-    platform = platform or Platform()
-    local = open_local_image(path, str(path), "", platform)
-    try:
-        history = [h for h in _history(local.config.data) if not h.get("empty_layer")]
-        layers = []
-        for i, layer in enumerate(local.layers):
-            created_by = str(history[i].get("created_by", "")) if i < len(history) else ""
-            descriptor = Descriptor(
-                layer.media_type or mediatypes.OCI_LAYER,
-                layer.digest or layer.diff_id,
-                layer.size,
-            )
-            layers.append(
-                LayerInfo(
-                    position=i,
-                    descriptor=descriptor,
-                    diff_id=layer.diff_id,
-                    summary=created_by.removeprefix("vinci: "),
-                )
-            )
-        config = Descriptor(mediatypes.OCI_CONFIG, local.config.digest, len(local.config.data))
-        info = ImageInfo(
-            source=str(path),
-            reference="",
-            platform=str(local.config.platform or platform),
-            manifest=local.manifest,
-            config=config,
-            layers=tuple(layers),
+def image_info(image: OpenedImage) -> ImageInfo:
+    """What `vinci inspect` shows of an image it did not build."""
+    layers = tuple(
+        LayerInfo(
+            position=layer.position,
+            descriptor=layer.descriptor,
+            diff_id=layer.diff_id,
+            summary=layer.created_by.removeprefix("vinci: "),
         )
-    except BaseException:
-        local.close()
-        raise
-    return info, LocalImageBlobs(local)
-
-
-def _history(config: bytes) -> list[dict[str, Any]]:
-    try:
-        history = json.loads(config).get("history") or []
-    except (ValueError, AttributeError):
-        return []
-    return [h for h in history if isinstance(h, dict)]
+        for layer in image.layers
+    )
+    manifest = image.ref.manifest
+    manifest_descriptor = None
+    if manifest and image.raw_manifest is not None:
+        media = str((image.manifest or {}).get("mediaType") or mediatypes.OCI_MANIFEST)
+        manifest_descriptor = Descriptor(media, Digest.parse(manifest), len(image.raw_manifest))
+    config = Descriptor(
+        mediatypes.OCI_CONFIG, Digest.parse(image.ref.config), len(image.raw_config)
+    )
+    os_name = str(image.config.get("os") or "")
+    arch = str(image.config.get("architecture") or "")
+    variant = str(image.config.get("variant") or "")
+    platform = "/".join(p for p in (os_name, arch, variant) if p)
+    return ImageInfo(
+        source=image.ref.where,
+        reference="",
+        platform=platform,
+        manifest=manifest_descriptor,
+        config=config,
+        layers=layers,
+    )
 
 
 # -- a layer's files ---------------------------------------------------------------------------

@@ -394,13 +394,11 @@ def explain(baseline: BuildOutcome, other: BuildOutcome, codec: str) -> Any:
     import dataclasses
 
     from engine.compare import diff_images
-    from engine.compare.load import Target, load_local_image
-    from engine.oci.descriptor import Platform
+    from engine.sources.image import open_image
 
-    platform = Platform()
     with (
-        load_local_image(Target("layout", baseline.output), platform) as a,
-        load_local_image(Target("layout", other.output), platform) as b,
+        open_image(f"oci:{baseline.output}") as a,
+        open_image(f"oci:{other.output}") as b,
     ):
         for image in (a, b):
             image.layers = tuple(dataclasses.replace(x, codec=codec) for x in image.layers)

@@ -32,8 +32,9 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 import engine
-from engine import BuildOptions, BuildResult, Spec, find_spec, locate_spec
+from engine import BuildOptions
 from engine.builder.plan import LayerPlan
+from engine.builder.result import BuildResult
 from engine.cache.maintenance import collect_garbage, list_entries, verify
 from engine.cache.store import BlobStore
 from engine.errors import SpecProblem
@@ -47,7 +48,8 @@ from engine.inspection import (
     input_changes,
     read_layer_file,
 )
-from engine.spec import layer_summary
+from engine.spec import Spec, layer_summary
+from engine.spec.locate import find_spec, locate_spec
 from vinci_tui import keymap
 from vinci_tui.clock import Clock
 from vinci_tui.commands import PANES, palette_commands

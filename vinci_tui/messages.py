@@ -17,8 +17,10 @@ from pathlib import Path
 
 from textual.message import Message
 
-from engine import BuildResult, Spec, SpecError
+from engine import SpecError
+from engine.builder.result import BuildResult
 from engine.events import Event, LayerProgress
+from engine.spec import Spec
 
 Post = Callable[[Message], object]
 

@@ -21,20 +21,20 @@ from typing import Protocol
 from textual.message import Message
 
 from engine import (
-    BlobStore,
     BuildCancelled,
     BuildOptions,
-    BuildResult,
     CancelToken,
     EventSink,
-    Spec,
     SpecError,
     VinciError,
     load_spec,
 )
+from engine.builder.result import BuildResult
+from engine.cache.store import BlobStore
 from engine.compare import diff_results, render
 from engine.events import Log
 from engine.output import default_output
+from engine.spec import Spec
 from vinci_tui.messages import (
     BuildCompleted,
     BuildEnded,

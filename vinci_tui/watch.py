@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import Spec
+from engine.spec import Spec
 
 DEBOUNCE_MS = 800
 STEP_MS = 100

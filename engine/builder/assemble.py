@@ -1,8 +1,10 @@
 """Assembles the image config and manifest from layer results, as canonical JSON.
 
-The config's history and `created` come from the spec and SOURCE_DATE_EPOCH only. When an
-import layer asks to inherit its image's config, that config is the base and the spec's
-`config` keys override it.
+The config's `created` and our history entries come from the spec and SOURCE_DATE_EPOCH
+only: never from a host path, however the spec spells it. An imported image's layers keep that
+image's own history entries (its `empty_layer` ones too), ahead of ours. When an import layer
+asks to inherit its image's config, that config is the base and the spec's `config` keys
+override it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,24 @@ class LayerPart:
 
     descriptor: Descriptor
     diff_id: Digest
-    created_by: str
+
+
+History = list[dict[str, Any]]
+
+
+def built_history(summary: str, layers: int, created: int) -> History:
+    """Our history entries for a layer node that made `layers` image layers."""
+    return [{"created": rfc3339(created), "created_by": f"vinci: {summary}"}] * layers
+
+
+def imported_history(config: dict[str, Any], layers: int, pinned_by: str, created: int) -> History:
+    """The history entries an imported image brings: its own, when they account for its
+    `layers` (as many entries without `empty_layer` as layers), else one per layer naming the
+    digest that pins the image (never the path it was imported from)."""
+    entries = [h for h in config.get("history") or [] if isinstance(h, dict)]
+    if sum(1 for h in entries if not h.get("empty_layer")) == layers:
+        return entries
+    return built_history(f"import {pinned_by}", layers, created)
 
 
 def rfc3339(epoch: int) -> str:
@@ -74,6 +93,7 @@ def runtime_config(config: ConfigSpec, base: dict[str, Any] | None = None) -> di
 def image_config(
     spec: Spec,
     layers: Sequence[LayerPart],
+    history: History,
     created: int,
     base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -84,7 +104,7 @@ def image_config(
         "created": when,
         "config": runtime_config(spec.config, base),
         "rootfs": {"type": "layers", "diff_ids": [str(p.diff_id) for p in layers]},
-        "history": [{"created": when, "created_by": f"vinci: {p.created_by}"} for p in layers],
+        "history": history,
     }
     return config
 
@@ -104,12 +124,13 @@ def image_manifest(spec: Spec, config: Descriptor, layers: Sequence[LayerPart]) 
 def assemble(
     spec: Spec,
     layers: Sequence[LayerPart],
+    history: History,
     store: BlobStore,
     created: int,
     base: dict[str, Any] | None = None,
 ) -> tuple[Descriptor, Descriptor]:
     """Store config and manifest in the cache; return (manifest, config) descriptors."""
-    config_bytes = canonical_json(image_config(spec, layers, created, base))
+    config_bytes = canonical_json(image_config(spec, layers, history, created, base))
     config = Descriptor(mediatypes.OCI_CONFIG, store.put_bytes(config_bytes), len(config_bytes))
     manifest_bytes = canonical_json(image_manifest(spec, config, layers))
     manifest = Descriptor(

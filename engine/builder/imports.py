@@ -16,6 +16,14 @@ takes the base of our config. Registry code (and httpx) is imported only for imp
 
 from __future__ import annotations
 
+from engine.cache.imported import (
+    MEDIA_TYPE_FOR,
+    cached_import,
+    import_key,
+    known_layer,
+    make_record,
+)
+from engine.cache.ingest import ingest_stream
 from engine.cache.provenance import set_diff_id
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
@@ -23,14 +31,6 @@ from engine.errors import CorruptImportedImage, ImageImportError, RegistryError
 from engine.events import CancelToken, EventSink
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
-from engine.sources.imported import (
-    MEDIA_TYPE_FOR,
-    cached_import,
-    import_key,
-    known_layer,
-    make_record,
-)
-from engine.sources.ingest import ingest_stream
 from engine.sources.local import open_local_image
 from engine.spec.model import ImportOCISpec, ImportSpec, layer_summary
 

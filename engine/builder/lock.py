@@ -30,6 +30,7 @@ from engine.builder.layer import tar_digest
 from engine.builder.plan import READ_CHUNK, LayerPlan
 from engine.builder.result import BuildResult
 from engine.cache.atomic import write_atomic
+from engine.cache.imported import IMPORT_CODEC
 from engine.cache.records import LayerRecord
 from engine.cache.store import BlobStore
 from engine.codec import Codec
@@ -41,7 +42,6 @@ from engine.spec.locate import beside_spec
 from engine.spec.model import ImportOCISpec, Spec
 
 LOCK_VERSION = 1
-IMPORT_CODEC = "import"  # the codec field of a layer taken verbatim from an imported image
 
 
 def lock_path(spec: Spec) -> Path:
@@ -432,10 +432,10 @@ class LockReuse:
     def _fetch(self, locked: LockedLayer, cancel: CancelToken | None, sink: EventSink) -> bool:
         """Bring the locked blob into the cache from the first listed repository that has
         it; its digest and diff_id are checked as it streams in."""
+        from engine.cache.ingest import Ingest
         from engine.cache.provenance import add_source, set_diff_id
         from engine.oci import mediatypes
         from engine.registry.client import RegistryClient
-        from engine.sources.ingest import Ingest
 
         for source in locked.sources:
             registry, _, repository = source.partition("/")

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from engine.builder.assemble import assemble
+from engine.builder.assemble import History, assemble, built_history, imported_history
 from engine.builder.footprint import Footprint
 from engine.builder.layer import write_layer
 from engine.builder.lock import Lock, LockReuse
@@ -24,6 +24,7 @@ from engine.builder.options import default_jobs
 from engine.builder.plan import Planner
 from engine.builder.result import BuildResult, LayerResult
 from engine.cache.atomic import write_atomic
+from engine.cache.imported import IMPORT_CODEC
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
 from engine.codec import MAX_THREADS, Codec, get_codec
@@ -136,7 +137,8 @@ class Builder:
             results = self._run(spec, planner, sink, token, store)
             base = self._base_config(spec, results)
             parts = [p for r in results for p in r.parts]
-            manifest, config = assemble(spec, parts, store, created, base)
+            history = [h for r in results for h in self._history(r, created)]
+            manifest, config = assemble(spec, parts, history, store, created, base)
         except VinciError as e:
             sink(BuildFailed(str(e), isinstance(e, BuildCancelled)))
             raise
@@ -247,6 +249,17 @@ class Builder:
         done = result.record
         sink(LayerDone(index, done.descriptors, done.diff_ids, result.cache_hit, result.seconds))
         return result
+
+    def _history(self, result: LayerResult, created: int) -> History:
+        """The history entries of one layer node's image layers."""
+        record = result.record
+        count = len(record.descriptors)
+        if record.codec != IMPORT_CODEC:
+            return built_history(result.summary, count, created)
+        extra = dict(record.extra)
+        config = json.loads(self.store.read_blob(Digest.parse(extra["config"])))
+        pinned_by = extra.get("manifest") or extra["config"]
+        return imported_history(config, count, pinned_by, created)
 
     def _base_config(self, spec: Spec, results: Sequence[LayerResult]) -> dict[str, Any] | None:
         base = None

@@ -5,13 +5,17 @@ prints."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.builder.assemble import LayerPart
 from engine.builder.plan import LayerPlan
+from engine.cache.imported import IMPORT_CODEC
 from engine.cache.records import LayerRecord
+from engine.cache.store import BlobStore
 from engine.codec import Codec
 from engine.oci.descriptor import Descriptor
+from engine.sources.image import OpenedImage, image_in_store
 from engine.spec.model import Spec
 
 
@@ -28,7 +32,7 @@ class LayerResult:
     @property
     def parts(self) -> list[LayerPart]:
         return [
-            LayerPart(d, i, self.summary)
+            LayerPart(d, i)
             for d, i in zip(self.record.descriptors, self.record.diff_ids, strict=True)
         ]
 
@@ -43,6 +47,21 @@ class BuildResult:
     seconds: float
     created: int
     cache_root: str = ""
+
+    def store(self) -> BlobStore:
+        """The cache the image was built into."""
+        return BlobStore(Path(self.cache_root).parent)
+
+    def image(self, store: BlobStore | None = None) -> OpenedImage:
+        """The built image (engine.oci.image.Image), its blobs read from the cache it was
+        built into."""
+        store = store or self.store()
+        layers = [
+            (d, "" if r.record.codec == IMPORT_CODEC else r.record.codec)
+            for r in self.layers
+            for d in r.record.descriptors
+        ]
+        return image_in_store(store, self.manifest, self.config, layers, self.spec.display_path)
 
     @property
     def cached(self) -> int:

@@ -15,13 +15,14 @@ from engine.builder.lock import Lock, check_locked, lock_path, read_lock
 from engine.builder.options import BuildOptions
 from engine.builder.pool import Builder, own_files
 from engine.builder.result import BuildResult
+from engine.cache.image import StoredImage
 from engine.cache.store import BlobStore
 from engine.codec import get_codec
-from engine.errors import LockError, OutputError
+from engine.errors import LockError
 from engine.events import CancelToken, EventSink, discard
 from engine.output import OutputTarget, parse_output
-from engine.output.archive import write_archive
-from engine.output.layout import PreparedLayout, write_layout
+from engine.output.image import write_image
+from engine.output.layout import PreparedLayout
 from engine.spec import Spec, load_spec
 from engine.spec.locate import find_spec
 
@@ -99,28 +100,21 @@ def build_spec(
     return result
 
 
-def write_output(target: OutputTarget, result: BuildResult, store: BlobStore) -> None:
-    """Write a build's image to `target` from the cache."""
-    layers = [d for r in result.layers for d in r.record.descriptors]
+def write_output(
+    target: OutputTarget, result: BuildResult, store: BlobStore, tag: str | None = None
+) -> None:
+    """Write a build's image to `target` from the cache, named `tag` or as its spec names
+    it."""
+    layers = tuple(d for r in result.layers for d in r.record.descriptors)
     spec = result.spec
-    if target.kind == "oci":
-        write_layout(
-            target.path, store, result.manifest, result.config, layers, spec.tag, spec.platform
-        )
-    elif target.kind in ("oci-archive", "docker-archive"):
-        # One tarball serves both: an OCI archive that also carries docker's manifest.json.
-        write_archive(
-            target.path,
-            store,
-            result.manifest,
-            result.config,
-            layers,
-            spec.tag,
-            spec.platform,
-            spec.image,
-        )
-    else:
-        raise OutputError(f"{target.kind} output is not available")
+    write_image(
+        target,
+        StoredImage(result.manifest, result.config, layers),
+        store,
+        tag=tag or spec.tag,
+        platform=spec.platform,
+        reference=spec.image,
+    )
 
 
 def within(path: Path, sources: tuple[Path, ...] | list[Path]) -> bool:

@@ -5,20 +5,12 @@ stamp (engine/cli/uptodate.py)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
 import sys
-import time
 
-from engine.builder.footprint import Footprint
-from engine.builder.plan import copying_layer
-from engine.builder.pool import own_files
-from engine.builder.run import build_spec, open_spec
-from engine.cache.store import BlobStore
+from engine.builder.options import BuildOptions
 from engine.cli import uptodate
-from engine.cli.args import Progress, add_build_args, build_options
-from engine.cli.registryargs import add_push_arguments, apply_registry_options
+from engine.cli.args import add_build_args, build_options
+from engine.cli.registryargs import add_push_arguments
 from engine.spec.locate import find_spec
 
 
@@ -59,6 +51,25 @@ def run(args: argparse.Namespace) -> int:
         answer = uptodate.check(spec_file, options)
         if answer is not None:
             return _answered(args, answer)
+    return _build(args, spec_file, options)
+
+
+def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions) -> int:
+    """The build the stamp could not answer; imported only then, as most of the engine is."""
+    import contextlib
+    import json
+    import os
+    import time
+
+    from engine.builder.footprint import Footprint
+    from engine.builder.plan import copying_layer
+    from engine.builder.pool import own_files
+    from engine.builder.run import build_spec, open_spec
+    from engine.cache.store import BlobStore
+    from engine.cli.args import Progress
+    from engine.cli.registryargs import apply_registry_options
+
+    target = uptodate.default_target(spec_file, options)
     if args.insecure_registry or args.ca_file:
         # Also for import-oci layers fetched during the build; without these options every
         # fetch takes the environment's (engine/registry/options.py).

@@ -1,7 +1,7 @@
 """`vinci diff A B`: why two images differ, from the manifest down to one file's header.
 
 A and B are each a spec (built on the fly through the cache), an OCI layout, an OCI or docker
-archive, or a registry reference (see engine/compare/load.py for how an argument is read). Exit
+archive, or a registry reference (engine/sources/image.py says how an argument is read). Exit
 status: 0 when the images are identical, 1 when they differ or when something failed (an
 error is one `vinci:` line on stderr).
 """
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.builder.result import BuildResult
     from engine.builder.run import build_spec
     from engine.cache.store import BlobStore
-    from engine.compare import diff_images, open_image, render
+    from engine.compare import diff_images, open_side, render
     from engine.oci.descriptor import Platform
     from engine.spec.model import Spec
 
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         return build_spec(spec, options)  # as `vinci build` would build it
 
     with (
-        open_image(args.a, store=store, build=build, platform=platform) as a,
-        open_image(args.b, store=store, build=build, platform=platform) as b,
+        open_side(args.a, store=store, build=build, platform=platform) as a,
+        open_side(args.b, store=store, build=build, platform=platform) as b,
     ):
         result = diff_images(a, b, files=not args.no_files)
     if args.json:

@@ -13,24 +13,23 @@ import argparse
 import contextlib
 import json
 import sys
-import tarfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from engine.builder.plan import LayerPlan
 from engine.cli.args import add_build_args, build_options
-from engine.errors import VinciError
+from engine.errors import UsageError, VinciError
 from engine.humanize import human_bytes
 from engine.inspection import (
     BlobSource,
     FileEntry,
+    ImageBlobs,
     ImageInfo,
     LayerInfo,
     build_tree,
     entry_columns,
-    image_from_local,
     image_from_result,
+    image_info,
     layer_entries,
     matching_paths,
     plan_for,
@@ -72,35 +71,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"at most this much of --cat (default {DEFAULT_TEXT_LIMIT})",
     )
     add_build_args(p)
+    from engine.cli.registryargs import add_registry_arguments
 
-
-def _is_local_image(path: Path) -> bool:
-    """An OCI layout directory, or an archive (OCI or docker): a tar, which a spec is not."""
-    if path.is_dir():
-        return (path / "oci-layout").is_file()
-    return path.is_file() and tarfile.is_tarfile(path)
+    add_registry_arguments(p)
 
 
 def load_target(
     args: argparse.Namespace, stack: contextlib.ExitStack
 ) -> tuple[ImageInfo, BlobSource, dict[int, LayerPlan | None]]:
     """The image, where its blobs are, and the plan of each image layer vinci built."""
-    given = Path(args.target) if args.target else None
-    if given is not None and _is_local_image(given):
+    from engine.builder.run import build_spec
+    from engine.cache.store import BlobStore
+    from engine.cli.registryargs import apply_registry_options
+    from engine.sources.image import open_image, parse_target
+    from engine.spec import load_spec
+
+    apply_registry_options(args)
+    options = build_options(args)
+    if args.target and parse_target(args.target).kind != "spec":
         try:
             platform = Platform.parse(args.platform)
         except ValueError as e:
-            raise VinciError(f"--platform: {e}") from None
-        image, blobs = image_from_local(given, platform)
+            raise UsageError(f"--platform: {e}") from None
+        opened = open_image(args.target, platform=platform, store=BlobStore(options.cache_dir))
+        blobs = ImageBlobs(opened)
         stack.callback(blobs.close)
-        return image, blobs, {}
-    from engine.builder.run import build_spec
-    from engine.cache.store import BlobStore
-    from engine.spec import load_spec
+        return image_info(opened), blobs, {}
 
     spec = load_spec(find_spec(args.target))
     # The image `vinci build` makes, vinci.lock included.
-    options = build_options(args)
     result = build_spec(spec, options)
     image = image_from_result(result)
     plans = {layer.position: plan_for(result, layer) for layer in image.layers}

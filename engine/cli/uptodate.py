@@ -38,19 +38,18 @@ import sys
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.builder.footprint import Footprint, LayerFootprint
 from engine.builder.options import BuildOptions
-from engine.builder.result import BuildResult
-from engine.cache.atomic import write_atomic
 from engine.cache.statkey import StatKey, stat_key
-from engine.cache.store import LAYOUT_VERSION, BlobStore, cache_base
-from engine.oci.canonical import canonical_json
+from engine.cache.store import LAYOUT_VERSION, cache_base
 from engine.output import OutputTarget, parse_output
-from engine.output.layout import LAYOUT_FILE, layout_index
 from engine.spec.locate import beside_spec
-from engine.spec.model import ImportSpec
+
+if TYPE_CHECKING:
+    from engine.builder.result import BuildResult
+    from engine.cache.store import BlobStore
 
 STAMP_FORMAT = 2
 STAMP_DIR = "stamps"
@@ -175,6 +174,11 @@ def write_stamp(
 ) -> bool:
     """Record what `result` depended on, if all of it can be trusted; True if written. An
     older stamp for the same options is removed when no new one can be written."""
+    from engine.cache.atomic import write_atomic
+    from engine.oci.canonical import canonical_json
+    from engine.output.layout import LAYOUT_FILE, layout_index
+    from engine.spec.model import ImportSpec
+
     key = build_key(spec_file, options, result.created)
     path = Path(_stamp_path(options, key))
     spec = result.spec

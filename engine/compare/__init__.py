@@ -1,35 +1,30 @@
 """Why two images differ, from the top down: `vinci diff`, `vinci verify`'s explanations, the
 workbench's "what changed since the last build", and `vinci build --locked`.
 
-    load.py       open a spec (built), an OCI layout, an archive or a registry image
+    load.py       open a side: a spec (built) or any image engine.sources opens
     image.py      manifest/config fields, layer alignment by diff_id, compression-only changes
     layers.py     file-by-file causes inside a changed layer
-    tarstream.py  a streaming tar header reader that keeps every byte-level fact
     model.py      the frozen result values, each with to_json()
     render.py     the text form
 
-    with open_image(a, ...) as x, open_image(b, ...) as y:
+    with open_side(a, ...) as x, open_side(b, ...) as y:
         print(render(diff_images(x, y)))
 
     diff_results(previous, latest, store).headline()   # the workbench, after a rebuild
 """
 
-from typing import TYPE_CHECKING
-
+from engine.builder.result import BuildResult
 from engine.cache.store import BlobStore
 from engine.compare.image import diff_images
-from engine.compare.load import LoadedImage, load_result, open_image, parse_target
+from engine.compare.load import open_side
 from engine.compare.model import Cause, FieldChange, FileChange, ImageDiff, LayerChange
 from engine.compare.render import render
 from engine.events import CancelToken
 
-if TYPE_CHECKING:
-    from engine.builder.result import BuildResult
-
 
 def diff_results(
-    before: "BuildResult",
-    after: "BuildResult",
+    before: BuildResult,
+    after: BuildResult,
     store: BlobStore,
     *,
     files: bool = True,
@@ -37,7 +32,7 @@ def diff_results(
 ) -> ImageDiff:
     """Why build result `after` differs from `before` (both BuildResults whose blobs are in
     `store`). Only changed layers are read, streaming; run it off the UI thread."""
-    with load_result(before, store) as a, load_result(after, store) as b:
+    with before.image(store) as a, after.image(store) as b:
         return diff_images(a, b, files=files, cancel=cancel)
 
 
@@ -47,11 +42,8 @@ __all__ = [
     "FileChange",
     "ImageDiff",
     "LayerChange",
-    "LoadedImage",
     "diff_images",
     "diff_results",
-    "load_result",
-    "open_image",
-    "parse_target",
+    "open_side",
     "render",
 ]

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from engine.compare.layers import compare_entries, describe
-from engine.compare.load import ImageLayer, LoadedImage
 from engine.compare.model import (
     CODEC,
     CODEC_OUTPUT,
@@ -33,6 +32,7 @@ from engine.compare.model import (
     LayerSide,
 )
 from engine.events import CancelToken
+from engine.oci.image import Image, Layer
 from engine.tar.stream import TarEntry, TarSummary, read_layer
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -117,7 +117,7 @@ def _collapse_history(changes: list[FieldChange]) -> list[FieldChange]:
     return out
 
 
-def field_changes(a: LoadedImage, b: LoadedImage) -> list[FieldChange]:
+def field_changes(a: Image, b: Image) -> list[FieldChange]:
     out: list[FieldChange] = []
     if a.manifest is not None and b.manifest is not None:
         out.extend(
@@ -129,7 +129,7 @@ def field_changes(a: LoadedImage, b: LoadedImage) -> list[FieldChange]:
     return out
 
 
-def _side(layer: ImageLayer) -> LayerSide:
+def _side(layer: Layer) -> LayerSide:
     d = layer.descriptor
     return LayerSide(
         layer.position,
@@ -142,11 +142,9 @@ def _side(layer: ImageLayer) -> LayerSide:
     )
 
 
-def _pairs(
-    a: Sequence[ImageLayer], b: Sequence[ImageLayer]
-) -> list[tuple[ImageLayer | None, ImageLayer | None]]:
+def _pairs(a: Sequence[Layer], b: Sequence[Layer]) -> list[tuple[Layer | None, Layer | None]]:
     """Align two layer lists: by diff_id, then unmatched runs by history line, then in order."""
-    out: list[tuple[ImageLayer | None, ImageLayer | None]] = []
+    out: list[tuple[Layer | None, Layer | None]] = []
     by_id = difflib.SequenceMatcher(
         None, [str(x.diff_id) for x in a], [str(x.diff_id) for x in b], autojunk=False
     )
@@ -161,10 +159,8 @@ def _pairs(
     return out
 
 
-def _pair_run(
-    a: Sequence[ImageLayer], b: Sequence[ImageLayer]
-) -> list[tuple[ImageLayer | None, ImageLayer | None]]:
-    out: list[tuple[ImageLayer | None, ImageLayer | None]] = []
+def _pair_run(a: Sequence[Layer], b: Sequence[Layer]) -> list[tuple[Layer | None, Layer | None]]:
+    out: list[tuple[Layer | None, Layer | None]] = []
     by_history = difflib.SequenceMatcher(
         None, [x.created_by for x in a], [x.created_by for x in b], autojunk=False
     )
@@ -180,7 +176,7 @@ def _pair_run(
     return out
 
 
-def _gzip_header(image: LoadedImage, layer: ImageLayer) -> str:
+def _gzip_header(image: Image, layer: Layer) -> str:
     """What a gzip stream's fixed header says about its writer (XFL and OS bytes)."""
     with image.open_layer(layer) as f:
         head = f.read(10)
@@ -189,9 +185,7 @@ def _gzip_header(image: LoadedImage, layer: ImageLayer) -> str:
     return f"gzip header xfl={head[8]} os={head[9]}"
 
 
-def compression_causes(
-    a: LoadedImage, la: ImageLayer, b: LoadedImage, lb: ImageLayer
-) -> tuple[Cause, ...]:
+def compression_causes(a: Image, la: Layer, b: Image, lb: Layer) -> tuple[Cause, ...]:
     """Why the same tar bytes have two digests: media type, codec (by identity when both are
     known, else by what the gzip headers reveal), and always the compressed bytes."""
     da, db = la.descriptor, lb.descriptor
@@ -225,15 +219,15 @@ def compression_causes(
 
 
 def _entries(
-    image: LoadedImage, layer: ImageLayer, cancel: CancelToken | None
+    image: Image, layer: Layer, cancel: CancelToken | None
 ) -> tuple[list[TarEntry], TarSummary]:
     with image.open_layer(layer) as f:
         return read_layer(f, cancel)
 
 
 def diff_images(
-    a: LoadedImage,
-    b: LoadedImage,
+    a: Image,
+    b: Image,
     *,
     files: bool = True,
     cancel: CancelToken | None = None,

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.oci.image import ImageRef
+
 # Cause names, in the order they are reported. Stable: tests and --json consumers match them.
 TYPE = "type"
 CONTENT = "content"
@@ -139,24 +141,6 @@ class FieldChange:
             "change": self.change,
             "before": self.before,
             "after": self.after,
-        }
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """Which image a side of the diff is, and what pins it."""
-
-    where: str  # as the user named it
-    kind: str  # spec | oci | oci-archive | docker-archive | registry
-    manifest: str  # manifest digest, "" when there is none (docker-archive)
-    config: str
-
-    def to_json(self) -> dict[str, str | None]:
-        return {
-            "where": self.where,
-            "kind": self.kind,
-            "manifest": self.manifest or None,
-            "config": self.config,
         }
 
 

@@ -15,6 +15,14 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from engine.cache.imported import (
+    cached_import,
+    import_key,
+    known_layer,
+    make_record,
+    verify_cached_layer,
+)
+from engine.cache.ingest import Ingest
 from engine.cache.provenance import add_source, set_diff_id
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
@@ -23,18 +31,7 @@ from engine.events import CancelToken, EventSink, ProgressThrottle
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
-from engine.oci.reference import ImageReference
-from engine.registry.client import RegistryClient
-from engine.registry.options import RegistryOptions
-from engine.sources.imported import (
-    cached_import,
-    import_key,
-    known_layer,
-    make_record,
-    verify_cached_layer,
-)
-from engine.sources.ingest import Ingest
-from engine.sources.manifests import (
+from engine.oci.manifests import (
     ImageConfig,
     ImageManifest,
     check_config,
@@ -47,6 +44,9 @@ from engine.sources.manifests import (
     platforms_listed,
     resolve_image,
 )
+from engine.oci.reference import ImageReference
+from engine.registry.client import RegistryClient
+from engine.registry.options import RegistryOptions
 from engine.spec.model import ImportOCISpec, layer_summary
 
 MAX_CONFIG_BYTES = 16 << 20

@@ -25,8 +25,7 @@ from engine.errors import CorruptImportedImage, ImageImportError, NoCompatibleIm
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
-from engine.sources.files import ImageFiles, open_files, read_small
-from engine.sources.manifests import (
+from engine.oci.manifests import (
     ImageConfig,
     check_config,
     index_entries,
@@ -35,6 +34,7 @@ from engine.sources.manifests import (
     platforms_listed,
     resolve_image,
 )
+from engine.sources.files import ImageFiles, open_files, read_small
 
 CONTAINERD_NAME = "io.containerd.image.name"
 _HEX_NAME = re.compile(r"(?:^|/)(?:sha256[:/])?([a-f0-9]{64})(?:\.json)?$")

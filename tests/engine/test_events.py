@@ -16,8 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trees import make_tree
 
-from engine import BlobStore, BuildCancelled, Builder, CancelToken, load_spec
+from engine import BuildCancelled, CancelToken, load_spec
+from engine.builder.pool import Builder
 from engine.cache import maintenance
+from engine.cache.store import BlobStore
 from engine.events import (
     BuildFinished,
     BuildStarted,

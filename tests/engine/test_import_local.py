@@ -321,3 +321,98 @@ def test_imported_docker_archive_runs_under_podman(
     )
     proc = podman_run(f"oci:{out}:latest", workdir=tmp_path / "podman")
     assert proc.stdout == "hello\nextra\n"
+
+
+def _base_with_history(dest: Path) -> list[dict[str, Any]]:
+    """An OCI layout written by hand (no vinci code): one plain-tar layer, and a history with
+    an `empty_layer` entry, as Dockerfile-built images have. Returns that history."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("etc/hello")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"hello\n"))
+    layer_bytes = layer.getvalue()
+    history = [
+        {"created": "2024-01-01T00:00:00Z", "created_by": "ENV GREETING=hi", "empty_layer": True},
+        {"created": "2024-01-01T00:00:01Z", "created_by": "COPY hello /etc/hello"},
+    ]
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["GREETING=hi"]},
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": [f"sha256:{hashlib.sha256(layer_bytes).hexdigest()}"],
+        },
+        "history": history,
+    }
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return f"sha256:{digest}"
+
+    config_bytes = json.dumps(config).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": put(config_bytes),
+            "size": len(config_bytes),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": put(layer_bytes),
+                "size": len(layer_bytes),
+            }
+        ],
+    }
+    manifest_bytes = json.dumps(manifest).encode()
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": put(manifest_bytes),
+                "size": len(manifest_bytes),
+            }
+        ],
+    }
+    (dest / "index.json").write_text(json.dumps(index))
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return history
+
+
+def test_how_an_import_path_is_spelled_never_changes_the_image(
+    tmp_path: Path, vinci: VinciRunner
+) -> None:
+    """One base image named five ways gives one digest, whatever the cache already holds, and
+    the base's own history (its empty_layer entry too) stands ahead of ours."""
+    project = tmp_path / "project"
+    project.mkdir()
+    history = _base_with_history(project / "base.oci")
+    spellings = ["./base.oci", "base.oci", "./base.oci/", str(project / "base.oci"), "~/base.oci"]
+    digests = set()
+    for i, spelling in enumerate(spellings):
+        spec = project / f"spec{i}.yaml"
+        spec.write_text(
+            "spec-version: v1\n"
+            "layers:\n"
+            f"  - import: {json.dumps(spelling)}\n"
+            '  - file: {path: /etc/extra, contents: "extra\\n"}\n'
+        )
+        out = tmp_path / f"out{i}"
+        # Every spelling builds into one shared cache: what the cache met first never shows.
+        env = {"VINCI_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(project)}
+        run = vinci("build", spec, "--output", f"oci:{out}", env=env)
+        digests.add(run.stdout.strip().splitlines()[-1])
+        _, manifest = layout_manifest(out, "latest")
+        config = json.loads(_blob(out, manifest["config"]["digest"]).read_text())
+        assert config["history"][:2] == history
+        assert config["history"][2]["created_by"] == "vinci: file /etc/extra"
+        assert str(project) not in json.dumps(config)
+    assert len(digests) == 1, digests

@@ -1,4 +1,4 @@
-"""The verifying ingest's background decompression (engine/sources/ingest.py): results equal
+"""The verifying ingest's background decompression (engine/cache/ingest.py): results equal
 to a one-shot decompress whatever the write sizes, errors reported at commit, and no thread or
 blob left behind by a discard, a reset or a failure."""
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.cache import ingest as ingest_mod
+from engine.cache.ingest import Ingest
 from engine.cache.store import BlobStore
 from engine.errors import CorruptImportedImage
 from engine.oci.digest import Digest
-from engine.sources import ingest as ingest_mod
-from engine.sources.ingest import Ingest
 
 
 def _layer_bytes(n: int) -> bytes:

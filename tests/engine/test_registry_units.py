@@ -18,6 +18,7 @@ import pytest
 import zstandard
 from conftest import REPO
 
+from engine.cache.ingest import ingest_stream
 from engine.cache.store import BlobStore
 from engine.errors import CorruptImportedImage, RegistryError
 from engine.oci.digest import Digest
@@ -26,7 +27,6 @@ from engine.registry.auth import parse_challenges
 from engine.registry.hosts import api_host, credential_key, is_loopback, normalize_key
 from engine.registry.options import RegistryOptions
 from engine.registry.retry import parse_retry_after
-from engine.sources.ingest import ingest_stream
 
 
 def test_parse_challenges() -> None:

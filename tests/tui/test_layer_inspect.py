@@ -15,16 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from engine import Builder, BuildResult, get_codec, load_spec
+from engine import load_spec
+from engine.builder.pool import Builder
+from engine.builder.result import BuildResult
 from engine.builder.run import write_output
 from engine.cache.store import BlobStore
 from engine.cli.main import main
+from engine.codec import get_codec
 from engine.inspection import (
+    ImageBlobs,
     build_tree,
     entries_from_blob,
     entries_from_plan,
-    image_from_local,
     image_from_result,
+    image_info,
     input_changes,
     layer_entries,
     matching_paths,
@@ -32,6 +36,7 @@ from engine.inspection import (
     tree_rows,
 )
 from engine.output import default_output
+from engine.sources.image import open_image
 from engine.tar.index import iter_entries, read_member, sniff_compression
 
 MODE = re.compile(r"^[-dlhcbpw?][-rwxsStT?]{9} ")
@@ -148,7 +153,8 @@ def test_layout_and_build_agree(project: Path) -> None:
     result, store = build(project)
     target = default_output(result.spec.path)
     write_output(target, result, store)
-    from_layout, blobs = image_from_local(target.path)
+    opened = open_image(f"oci:{target.path}")
+    from_layout, blobs = image_info(opened), ImageBlobs(opened)
     from_build = image_from_result(result)
     assert from_layout.manifest.digest == from_build.manifest.digest
     assert [(i.descriptor, i.diff_id) for i in from_layout.layers] == [

@@ -16,8 +16,10 @@ from typing import Any
 from textual.pilot import Pilot
 
 import engine
-from engine import BuildOptions, BuildResult, CancelToken, Event, EventSink, Spec
+from engine import BuildOptions, CancelToken, Event, EventSink
+from engine.builder.result import BuildResult
 from engine.events import LayerStarted
+from engine.spec import Spec
 from vinci_tui.app import Workbench
 from vinci_tui.clock import FrozenClock
 from vinci_tui.runner import THREAD_PREFIX

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
-from engine import BuildResult
+from engine.builder.result import BuildResult
 from engine.humanize import human_bytes
 from engine.inspection import (
     ImageInfo,

@@ -17,8 +17,8 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from engine import Spec
 from engine.errors import SpecProblem
+from engine.spec import Spec
 from vinci_tui.specview import SpecItem, spec_items
 
 DEFAULT_EXPANDED = frozenset({"config", "layers", "problems"})

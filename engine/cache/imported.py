@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
+from engine.cache.ingest import Ingested, ingest_stream
 from engine.cache.provenance import read_facts, set_diff_id
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
@@ -14,7 +15,6 @@ from engine.oci import mediatypes
 from engine.oci.canonical import canonical_json
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
-from engine.sources.ingest import Ingested, ingest_stream
 
 IMPORT_FORMAT = "vinci-import/1"
 IMPORT_CODEC = "import"
