@@ -395,7 +395,17 @@ class RegistryClient:
                 send_headers["Authorization"] = authorization
             content = body() if callable(body) else body
             request = client.build_request(method, target, headers=send_headers, content=content)
-            response = client.send(request, stream=True)
+            try:
+                response = client.send(request, stream=True)
+            except httpx.RemoteProtocolError as e:
+                # httpx parses a Location even when not following it; one it cannot parse
+                # fails the exchange, and retrying would meet the same header.
+                if "location header" not in str(e).lower():
+                    raise
+                raise RegistryRedirectError(
+                    f"{self.registry}: {what}: {_where(target)} redirected without a usable "
+                    "Location"
+                ) from None
             try:
                 status = response.status_code
                 if follow and status in REDIRECT_STATUSES:
@@ -435,8 +445,8 @@ class RegistryClient:
             target = None
         if target is None or target.scheme not in ("http", "https") or not target.host:
             raise RegistryRedirectError(
-                f"{self.registry}: {what}: {_where(here)} answered HTTP {response.status_code} "
-                "without a usable Location to redirect to"
+                f"{self.registry}: {what}: {_where(here)} redirected without a usable Location "
+                f"(HTTP {response.status_code})"
             )
         hops = " -> ".join(_where(u) for u in [*visited, target])
         if target in visited:

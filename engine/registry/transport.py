@@ -40,7 +40,8 @@ class DeadlineExpired(Exception):
     with the request's description by whoever catches it; never retried."""
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(f"no complete answer within {seconds:g}s")
+        shown = f"{seconds:.1f}".rstrip("0").rstrip(".")
+        super().__init__(f"no complete answer within {shown}s")
         self.seconds = seconds
 
 
