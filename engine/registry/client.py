@@ -413,8 +413,8 @@ class RegistryClient:
                     read_capped(response, DISCARD_CAP)
                     response.close()
                     continue
-                if status not in (401, 403):
-                    return response
+                if status not in (401, 403) or (status == 403 and not own):
+                    return response  # a 403 elsewhere (an expired signed URL) is the caller's
                 reply = self._small_error(response)
                 if not own:
                     raise RegistryRedirectError(
