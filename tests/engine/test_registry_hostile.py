@@ -246,6 +246,41 @@ def test_redirected_blob_gets_no_credentials(
     assert any(s.headers.get("authorization") == BASIC for s in a.requests)
 
 
+def test_upload_to_another_host_gets_no_credentials(
+    tmp_path: Path, serve: Callable[..., HostileServer], hello: Path
+) -> None:
+    """A registry whose upload sessions live on another host (its Location names it): the
+    blobs go there without the registry's Authorization, and the push still succeeds."""
+    b_box: list[HostileServer] = []
+
+    def upload_host(seen: Seen) -> Reply:
+        return Reply(201, {"Location": f"{b_box[0].url}/done"})
+
+    b_box.append(serve(upload_host, address=second_host()))
+
+    def registry_a(seen: Seen) -> Reply:
+        if seen.headers.get("authorization") != BASIC:
+            return Reply(401, {"WWW-Authenticate": 'Basic realm="a"'})
+        if seen.method == "HEAD":
+            return Reply(404)
+        if seen.method == "POST":
+            return Reply(202, {"Location": f"{b_box[0].url}/upload/session"})
+        if seen.method == "PUT" and "/manifests/" in seen.path:
+            return Reply(201)
+        return Reply(200, {}, b"{}")
+
+    a = serve(registry_a)
+    docker_config(tmp_path, a.host)
+    done = run_measured(
+        "push", str(hello), "--quiet", "--image", f"{a.host}/split/app", env=env_for(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    no_secret(done)
+    puts = [s for s in b_box[0].requests if s.method == "PUT"]
+    assert len(puts) == 3  # config and two layers, each uploaded to the other host
+    assert all("authorization" not in s.headers for s in b_box[0].requests)
+
+
 # -- finding 12: bodies that never end ------------------------------------------------------------
 
 
