@@ -20,7 +20,6 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import httpx
 
@@ -28,6 +27,7 @@ from engine.errors import OversizedResponse, RegistryError, Unauthorized
 from engine.registry.dockerconfig import Credentials
 from engine.registry.retry import unknown_host
 from engine.registry.transport import content_coding, read_capped
+from engine.values import dataclass
 
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')

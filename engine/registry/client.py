@@ -32,7 +32,6 @@ import json
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpcore
@@ -62,6 +61,7 @@ from engine.registry.transport import (
     make_client,
     read_capped,
 )
+from engine.values import dataclass
 
 MANIFEST_TYPES = (
     mediatypes.OCI_MANIFEST,

@@ -25,12 +25,12 @@ import os
 import secrets
 import shutil
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import RegistryError
 from engine.registry.hosts import credential_key, normalize_key
+from engine.values import dataclass, field
 
 HELPER_PREFIX = "docker-credential-"
 HELPER_TIMEOUT = 30.0

@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import RegistryError
+from engine.values import dataclass
 
 MIB = 1 << 20
 DEADLINE_ENV = "VINCI_REGISTRY_DEADLINE"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
 from engine import mediatypes
@@ -49,6 +48,7 @@ from engine.registry.options import RegistryOptions
 from engine.registry.sources import add_source, set_diff_id
 from engine.registry.transport import SMALL_BODY_CAP
 from engine.spec.model import ImportOCISpec, layer_summary
+from engine.values import dataclass
 
 # A config is read whole into memory: capped like manifests and tokens (containerd's 4 MiB).
 MAX_CONFIG_BYTES = SMALL_BODY_CAP
