@@ -13,14 +13,15 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 from conftest import REPO
@@ -102,44 +103,71 @@ class Outcome:
         return lines[0]
 
 
+# The child's peak RSS: Linux counts into a process's maxrss the memory of the process it was
+# forked from, as it stood at exec, so a child forked from pytest (hundreds of MB by the end of
+# the suite) would report pytest's size. A small launcher forks vinci from itself instead and
+# reports the grandchild's own rusage from wait4.
+_LAUNCHER = """
+import json, os, subprocess, sys
+report, args = sys.argv[1], sys.argv[2:]
+proc = subprocess.Popen([sys.executable, "-m", "engine", *args])
+_, status, usage = os.wait4(proc.pid, 0)
+code = os.waitstatus_to_exitcode(status)
+with open(report, "w") as f:
+    json.dump({"returncode": code, "maxrss_kib": usage.ru_maxrss}, f)
+sys.exit(0)
+"""
+
+
 def run_measured(*args: str, env: dict[str, str], stdin: str = "", timeout: float = 60) -> Outcome:
-    """`vinci ARGS` in a child whose own peak RSS is measured (wait4), killed past `timeout`."""
+    """`vinci ARGS` with its own peak RSS measured; the whole process group is killed past
+    `timeout` (then the return code is -9)."""
     full = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
         "LANG": "C.UTF-8",
         **env,
     }
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        with tempfile.TemporaryFile() as given:
-            given.write(stdin.encode())
-            given.seek(0)
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "report.json"
+        given = Path(scratch) / "stdin"
+        given.write_text(stdin)
+        with given.open("rb") as stdin_file:
             started = time.monotonic()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "engine", *args],
-                cwd=REPO,
-                env=full,
-                stdin=given,
-                stdout=out,
-                stderr=err,
+            out, err = _run_group(
+                [sys.executable, "-c", _LAUNCHER, str(report), *args], full, stdin_file, timeout
             )
-        killer = threading.Timer(timeout, proc.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - started
-        out.seek(0)
-        err.seek(0)
-        return Outcome(
-            proc.returncode,
-            out.read().decode(errors="replace"),
-            err.read().decode(errors="replace"),
-            seconds,
-            usage.ru_maxrss / 1024,  # KiB on Linux
-        )
+        measured = json.loads(report.read_text()) if report.exists() else {}
+    return Outcome(
+        int(measured.get("returncode", -9)),
+        out,
+        err,
+        seconds,
+        float(measured.get("maxrss_kib", 0)) / 1024,
+    )
+
+
+def _run_group(
+    argv: list[str], env: dict[str, str], stdin: IO[bytes], timeout: float
+) -> tuple[str, str]:
+    """Run `argv` in its own process group; kill the group (launcher and vinci, which this
+    test started) if it outlives `timeout`. Returns (stdout, stderr)."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=env,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+    return out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def docker_config(tmp_path: Path, registry: str) -> Path:
