@@ -305,7 +305,7 @@ class RegistryClient:
             if response.status_code == 401:
                 self.auth.learn(response.headers)
                 return
-            check_status(response, f"{self.registry}: GET /v2/")
+            check_status(response, "GET /v2/")
             if response.status_code != 200:
                 raise RegistryError(
                     f"{self.registry}: GET /v2/ answered HTTP {response.status_code}: "
@@ -361,7 +361,8 @@ class RegistryClient:
             try:
                 response = self._send(client, method, target, scopes, what, headers, body, follow)
                 # A status to retry: its body is not read (it may never end), only dropped.
-                check_status(response, f"{self.registry}: {what}")
+                # with_retries names the registry and the step; the status is all to add.
+                check_status(response, "")
                 yield response
             except DeadlineExpired as e:
                 raise timed_out(e, f"{self.registry}: {what}") from None

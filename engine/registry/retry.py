@@ -59,10 +59,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def check_status(response: httpx.Response, what: str) -> None:
-    """Raise RetryableError for a status worth retrying."""
+    """Raise RetryableError for a status worth retrying (`what`, if any, prefixes it)."""
     if response.status_code in RETRY_STATUSES:
         raise RetryableError(
-            f"{what}: HTTP {response.status_code}",
+            f"{what}: HTTP {response.status_code}" if what else f"HTTP {response.status_code}",
             parse_retry_after(response.headers.get("Retry-After")),
         )
 
