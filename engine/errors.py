@@ -13,7 +13,11 @@
     │   └── LayerReadError         a layer blob is not a readable (compressed) tar stream
     ├── LockError             vinci.lock is unreadable, or the image is not the locked one
     ├── RegistryError         a registry refused or failed a request
-    │   └── Unauthorized      credentials missing or rejected (the secret is never shown)
+    │   ├── Unauthorized      credentials missing or rejected (the secret is never shown)
+    │   ├── RegistryTimeout   a request ran past its overall deadline (a slow or stalled server)
+    │   ├── RegistryRedirectError  a redirect loop, too many, or to a host asking for credentials
+    │   ├── UnknownRegistryHost    a host name that does not resolve (not retried)
+    │   └── OversizedResponse      an answer larger than its descriptor or its kind's cap
     └── OutputError           the output cannot be written
 
 The CLI prints `str(error)` as one line (SpecError: one line per problem) and exits with the
@@ -118,6 +122,22 @@ class RegistryError(VinciError):
 
 class Unauthorized(RegistryError):
     """The registry rejected the credentials, or needs some and none were found."""
+
+
+class RegistryTimeout(RegistryError):
+    """A registry request did not complete within its overall deadline."""
+
+
+class RegistryRedirectError(RegistryError):
+    """A registry's redirects loop, go on too long, or lead to a host asking for credentials."""
+
+
+class UnknownRegistryHost(RegistryError):
+    """A registry (or token server) host name does not resolve; retrying would not help."""
+
+
+class OversizedResponse(RegistryError):
+    """A registry's answer runs past its descriptor's size or the cap for its kind."""
 
 
 class OutputError(VinciError):

@@ -6,11 +6,16 @@ fetched from the realm for the scopes a request needs (`repository:NAME:pull` or
 plus `pull` on the source repository of a cross-repository mount), with Basic credentials when
 we have some and anonymously otherwise, and cached per scope until shortly before it expires.
 
+Credentials go only where the registry's own challenge says: the client learns a challenge
+only from its registry's origin (client.py), never from a host it was redirected to. A token
+answer is read up to 4 MiB, no further.
+
 Tokens and passwords live only in headers: never in URLs, messages or reprs.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -19,8 +24,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from engine.errors import RegistryError, Unauthorized
+from engine.errors import OversizedResponse, RegistryError, Unauthorized
 from engine.registry.dockerconfig import Credentials
+from engine.registry.retry import unknown_host
+from engine.registry.transport import content_coding, read_capped
 
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*,?')
@@ -90,9 +97,9 @@ class Authenticator:
         self._tokens: dict[tuple[str, ...], _Token] = {}
         self._lock = threading.Lock()
 
-    def learn(self, response: httpx.Response) -> bool:
-        """Take the challenge of a 401; True if it is one we can answer."""
-        challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
+    def learn(self, headers: httpx.Headers) -> bool:
+        """Take the challenge of the registry's own 401; True if it is one we can answer."""
+        challenges = parse_challenges(headers.get("WWW-Authenticate", ""))
         usable = [c for c in challenges if c.scheme in ("bearer", "basic")]
         # Bearer first: a registry offering both prefers tokens.
         usable.sort(key=lambda c: c.scheme != "bearer")
@@ -138,10 +145,20 @@ class Authenticator:
         headers = {}
         if self.credentials is not None:
             headers["Authorization"] = self.credentials.basic()
+        server = f"{self.registry}: token server {url.host}"
         try:
-            response = client.get(url, headers=headers)
+            with client.stream("GET", url, headers=headers) as response:
+                data = b""
+                if response.status_code == 200:
+                    coding = content_coding(response)
+                    if coding:
+                        raise RegistryError(f"{server} sent a {coding}-encoded answer")
+                    body = read_capped(response)
+                    if body is None:
+                        raise OversizedResponse(f"{server} sent an answer larger than 4 MiB")
+                    data = body
         except httpx.TransportError as e:
-            raise RegistryError(
+            raise unknown_host(e, server) or RegistryError(
                 f"{self.registry}: cannot reach its token server {url.host}: {type(e).__name__}"
             ) from None
         if response.status_code in (401, 403):
@@ -154,10 +171,10 @@ class Authenticator:
                 f"{self.registry}: token server {url.host} answered HTTP {response.status_code}"
             )
         try:
-            data = response.json()
-            value = str(data.get("token") or data.get("access_token") or "")
-            lifetime = float(data.get("expires_in") or 60)
-        except (ValueError, AttributeError):
+            answer = json.loads(data)
+            value = str(answer.get("token") or answer.get("access_token") or "")
+            lifetime = float(answer.get("expires_in") or 60)
+        except (ValueError, AttributeError, TypeError):
             raise RegistryError(
                 f"{self.registry}: token server sent an unreadable answer"
             ) from None

@@ -13,6 +13,15 @@ then plain HTTP, as docker does.
 
 Each method here is one attempt of one step, except where it says it retries; idempotent steps
 are wrapped in `retry.with_retries` by their callers or here.
+
+Trust, as docker keeps it: the registry's credentials (Basic, or a token from the realm its own
+challenge names) go only to the registry's own origin. Redirects are followed here, not by
+httpx, so that a blob redirected to another host (a CDN, a bucket) is fetched there with no
+Authorization, and a 401 from that host is an error rather than a challenge to answer: its
+realm would otherwise receive the registry's password. Redirects are bounded (10, no URL
+twice). Every request has an overall deadline besides the per-read timeout (transport.py), and
+no answer is read past its cap: 4 MiB for manifests, indexes, configs, tokens and error bodies,
+the descriptor's size for a blob.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
-from engine.errors import RegistryError, Unauthorized
+from engine.errors import OversizedResponse, RegistryError, RegistryRedirectError, Unauthorized
 from engine.events import CancelToken
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor
@@ -38,7 +47,21 @@ from engine.registry.auth import Authenticator, pull_scope, push_scope
 from engine.registry.dockerconfig import Credentials, lookup
 from engine.registry.hosts import api_host, hostname, is_loopback
 from engine.registry.options import RegistryOptions, default_options
-from engine.registry.retry import RetryableError, check_status, with_retries
+from engine.registry.retry import (
+    RetryableError,
+    check_status,
+    not_retryable,
+    timed_out,
+    with_retries,
+)
+from engine.registry.transport import (
+    SMALL_BODY_CAP,
+    DeadlineExpired,
+    content_coding,
+    deadline,
+    make_client,
+    read_capped,
+)
 
 MANIFEST_TYPES = (
     mediatypes.OCI_MANIFEST,
@@ -47,8 +70,12 @@ MANIFEST_TYPES = (
     mediatypes.DOCKER_MANIFEST_LIST,
 )
 MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES)
-MAX_MANIFEST_BYTES = 4 << 20  # distribution's own limit; anything bigger is not a manifest
-USER_AGENT = "vinci"
+MAX_MANIFEST_BYTES = SMALL_BODY_CAP  # distribution's own limit; anything bigger is not one
+# A body we do not need (a ping's, a redirect's) is read this far so that its connection can be
+# kept; one longer is dropped with the connection.
+DISCARD_CAP = 64 << 10
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10  # Go's net/http (so docker's) limit
 # httpcore reads a response at most 64 KiB at a time, and every read is a trip through h11 in
 # Python, holding the GIL the decompressing threads want. A read returns whatever has arrived
 # (it never waits to fill the buffer), so a larger one changes no timing or resume behaviour;
@@ -153,9 +180,11 @@ def registry_message(response: httpx.Response | Reply) -> str:
             for e in errors
             if isinstance(e, dict)
         ]
-        return "; ".join(p for p in parts if p)[:300]
+        text = "; ".join(p for p in parts if p)
     except (ValueError, AttributeError, httpx.ResponseNotRead):
         return ""
+    # The server's words go into one line of ours: no newlines, no terminal control codes.
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:300]
 
 
 class RegistryClient:
@@ -210,14 +239,7 @@ class RegistryClient:
         return context
 
     def _make_client(self, verify: ssl.SSLContext | bool) -> httpx.Client:
-        limit = max(1, self.options.max_requests_per_host)
-        return httpx.Client(
-            verify=verify,
-            timeout=httpx.Timeout(self.options.timeout),
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            headers={"User-Agent": USER_AGENT},
-            follow_redirects=False,
-        )
+        return make_client(verify, self.options.timeout, max(1, self.options.max_requests_per_host))
 
     def _insecure(self) -> bool:
         return self.host in self.options.insecure or hostname(self.host) in self.options.insecure
@@ -262,9 +284,9 @@ class RegistryClient:
 
     def _ping(self, client: httpx.Client, base: str, more: bool) -> None:
         def once() -> None:
-            with self._slots:
+            with self._slots, deadline(self.options.deadline):
                 try:
-                    response = client.get(f"{base}/v2/")
+                    response = client.send(client.build_request("GET", f"{base}/v2/"), stream=True)
                 except httpx.ConnectError as e:
                     failure = _ssl_failure(e)
                     if isinstance(failure, ssl.SSLCertVerificationError):
@@ -276,10 +298,14 @@ class RegistryClient:
                     if failure is not None and more:
                         raise _NotTLS() from None
                     raise
+                try:
+                    read_capped(response, DISCARD_CAP)  # its content is of no interest
+                finally:
+                    response.close()
             if response.status_code == 401:
-                self.auth.learn(response)
+                self.auth.learn(response.headers)
                 return
-            check_status(response, f"{self.registry}: GET /v2/")
+            check_status(response, "GET /v2/")
             if response.status_code != 200:
                 raise RegistryError(
                     f"{self.registry}: GET /v2/ answered HTTP {response.status_code}: "
@@ -301,6 +327,12 @@ class RegistryClient:
         """A Location header made absolute (distribution sends absolute ones; others may not)."""
         return self.url("/").join(location)
 
+    def _own(self, url: httpx.URL) -> bool:
+        """Whether `url` is on the registry's own origin (scheme, host and port): the only
+        place its credentials go (with its token realm)."""
+        own = httpx.URL(self._base)
+        return (url.scheme, url.host, url.port) == (own.scheme, own.host, own.port)
+
     @contextlib.contextmanager
     def exchange(
         self,
@@ -312,49 +344,127 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         body: Callable[[], Iterable[bytes]] | bytes | None = None,
         follow: bool = False,
+        seconds: float | None = None,
     ) -> Iterator[httpx.Response]:
-        """Send one request (answering an auth challenge once) and yield the open response.
+        """Send one request (answering an auth challenge once, following redirects if
+        `follow`) and yield the open response; the whole exchange, the caller's reading of
+        the body included, is bounded by `seconds` (default: the options' deadline).
 
         Raises Unauthorized for a refused request and RetryableError for a status worth
         repeating; transport errors propagate as httpx errors for `with_retries`.
         """
         client = self._connect()
         target = url if isinstance(url, httpx.URL) else self.url(url)
-        with self._slots:
+        limit = self.options.deadline if seconds is None else seconds
+        with self._slots, deadline(limit):
             response: httpx.Response | None = None
             try:
-                for auth_round in (0, 1):
-                    send_headers = dict(headers or {})
-                    authorization = self.auth.header(client, scopes)
-                    had_token = authorization is not None
-                    if authorization is not None:
-                        send_headers["Authorization"] = authorization
-                    content = body() if callable(body) else body
-                    request = client.build_request(
-                        method, target, headers=send_headers, content=content
-                    )
-                    response = client.send(request, stream=True, follow_redirects=follow)
-                    if response.status_code not in (401, 403):
-                        break
-                    response.read()
-                    if response.status_code == 403 or auth_round == 1:
-                        raise self._unauthorized(response, what, had_token)
-                    learned = self.auth.learn(response)
-                    if not learned:
-                        raise self._unauthorized(response, what, had_token)
-                    if had_token and self.auth.challenge is not None:
-                        if self.auth.challenge.scheme == "basic":
-                            raise self._unauthorized(response, what, had_token)
-                        self.auth.forget(scopes)  # expired, or too narrow: fetch a fresh one
-                    response.close()
-                assert response is not None
-                if response.status_code in (408, 429, 500, 502, 503, 504):
-                    response.read()
-                check_status(response, f"{self.registry}: {what}")
+                response = self._send(client, method, target, scopes, what, headers, body, follow)
+                # A status to retry: its body is not read (it may never end), only dropped.
+                # with_retries names the registry and the step; the status is all to add.
+                check_status(response, "")
                 yield response
+            except DeadlineExpired as e:
+                raise timed_out(e, f"{self.registry}: {what}") from None
+            except httpx.TransportError:
+                raise  # for with_retries: retried, or one line for a name that does not resolve
+            except (httpx.HTTPError, httpx.InvalidURL) as e:
+                raise not_retryable(e, f"{self.registry}: {what}") from None
             finally:
                 if response is not None:
                     response.close()
+
+    def _send(
+        self,
+        client: httpx.Client,
+        method: str,
+        target: httpx.URL,
+        scopes: Sequence[str],
+        what: str,
+        headers: dict[str, str] | None,
+        body: Callable[[], Iterable[bytes]] | bytes | None,
+        follow: bool,
+    ) -> httpx.Response:
+        """The answer to `method target` after the challenge and the redirects (module doc)."""
+        visited = [target]
+        answered = False  # a challenge is answered once; a second 401 is a refusal
+        while True:
+            own = self._own(target)
+            send_headers = dict(headers or {})
+            authorization = self.auth.header(client, scopes) if own else None
+            if authorization is not None:
+                send_headers["Authorization"] = authorization
+            content = body() if callable(body) else body
+            request = client.build_request(method, target, headers=send_headers, content=content)
+            try:
+                response = client.send(request, stream=True)
+            except httpx.RemoteProtocolError as e:
+                # httpx parses a Location even when not following it; one it cannot parse
+                # fails the exchange, and retrying would meet the same header.
+                if "location header" not in str(e).lower():
+                    raise
+                raise RegistryRedirectError(
+                    f"{self.registry}: {what}: {_where(target)} redirected without a usable "
+                    "Location"
+                ) from None
+            try:
+                status = response.status_code
+                if follow and status in REDIRECT_STATUSES:
+                    target = self._redirect(response, visited, what)
+                    read_capped(response, DISCARD_CAP)
+                    response.close()
+                    continue
+                if status not in (401, 403) or (status == 403 and not own):
+                    return response  # a 403 elsewhere (an expired signed URL) is the caller's
+                reply = self._small_error(response)
+                if not own:
+                    raise RegistryRedirectError(
+                        f"{self.registry}: {what}: redirected to {_where(target)}, which asks "
+                        f"for credentials (HTTP {status}); vinci gives {self.registry}'s "
+                        f"credentials only to {self.registry} and the token server it names"
+                    )
+                had_token = authorization is not None
+                if status == 403 or answered or not self.auth.learn(reply.headers):
+                    raise self._unauthorized(reply, what, had_token)
+                if had_token and self.auth.challenge is not None:
+                    if self.auth.challenge.scheme == "basic":
+                        raise self._unauthorized(reply, what, had_token)
+                    self.auth.forget(scopes)  # expired, or too narrow: fetch a fresh one
+                answered = True
+            except BaseException:
+                response.close()
+                raise
+            response.close()
+
+    def _redirect(self, response: httpx.Response, visited: list[httpx.URL], what: str) -> httpx.URL:
+        """Where a redirect leads, if it may be followed: no loop, at most MAX_REDIRECTS."""
+        here = visited[-1]
+        location = response.headers.get("Location", "")
+        try:
+            target = here.join(location) if location else None
+        except httpx.InvalidURL:
+            target = None
+        if target is None or target.scheme not in ("http", "https") or not target.host:
+            raise RegistryRedirectError(
+                f"{self.registry}: {what}: {_where(here)} redirected without a usable Location "
+                f"(HTTP {response.status_code})"
+            )
+        hops = " -> ".join(_where(u) for u in [*visited, target])
+        if target in visited:
+            raise RegistryRedirectError(f"{self.registry}: {what}: redirect loop ({hops})")
+        if len(visited) > MAX_REDIRECTS:
+            raise RegistryRedirectError(
+                f"{self.registry}: {what}: more than {MAX_REDIRECTS} redirects "
+                f"(last to {_where(target)})"
+            )
+        visited.append(target)
+        return target
+
+    def _small_error(self, response: httpx.Response) -> Reply:
+        """An error answer with its body, if that is short and plain (else without it): the
+        body only ever adds the registry's message to ours."""
+        data = read_capped(response) if not content_coding(response) else None
+        return Reply(response.status_code, response.headers, data or b"")
 
     def request(
         self,
@@ -367,22 +477,39 @@ class RegistryClient:
         body: Callable[[], Iterable[bytes]] | bytes | None = None,
         follow: bool = False,
         limit: int = MAX_MANIFEST_BYTES,
+        seconds: float | None = None,
     ) -> Reply:
-        """One exchange with its (small) body read: at most `limit` bytes."""
+        """One exchange with its (small) body read: at most `limit` bytes (an error body that
+        is longer is dropped)."""
         with self.exchange(
-            method, url, scopes=scopes, what=what, headers=headers, body=body, follow=follow
+            method,
+            url,
+            scopes=scopes,
+            what=what,
+            headers=headers,
+            body=body,
+            follow=follow,
+            seconds=seconds,
         ) as response:
-            data = bytearray()
-            if method != "HEAD":
-                for chunk in response.iter_bytes():
-                    data += chunk
-                    if len(data) > limit:
-                        raise RegistryError(
-                            f"{self.registry}: {what}: response larger than {limit} bytes"
-                        )
-            return Reply(response.status_code, response.headers, bytes(data))
+            if method == "HEAD":
+                return Reply(response.status_code, response.headers, b"")
+            if response.status_code >= 400:
+                return self._small_error(response)
+            coding = content_coding(response)
+            if coding:
+                raise RegistryError(
+                    f"{self.registry}: {what}: the answer is {coding}-encoded, though vinci "
+                    "asks for no content coding"
+                )
+            data = read_capped(response, limit)
+            if data is None:
+                raise OversizedResponse(
+                    f"{self.registry}: {what}: the answer is larger than {_size(limit)}, the "
+                    "most vinci reads of a manifest, index, config, token or error"
+                )
+            return Reply(response.status_code, response.headers, data)
 
-    def _unauthorized(self, response: httpx.Response, what: str, had_token: bool) -> Unauthorized:
+    def _unauthorized(self, response: Reply, what: str, had_token: bool) -> Unauthorized:
         detail = registry_message(response)
         creds = self.auth.credentials
         if creds is None:
@@ -412,10 +539,11 @@ class RegistryClient:
         self._connect()
         if self.auth.challenge is None:
             return  # the registry asks for no credentials at all
-        with self.exchange("GET", "/v2/", scopes=[], what="login") as response:
-            if response.status_code != 200:
-                response.read()
-                raise self.error(response, "GET /v2/")
+        reply = self.retrying(
+            lambda: self.request("GET", "/v2/", scopes=[], what="login"), "login", None
+        )
+        if reply.status_code != 200:
+            raise self.error(reply, "GET /v2/")
 
     # -- manifests -----------------------------------------------------------------------------
 
@@ -538,6 +666,7 @@ class RegistryClient:
                 what=what,
                 headers=headers,
                 follow=True,
+                seconds=self.options.blob_deadline_for(size),
             ) as response:
                 if response.status_code == 404:
                     raise RegistryError(f"{self.registry}/{repository}: blob {digest} not found")
@@ -546,15 +675,14 @@ class RegistryClient:
                     sink.reset()
                     received = 0
                 elif response.status_code not in (200, 206):
-                    response.read()
-                    raise self.error(response, what)
+                    raise self.error(self._small_error(response), what)
                 # No chunk_size: httpx would buffer up to it, and a dropped connection would
                 # lose the buffered bytes a resume could have kept.
                 for chunk in response.iter_raw():
                     if cancel is not None:
                         cancel.check()
                     if received + len(chunk) > size:
-                        raise RegistryError(
+                        raise OversizedResponse(
                             f"{self.registry}/{repository}: blob {digest} is larger than its "
                             f"descriptor says ({size} bytes)"
                         )
@@ -616,6 +744,7 @@ class RegistryClient:
             what=what,
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(length)},
             body=body if body is not None else b"",
+            seconds=self.options.blob_deadline_for(length),
         )
         if response.status_code not in (201, 204):
             raise self.error(response, what)
@@ -644,10 +773,21 @@ class RegistryClient:
                 "Content-Range": f"{start}-{start + length - 1}",
             },
             body=body,
+            seconds=self.options.blob_deadline_for(length),
         )
         if response.status_code != 202:
             raise self.error(response, what)
         return str(self.absolute(response.headers.get("Location", "") or location))
+
+
+def _where(url: httpx.URL) -> str:
+    """A URL for messages: scheme and host only (a redirect's path and query may carry a
+    signature)."""
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n} bytes"
 
 
 class _NotTLS(Exception):

@@ -284,9 +284,12 @@ def _existing_key(auths: dict[str, Any], registry: str) -> str | None:
 def _write(config: dict[str, Any], override: Path | None) -> None:
     path = config_path(override)
     data = (json.dumps(config, indent="\t") + "\n").encode()
-    tmp = path.parent / f".config.json.{secrets.token_hex(6)}"
+    # A config.json that is a symlink (dotfiles kept in a repository, a mounted secret) is
+    # written through, as docker does: the new file replaces the link's target, the link stays.
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    tmp = target.parent / f".config.json.{secrets.token_hex(6)}"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The file holds secrets (base64 is not encryption): owner-only from its first byte,
         # like docker, and renamed into place so a reader never sees half of it.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -294,7 +297,7 @@ def _write(config: dict[str, Any], override: Path | None) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as e:
         raise RegistryError(f"cannot write docker config {path}: {e.strerror}") from None
     finally:

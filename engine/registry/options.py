@@ -8,16 +8,26 @@ from the environment:
     VINCI_INSECURE_REGISTRIES    comma-separated hosts (host or host:port) allowed without TLS
                                  verification, falling back to plain HTTP
     DOCKER_CONFIG                directory of docker's config.json (default ~/.docker)
+    VINCI_REGISTRY_DEADLINE      seconds one request may take in all, its answer read (default
+                                 60), beside the per-read timeout
+    VINCI_REGISTRY_BLOB_DEADLINE seconds one blob transfer may take (default 300), plus 4 s for
+                                 each MiB of the blob (so a link slower than 256 KiB/s fails a
+                                 large blob, and a server trickling bytes fails any)
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from engine.errors import RegistryError
+
 MIB = 1 << 20
+DEADLINE_ENV = "VINCI_REGISTRY_DEADLINE"
+BLOB_DEADLINE_ENV = "VINCI_REGISTRY_BLOB_DEADLINE"
 
 
 @dataclass(frozen=True)
@@ -33,8 +43,15 @@ class RegistryOptions:
     max_backoff: float = 8.0
     retry_after_cap: float = 15.0  # a registry asking for longer is not waited on that long
     timeout: float = 60.0  # per network operation (connect, each read, each write)
+    deadline: float = 60.0  # per request, whole: a server trickling bytes is given up on
+    blob_deadline: float = 300.0  # per blob transfer, plus blob_seconds_per_mib for its size
+    blob_seconds_per_mib: float = 4.0
     chunk_threshold: int = 256 * MIB  # blobs above this go up in PATCH chunks
     chunk_size: int = 32 * MIB  # under the 100 MB body cap some CDNs enforce
+
+    def blob_deadline_for(self, size: int) -> float:
+        """The overall deadline of one transfer of a blob of `size` bytes."""
+        return self.blob_deadline + self.blob_seconds_per_mib * max(0, size) / MIB
 
     def with_cli(self, insecure: list[str] | None, ca_file: str | None) -> RegistryOptions:
         """These options with the command line's additions."""
@@ -52,7 +69,22 @@ def options_from_env() -> RegistryOptions:
     return RegistryOptions(
         insecure=frozenset(h.strip() for h in hosts.replace(" ", ",").split(",") if h.strip()),
         ca_file=Path(ca) if ca else None,
+        deadline=_seconds(DEADLINE_ENV, RegistryOptions.deadline),
+        blob_deadline=_seconds(BLOB_DEADLINE_ENV, RegistryOptions.blob_deadline),
     )
+
+
+def _seconds(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise RegistryError(f"{name}={text!r} is not a positive number of seconds")
+    return value
 
 
 _lock = threading.Lock()

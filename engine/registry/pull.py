@@ -47,9 +47,11 @@ from engine.oci.manifests import (
 from engine.oci.reference import ImageReference
 from engine.registry.client import RegistryClient
 from engine.registry.options import RegistryOptions
+from engine.registry.transport import SMALL_BODY_CAP
 from engine.spec.model import ImportOCISpec, layer_summary
 
-MAX_CONFIG_BYTES = 16 << 20
+# A config is read whole into memory: capped like manifests and tokens (containerd's 4 MiB).
+MAX_CONFIG_BYTES = SMALL_BODY_CAP
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,10 @@ PATCH of a chunked upload is never repeated on its own.
 Qualifying failures: 408, 429, 500, 502, 503, 504, and dropped or reset connections, timeouts
 and truncated bodies. The wait doubles from `backoff` up to `max_backoff`, with jitter, unless
 the registry says `Retry-After` (seconds or an HTTP date), which is honoured up to a cap.
+
+Not retried, and each one line: a host name that does not resolve (the name is wrong, or DNS
+is down: five tries would change neither), a request past its overall deadline (repeating it
+would multiply the wait), and every other httpx failure (a redirect or URL it cannot use).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from typing import TypeVar
 
 import httpx
 
-from engine.errors import RegistryError
+from engine.errors import RegistryError, RegistryTimeout, UnknownRegistryHost
 from engine.events import CancelToken
-from engine.registry.options import RegistryOptions
+from engine.registry.options import BLOB_DEADLINE_ENV, DEADLINE_ENV, RegistryOptions
+from engine.registry.transport import DeadlineExpired, describe, request_host, unresolvable
 
 T = TypeVar("T")
 
@@ -54,17 +59,39 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def check_status(response: httpx.Response, what: str) -> None:
-    """Raise RetryableError for a status worth retrying."""
+    """Raise RetryableError for a status worth retrying (`what`, if any, prefixes it)."""
     if response.status_code in RETRY_STATUSES:
         raise RetryableError(
-            f"{what}: HTTP {response.status_code}",
+            f"{what}: HTTP {response.status_code}" if what else f"HTTP {response.status_code}",
             parse_retry_after(response.headers.get("Retry-After")),
         )
 
 
 def describe_transport_error(error: httpx.TransportError) -> str:
-    text = str(error).strip() or type(error).__name__
-    return f"{type(error).__name__}: {text}"
+    return describe(error)
+
+
+def unknown_host(error: httpx.TransportError, what: str) -> UnknownRegistryHost | None:
+    """The one-line error for a host name that does not resolve, or None for other failures."""
+    reason = unresolvable(error)
+    if reason is None:
+        return None
+    host = request_host(error) or "the registry"
+    return UnknownRegistryHost(
+        f"{what}: host name {host} does not resolve ({reason}); check the name in the "
+        "reference, and that DNS works on this machine"
+    )
+
+
+def timed_out(error: DeadlineExpired, what: str) -> RegistryTimeout:
+    return RegistryTimeout(
+        f"{what}: {error} (the overall limit of one request; {DEADLINE_ENV} and, for blobs, "
+        f"{BLOB_DEADLINE_ENV} set it in seconds)"
+    )
+
+
+def not_retryable(error: httpx.HTTPError | httpx.InvalidURL, what: str) -> RegistryError:
+    return RegistryError(f"{what}: {describe(error)}")
 
 
 def with_retries(
@@ -85,7 +112,14 @@ def with_retries(
         except RetryableError as e:
             last, asked = e.message, e.delay
         except httpx.TransportError as e:
+            hopeless = unknown_host(e, what)
+            if hopeless is not None:
+                raise hopeless from None
             last, asked = describe_transport_error(e), None
+        except DeadlineExpired as e:
+            raise timed_out(e, what) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
+            raise not_retryable(e, what) from None
         if attempt == attempts:
             break
         delay = min(options.max_backoff, options.backoff * (2 ** (attempt - 1)))

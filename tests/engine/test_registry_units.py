@@ -202,3 +202,31 @@ def test_registry_client_reads_responses_in_large_pieces() -> None:
     from engine.registry import client
 
     assert httpcore.HTTP11Connection.READ_NUM_BYTES == client.READ_BYTES == 256 << 10
+
+
+def test_every_registry_connection_goes_through_the_deadline_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The overall deadline needs httpx's pools to keep their network backend where
+    transport.make_client replaces it, including the pools for proxies from the environment."""
+    from engine.registry import transport
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    with transport.make_client(False, 5.0, 2) as client:
+        transports = [client._transport, *(t for t in client._mounts.values() if t is not None)]
+        assert len(transports) >= 2
+        for each in transports:
+            assert isinstance(each._pool._network_backend, transport._Backend)  # type: ignore[attr-defined]
+
+
+def test_deadline_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.registry.options import options_from_env
+
+    monkeypatch.setenv("VINCI_REGISTRY_DEADLINE", "7")
+    monkeypatch.setenv("VINCI_REGISTRY_BLOB_DEADLINE", "30")
+    options = options_from_env()
+    assert options.deadline == 7.0
+    assert options.blob_deadline_for(1 << 20) == 30.0 + options.blob_seconds_per_mib
+    monkeypatch.setenv("VINCI_REGISTRY_DEADLINE", "soon")
+    with pytest.raises(RegistryError, match="VINCI_REGISTRY_DEADLINE"):
+        options_from_env()
