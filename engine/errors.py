@@ -2,6 +2,7 @@
 
     VinciError
     ├── UsageError            the command line asks for something that cannot be (exit 2)
+    │   └── InvalidValue      a digest, reference or platform that does not parse (a ValueError)
     ├── SpecError             the spec is invalid; carries every problem with its file:line:col
     ├── SourceError           a source file is missing, unreadable, or changed during the build
     ├── CacheError            the cache directory is unusable or an entry is corrupt
@@ -13,6 +14,7 @@
     │   └── LayerReadError         a layer blob is not a readable (compressed) tar stream
     ├── LockError             vinci.lock is unreadable, or the image is not the locked one
     ├── RegistryError         a registry refused or failed a request
+    │   ├── RegistryStatusError    an error status, with the distribution error codes
     │   ├── Unauthorized      credentials missing or rejected (the secret is never shown)
     │   ├── RegistryTimeout   a request ran past its overall deadline (a slow or stalled server)
     │   ├── RegistryRedirectError  a redirect loop, too many, or to a host asking for credentials
@@ -27,6 +29,7 @@ Nothing of this hierarchy ever reaches the user as a traceback.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 
@@ -41,6 +44,11 @@ class UsageError(VinciError):
     codec or output kind, a spec path that names nothing, a malformed reference."""
 
     exit_code = 2
+
+
+class InvalidValue(UsageError, ValueError):
+    """A value that does not parse: a digest, an image reference, a platform. Also a
+    ValueError, so parsers' callers (the spec loader) catch it as one."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,15 @@ class RegistryError(VinciError):
     """A registry refused a request or could not be reached."""
 
 
+class RegistryStatusError(RegistryError):
+    """A registry answered with an error status; `codes` are its distribution error codes."""
+
+    def __init__(self, message: str, status: int = 0, codes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.codes = codes
+
+
 class Unauthorized(RegistryError):
     """The registry rejected the credentials, or needs some and none were found."""
 
@@ -142,3 +159,13 @@ class OversizedResponse(RegistryError):
 
 class OutputError(VinciError):
     """The requested output cannot be written."""
+
+
+def describe_os_error(error: OSError) -> str:
+    """An OSError as one line a person can act on: what failed, where, and for a full disk
+    what to do."""
+    where = f": {error.filename}" if error.filename else ""
+    hint = ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = " (free some space there, or point --cache-dir or --output elsewhere)"
+    return f"{error.strerror or error}{where}{hint}"

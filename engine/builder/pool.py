@@ -28,7 +28,7 @@ from engine.cache.imported import IMPORT_CODEC
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
 from engine.codec import MAX_THREADS, Codec, get_codec
-from engine.errors import BuildCancelled, VinciError
+from engine.errors import BuildCancelled, VinciError, describe_os_error
 from engine.events import (
     BuildFailed,
     BuildFinished,
@@ -141,6 +141,10 @@ class Builder:
             manifest, config = assemble(spec, parts, history, store, created, base)
         except VinciError as e:
             sink(BuildFailed(str(e), isinstance(e, BuildCancelled)))
+            raise
+        except OSError as e:
+            # A full disk or a cache it may not write: the workbench shows it as the CLI does.
+            sink(BuildFailed(describe_os_error(e), False))
             raise
         except Exception as e:
             sink(BuildFailed(f"internal error: {e!r}", False))

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     image, blobs, plans = load_target(args, stack)
     if args.cat and args.layer is None:
-        raise VinciError("--cat needs --layer N")
+        raise UsageError("--cat needs --layer N")
     if args.layer is None:
         if args.json:
             print(json.dumps(image.to_json(), indent=2, sort_keys=True))

@@ -9,7 +9,7 @@ import getpass
 import sys
 
 from engine.cli.registryargs import add_registry_arguments, apply_registry_options
-from engine.errors import VinciError
+from engine.errors import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def _registry(text: str) -> str:
 
     host = normalize_key(text)
     if not host or "/" in host or " " in host:
-        raise VinciError(f"{text!r} is not a registry host")
+        raise UsageError(f"{text!r} is not a registry host")
     return host
 
 
@@ -35,11 +35,11 @@ def run(args: argparse.Namespace) -> int:
 
     registry = _registry(args.registry)
     if args.password is not None and args.password_stdin:
-        raise VinciError("--password and --password-stdin are exclusive")
+        raise UsageError("--password and --password-stdin are exclusive")
     username = args.username
     if username is None:
         if args.password_stdin or not sys.stdin.isatty():
-            raise VinciError("--username is required when the password comes from stdin")
+            raise UsageError("--username is required when the password comes from stdin")
         username = input("Username: ").strip()
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -48,10 +48,10 @@ def run(args: argparse.Namespace) -> int:
         password = args.password
     else:
         if not sys.stdin.isatty():
-            raise VinciError("no password: pass --password-stdin")
+            raise UsageError("no password: pass --password-stdin")
         password = getpass.getpass("Password: ")
     if not username or not password:
-        raise VinciError("username and password must not be empty")
+        raise UsageError("username and password must not be empty")
     credentials = dockerconfig.Credentials(username, password, "login")
     options = apply_registry_options(args)
     with RegistryClient(registry, options, credentials) as client:

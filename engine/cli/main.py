@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from engine.errors import SpecError, VinciError
+from engine.errors import SpecError, VinciError, describe_os_error
 
 # command -> (module, one line of help), in the order `vinci --help` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -86,8 +86,7 @@ def guard(run: Callable[[], int]) -> int:
         return 1
     except OSError as e:
         # Anything the filesystem refuses that no layer turned into a VinciError.
-        where = f": {e.filename}" if e.filename else ""
-        print(f"vinci: {e.strerror or e}{where}", file=sys.stderr)
+        print(f"vinci: {describe_os_error(e)}", file=sys.stderr)
         return 1
     except Exception as e:
         # A bug, not bad input: one line, and the traceback only on request.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from engine.errors import VinciError
+from engine.errors import UsageError
 
 if TYPE_CHECKING:
     import argparse
@@ -82,21 +82,21 @@ def push_target(args: argparse.Namespace, spec: Spec) -> tuple[ImageReference, t
         try:
             ref = parse_reference(image)
         except ValueError as e:
-            raise VinciError(f"--image: {e}") from None
+            raise UsageError(f"--image: {e}") from None
     elif spec.image is not None:
         ref = spec.image
     else:
-        raise VinciError(
+        raise UsageError(
             f"{spec.display_path} names no `image` to push to; pass --image REGISTRY/REPOSITORY"
         )
     if ref.digest is not None:
-        raise VinciError(f"cannot push to {ref}: a digest names content, not a destination")
+        raise UsageError(f"cannot push to {ref}: a digest names content, not a destination")
     tags = tuple(getattr(args, "tag", None) or [ref.tag or "latest"])
     for tag in tags:
         try:
             parse_reference(f"{ref.name}:{tag}")
         except ValueError:
-            raise VinciError(f"--tag {tag!r} is not a valid tag") from None
+            raise UsageError(f"--tag {tag!r} is not a valid tag") from None
     return ref.with_tag(""), tags
 
 

@@ -10,7 +10,7 @@ import argparse
 import json
 
 from engine.cli.registryargs import add_registry_arguments, apply_registry_options
-from engine.errors import VinciError
+from engine.errors import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         ref = parse_reference(args.ref)
         platform = Platform.parse(args.platform)
     except ValueError as e:
-        raise VinciError(str(e)) from None
+        raise UsageError(str(e)) from None
     found = resolve(ref, platform, apply_registry_options(args))
     if args.json:
         print(json.dumps(found.to_json(), indent=2, sort_keys=True))

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import InvalidValue
 from engine.oci.digest import Digest
 
 
@@ -21,7 +22,7 @@ class Platform:
     def parse(cls, text: str) -> Platform:
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"not a platform: {text!r} (expected os/arch or os/arch/variant)")
+            raise InvalidValue(f"not a platform: {text!r} (expected os/arch or os/arch/variant)")
         return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
     @classmethod

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from engine.errors import InvalidValue
+
 _HEX = re.compile(r"^[a-f0-9]{64}$")
 CHUNK = 1 << 20
 
@@ -19,7 +21,7 @@ class Digest:
 
     def __post_init__(self) -> None:
         if not _HEX.match(self.hex):
-            raise ValueError(f"not a sha256 hex digest: {self.hex!r}")
+            raise InvalidValue(f"not a sha256 hex digest: {self.hex!r}")
 
     @property
     def algorithm(self) -> str:
@@ -29,7 +31,7 @@ class Digest:
     def parse(cls, text: str) -> Digest:
         algo, sep, hexpart = text.partition(":")
         if not sep or algo != "sha256":
-            raise ValueError(f"not a sha256 digest: {text!r} (expected sha256:<64 hex digits>)")
+            raise InvalidValue(f"not a sha256 digest: {text!r} (expected sha256:<64 hex digits>)")
         return cls(hexpart)
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from engine.errors import InvalidValue
 from engine.oci.digest import Digest, is_digest
 
 DEFAULT_REGISTRY = "docker.io"
@@ -52,14 +53,14 @@ class ImageReference:
 
 
 def parse_reference(text: str) -> ImageReference:
-    """Parse `text`; raise ValueError with a reason a user can act on."""
+    """Parse `text`; raise InvalidValue (a ValueError) with a reason a user can act on."""
     if not text or text != text.strip():
-        raise ValueError(f"{text!r} is not an image reference")
+        raise InvalidValue(f"{text!r} is not an image reference")
     rest, at, digest_text = text.partition("@")
     digest = None
     if at:
         if not is_digest(digest_text):
-            raise ValueError(
+            raise InvalidValue(
                 f"{text!r}: {digest_text!r} is not a digest (sha256: and 64 lowercase hex digits)"
             )
         digest = Digest.parse(digest_text)
@@ -68,7 +69,7 @@ def parse_reference(text: str) -> ImageReference:
     if len(parts) > 1 and _is_host(parts[0]):
         registry = parts.pop(0)
         if not _DOMAIN.match(registry):
-            raise ValueError(f"{text!r}: {registry!r} is not a registry host")
+            raise InvalidValue(f"{text!r}: {registry!r} is not a registry host")
         if registry == "index.docker.io":
             # Docker Hub's old name; normalized before the library/ rule below applies to it.
             registry = DEFAULT_REGISTRY
@@ -78,10 +79,10 @@ def parse_reference(text: str) -> ImageReference:
         last, _, tag = last.partition(":")
         parts[-1] = last
         if not _TAG.match(tag):
-            raise ValueError(f"{text!r}: {tag!r} is not a valid tag")
+            raise InvalidValue(f"{text!r}: {tag!r} is not a valid tag")
     for component in parts:
         if not _COMPONENT.match(component):
-            raise ValueError(
+            raise InvalidValue(
                 f"{text!r}: repository part {component!r} must be lowercase letters, digits and "
                 "separators (. _ -)"
             )
@@ -89,7 +90,7 @@ def parse_reference(text: str) -> ImageReference:
         parts.insert(0, "library")
     repository = "/".join(parts)
     if len(registry) + 1 + len(repository) > MAX_NAME_LENGTH:
-        raise ValueError(f"{text!r}: the name is longer than {MAX_NAME_LENGTH} characters")
+        raise InvalidValue(f"{text!r}: the name is longer than {MAX_NAME_LENGTH} characters")
     return ImageReference(registry, repository, tag, digest)
 
 

@@ -38,7 +38,13 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
-from engine.errors import OversizedResponse, RegistryError, RegistryRedirectError, Unauthorized
+from engine.errors import (
+    OversizedResponse,
+    RegistryError,
+    RegistryRedirectError,
+    RegistryStatusError,
+    Unauthorized,
+)
 from engine.events import CancelToken
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor
@@ -151,15 +157,6 @@ def _ssl_failure(error: BaseException) -> ssl.SSLError | None:
             return cur
         cur = cur.__cause__ or cur.__context__
     return None
-
-
-class RegistryStatusError(RegistryError):
-    """A registry answered with an error status; `codes` are its distribution error codes."""
-
-    def __init__(self, message: str, status: int = 0, codes: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.codes = codes
 
 
 def _error_codes(response: httpx.Response | Reply) -> tuple[str, ...]:

@@ -55,3 +55,36 @@ def test_live_progress_on_a_tty(tmp_path: Path) -> None:
     assert "done" in text and "\x1b[" in text  # redrawn in place
     assert "built " in text and "0/3 layers cached" in text
     assert out.decode().strip().startswith("sha256:")
+
+
+def test_exit_codes_are_the_readmes(tmp_path: Path, vinci: VinciRunner, hello: Path) -> None:
+    """2 for every usage or spec error, 1 for a failed build; one line, never a traceback."""
+    env = {"VINCI_CACHE_DIR": str(tmp_path / "c")}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("spec-version: v1\nlayers:\n  - file: {path: /x, source: ./missing}\n")
+    failing = tmp_path / "failing"
+    failing.mkdir()
+    (failing / "vinci.yaml").write_text(
+        "spec-version: v1\nlayers:\n  - import: ./not-an-image.tar\n"
+    )
+    (failing / "not-an-image.tar").write_bytes(b"\0" * 1024)
+    usage = {
+        "a missing spec": ("build", tmp_path / "nowhere.yaml"),
+        "a directory without a spec": ("build", empty),
+        "no spec here": ("validate",),
+        "an invalid spec": ("validate", broken),
+        "an unknown output kind": ("build", hello, "-o", f"zip:{tmp_path}/x"),
+        "a bad SOURCE_DATE_EPOCH flag": ("build", hello, "--source-date-epoch", "-5"),
+        "a bad reference": ("resolve", "Not A Reference"),
+        "a digest as a push target": ("push", hello, "--image", f"127.0.0.1:9/r@sha256:{'0' * 64}"),
+        "an unknown command option": ("build", hello, "--no-such-flag"),
+    }
+    for what, args in usage.items():
+        run = vinci(*args, cwd=tmp_path, env=env, check=False)
+        assert run.returncode == 2, (what, run.stderr)
+        assert "Traceback" not in run.stderr and run.stderr.strip(), what
+    run = vinci("build", failing, env=env, check=False)
+    assert run.returncode == 1, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "internal error" not in run.stderr
