@@ -7,13 +7,10 @@ needed."""
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
-from engine.builder import layer as layerbuild
-from engine.builder import plan
 from engine.builder.pool import Builder
 from engine.cache.store import BlobStore
 from engine.spec import load_spec
@@ -22,27 +19,30 @@ OLD = 1_600_000_000  # an mtime long past: not "racily clean"
 
 
 class Reads:
-    """Counts pre-hash reads (plan.hash_file) and layer reads (layerbuild._copy_source)."""
+    """Counts how often each source file is opened during a build, by name: an audit hook
+    sees every open, whoever makes it (Python's hooks cannot be removed, so one hook is
+    installed for the session and each Reads listens while it lives)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.hashed: Counter[str] = Counter()
-        self.copied: Counter[str] = Counter()
-        hash_file, copy_source = plan.hash_file, layerbuild._copy_source
+    listening: list[Reads] = []
 
-        def counting_hash(path: str, *a: object, **k: object) -> str:
-            self.hashed[os.path.basename(path)] += 1
-            return hash_file(path, *a, **k)  # type: ignore[arg-type]
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self.opened: Counter[str] = Counter()
+        if not Reads.listening:
+            sys.addaudithook(Reads._hook)
+        Reads.listening[:] = [self]
 
-        def counting_copy(entry: plan.PlannedEntry, *a: object, **k: object) -> str | None:
-            self.copied[os.path.basename(entry.source)] += 1
-            return copy_source(entry, *a, **k)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(plan, "hash_file", counting_hash)
-        monkeypatch.setattr(layerbuild, "_copy_source", counting_copy)
+    @staticmethod
+    def _hook(event: str, args: tuple[object, ...]) -> None:
+        if event != "open" or not Reads.listening or not isinstance(args[0], str | bytes):
+            return
+        path = os.fsdecode(args[0])
+        reads = Reads.listening[0]
+        if path.startswith(reads.root + os.sep) and not path.endswith((".yaml", ".json")):
+            reads.opened[os.path.basename(path)] += 1
 
     def clear(self) -> None:
-        self.hashed.clear()
-        self.copied.clear()
+        self.opened.clear()
 
 
 SPEC = """\
@@ -71,71 +71,61 @@ def _build(spec: Path, cache: Path) -> tuple[str, list[bool]]:
     return str(result.manifest.digest), [r.cache_hit for r in result.layers]
 
 
-def test_cold_build_reads_each_source_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cold_build_reads_each_source_once(tmp_path: Path) -> None:
     spec = _tree(tmp_path / "src")
-    reads = Reads(monkeypatch)
+    reads = Reads(spec.parent)
     digest, hits = _build(spec, tmp_path / "c")
     assert hits == [False, False, False]
-    assert reads.hashed == Counter()
-    assert reads.copied == Counter({"a.txt": 1, "b.txt": 1, "tool.bin": 1, "big": 1})
+    assert reads.opened == Counter({"a.txt": 1, "b.txt": 1, "tool.bin": 1, "big": 1})
     # The key it recorded is the one a later, memoized plan computes: a no-op rebuild hits
     # every layer and reads nothing, the two layers of one directory included.
     reads.clear()
     assert _build(spec, tmp_path / "c") == (digest, [True, True, True])
-    assert reads.hashed == reads.copied == Counter()
+    assert reads.opened == Counter()
 
 
-def test_touched_source_is_hashed_not_rebuilt(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_touched_source_is_hashed_not_rebuilt(tmp_path: Path) -> None:
     spec = _tree(tmp_path / "src")
     digest, _ = _build(spec, tmp_path / "c")
-    reads = Reads(monkeypatch)
+    reads = Reads(spec.parent)
     os.utime(spec.parent / "big", (OLD + 5, OLD + 5))  # same bytes, new stat data
     assert _build(spec, tmp_path / "c") == (digest, [True, True, True])
-    assert reads.hashed == Counter({"big": 1})
-    assert reads.copied == Counter()
+    assert reads.opened == Counter({"big": 1})  # hashed once; the cached layer is not rewritten
 
 
-def test_changed_source_same_size_is_rebuilt_correctly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_changed_source_same_size_is_rebuilt_correctly(tmp_path: Path) -> None:
     spec = _tree(tmp_path / "src")
     _build(spec, tmp_path / "c")
     (spec.parent / "app/b.txt").write_bytes(b"BETA\n")  # the memo's guess is now wrong
     os.utime(spec.parent / "app/b.txt", (OLD + 5, OLD + 5))
-    reads = Reads(monkeypatch)
+    reads = Reads(spec.parent)
     digest, hits = _build(spec, tmp_path / "c")
     assert hits == [False, True, True]
-    assert reads.hashed == Counter({"b.txt": 1})  # verified against the guess, which failed
+    # b.txt hashed against the guess, which failed; then its layer written: b.txt and a.txt.
+    assert reads.opened == Counter({"b.txt": 2, "a.txt": 1})
     fresh, _ = _build(spec, tmp_path / "fresh")
     assert digest == fresh
 
 
-def test_new_file_in_a_layer_builds_at_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_new_file_in_a_layer_builds_at_once(tmp_path: Path) -> None:
     spec = _tree(tmp_path / "src")
     _build(spec, tmp_path / "c")
     (spec.parent / "app/c.txt").write_bytes(b"gamma\n")
     os.utime(spec.parent / "app/c.txt", (OLD, OLD))
-    reads = Reads(monkeypatch)
+    reads = Reads(spec.parent)
     digest, hits = _build(spec, tmp_path / "c")
     assert hits == [False, True, True]
-    assert reads.hashed == Counter()  # nothing to verify: the layer cannot be cached
-    assert reads.copied == Counter({"a.txt": 1, "b.txt": 1, "c.txt": 1})
+    # Nothing hashed first (the layer cannot be cached): each file read once, as written.
+    assert reads.opened == Counter({"a.txt": 1, "b.txt": 1, "c.txt": 1})
     assert digest == _build(spec, tmp_path / "fresh")[0]
 
 
-def test_racy_source_is_a_hit_on_the_next_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_racy_source_is_a_hit_on_the_next_build(tmp_path: Path) -> None:
     """A file written just before the build is never trusted by its stat data, but its last
     digest is kept as a guess: rebuilding right away hashes it and hits, it is not rebuilt."""
     spec = _tree(tmp_path / "src")
     (spec.parent / "big").write_bytes(os.urandom(1 << 20))  # mtime: now
     digest, _ = _build(spec, tmp_path / "c")
-    reads = Reads(monkeypatch)
+    reads = Reads(spec.parent)
     assert _build(spec, tmp_path / "c") == (digest, [True, True, True])
-    assert reads.hashed == Counter({"big": 1})
-    assert reads.copied == Counter()
+    assert reads.opened == Counter({"big": 1})
