@@ -11,7 +11,8 @@
     │   └── NoCompatibleImage      an index holds no image for the wanted platform
     ├── RegistryError         a registry refused or failed a request
     │   └── Unauthorized      credentials missing or rejected (the secret is never shown)
-    └── OutputError           the output cannot be written
+    ├── OutputError           the output cannot be written
+    └── CodecError            no such codec, or a level the codec lacks (a usage error)
 
 The CLI prints `str(error)` as one line (SpecError: one line per problem) and exits nonzero;
 nothing of this hierarchy ever reaches the user as a traceback.
@@ -103,3 +104,9 @@ class Unauthorized(RegistryError):
 
 class OutputError(VinciError):
     """The requested output cannot be written."""
+
+
+class CodecError(VinciError):
+    """The codec or level asked for does not exist: a usage error, like a bad option."""
+
+    exit_code = 2
