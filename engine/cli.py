@@ -221,15 +221,21 @@ def _created(args: argparse.Namespace | BuildArgs) -> int:
 
 
 def _progress(args: argparse.Namespace | BuildArgs) -> tuple[Any, EventSink]:
-    """Live progress on a terminal (unless --quiet or --json); no output otherwise."""
-    from engine.events import discard
-
+    """Live progress on a terminal (unless --quiet or --json); otherwise only warnings, one
+    line each on stderr (a lock the build could not honour, say, must not pass unsaid)."""
     if args.quiet or args.json or not sys.stderr.isatty():
-        return None, discard
+        return None, _warnings_only
     from engine.cli_progress import TerminalProgress
 
     progress = TerminalProgress()
     return progress, progress
+
+
+def _warnings_only(event: object) -> None:
+    from engine.events import Log
+
+    if isinstance(event, Log) and event.level == "warning":
+        print(f"vinci: warning: {event.message}", file=sys.stderr)
 
 
 def _builder(args: argparse.Namespace | BuildArgs, spec: Spec) -> tuple[Any, Any]:
