@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 STAMP_FORMAT = 1
 STAMP_DIR = "stamps"
 # Packages whose code decides an image's bytes; their loaded modules are part of a stamp.
-CODE_PACKAGES = frozenset({"engine", "isal", "zstandard", "yaml", "_yaml"})
+CODE_PACKAGES = frozenset({"engine", "deflate", "isal", "zstandard", "yaml", "_yaml"})
 
 BuildKey = tuple[object, ...]
 
