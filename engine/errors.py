@@ -2,7 +2,8 @@
 
     VinciError
     ├── UsageError            the command line asks for something that cannot be (exit 2)
-    │   └── InvalidValue      a digest, reference or platform that does not parse (a ValueError)
+    │   ├── InvalidValue      a digest, reference or platform that does not parse (a ValueError)
+    │   └── CodecError        no such codec, or a level the codec lacks
     ├── SpecError             the spec is invalid; carries every problem with its file:line:col
     ├── SourceError           a source file is missing, unreadable, or changed during the build
     ├── CacheError            the cache directory is unusable or an entry is corrupt
@@ -49,6 +50,10 @@ class UsageError(VinciError):
 class InvalidValue(UsageError, ValueError):
     """A value that does not parse: a digest, an image reference, a platform. Also a
     ValueError, so parsers' callers (the spec loader) catch it as one."""
+
+
+class CodecError(UsageError):
+    """The codec or level asked for does not exist."""
 
 
 @dataclass(frozen=True)

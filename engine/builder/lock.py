@@ -429,6 +429,30 @@ class LockReuse:
             extra=(("lock", "reused"),),
         )
 
+    def not_honoured(self, record: LayerRecord, summary: str, sink: EventSink) -> None:
+        """Warns when the lock pins this layer's tar bytes to a blob the build did not use
+        (a lock written by another codec or codec version, say the isal gzip before the
+        portable one, whose blob this machine lacks): the build goes on with what this
+        codec makes, and the image digest will not be the locked one."""
+        diff_id = record.diff_ids[0]
+        locked = self.lock.layer(diff_id)
+        if locked is None or locked.descriptor == record.descriptors[0]:
+            return
+        if not self.store.has_blob(locked.digest, locked.size):
+            where = "no listed source served it" if locked.sources else "the lock lists no source"
+            why = f"that blob is not in the cache and {where}"
+        else:
+            why = "that blob was not used"
+        sink(
+            Log(
+                "warning",
+                f"vinci.lock: layer {diff_id.short} ({summary}) is locked to blob "
+                f"{locked.digest.short}, made by {locked.codec}; {why}, so this build made "
+                f"{record.descriptors[0].digest.short} with {record.codec} and the image "
+                "digest differs from the lock's (`vinci lock` records the new blob)",
+            )
+        )
+
     def _fetch(self, locked: LockedLayer, cancel: CancelToken | None, sink: EventSink) -> bool:
         """Bring the locked blob into the cache from the first listed repository that has
         it; its digest and diff_id are checked as it streams in."""

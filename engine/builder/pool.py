@@ -241,6 +241,8 @@ class Builder:
                         summary=summary,
                     )
                     self.index.put(record)
+                if self.lock is not None:
+                    self.lock.not_honoured(record, summary, sink)
                 result = LayerResult(
                     index, node.label, summary, record, hit, time.monotonic() - started, plan
                 )

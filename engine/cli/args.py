@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from engine.builder.options import BuildOptions, LockMode
-from engine.events import EventSink, discard
+from engine.events import Event, EventSink, Log
+
+
+def warnings_only(event: Event) -> None:
+    """An event sink that prints warnings and nothing else."""
+    if isinstance(event, Log) and event.level == "warning":
+        print(f"vinci: warning: {event.message}", file=sys.stderr)
 
 
 def positive(text: str) -> int:
@@ -46,7 +52,8 @@ def add_image_args(p: argparse.ArgumentParser) -> None:
         "--compression",
         default="gzip",
         metavar="CODEC",
-        help="gzip (default), gzip-isal, zstd or none (`vinci codecs` lists them)",
+        help="gzip (default: libdeflate, the same bytes on every machine), gzip-isal (faster, "
+        "the same bytes on one CPU class only), gzip-zlib (this system's zlib), zstd or none",
     )
     p.add_argument(
         "--compression-level", type=int, metavar="N", help="codec level (default per codec)"
@@ -95,14 +102,15 @@ def build_options(args: argparse.Namespace, output: str | None = None) -> BuildO
 
 
 class Progress:
-    """A live display on a terminal, or nothing; `finish` ends it either way."""
+    """A live display on a terminal; otherwise only warnings, one line each on stderr (a
+    lock the build could not honour, say, must not pass unsaid). `finish` ends it."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from engine.cli.progress import TerminalProgress
 
         live = not (getattr(args, "quiet", False) or getattr(args, "json", False))
         self.display = TerminalProgress() if live and sys.stderr.isatty() else None
-        self.sink: EventSink = self.display if self.display is not None else discard
+        self.sink: EventSink = self.display if self.display is not None else warnings_only
 
     @property
     def live(self) -> bool:

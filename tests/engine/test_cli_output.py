@@ -76,6 +76,7 @@ def test_exit_codes_are_the_readmes(tmp_path: Path, vinci: VinciRunner, hello: P
         "no spec here": ("validate",),
         "an invalid spec": ("validate", broken),
         "an unknown output kind": ("build", hello, "-o", f"zip:{tmp_path}/x"),
+        "an unknown codec": ("build", hello, "--compression", "lzma"),
         "a bad SOURCE_DATE_EPOCH flag": ("build", hello, "--source-date-epoch", "-5"),
         "a bad reference": ("resolve", "Not A Reference"),
         "a digest as a push target": ("push", hello, "--image", f"127.0.0.1:9/r@sha256:{'0' * 64}"),

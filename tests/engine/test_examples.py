@@ -14,8 +14,8 @@ from test_build import BUSYBOX_SHA256
 
 # An example whose inputs include Debian's busybox is pinned for BUSYBOX_SHA256.
 GOLDEN = {
-    "hello": "sha256:ca07983e94fb5572dc980b7b63fa75c535b229d30b5975f24e70d4f8fdf3f5fc",
-    "webapp": "sha256:6df12ace4fd7a2595cf49e5ce1010dcc7898758be71da32688a4c06ad4432d52",
+    "hello": "sha256:945dc40e88fb59f29abe2a8babc75b37ee0cd642bce1e309c12731c59f833064",
+    "webapp": "sha256:277ed28f108c6637417e6fea59215571368c5edf440bc4ec78f43b8dc93f7b7b",
 }
 NEEDS_BUSYBOX = {"hello", "webapp"}
 ALL = sorted(p.parent.name for p in EXAMPLES.glob("*/vinci.yaml"))

@@ -1,8 +1,9 @@
-"""vinci.lock: a lock made with one gzip implementation (isal) keeps the manifest digest when a
-rebuild is forced to use another (the system zlib: other compressed bytes, same diff_ids) as
-long as the locked blobs are available, and `--locked` fails with a clear difference when they
-are not. The file is canonical and round-trips byte for byte; a lock that names the wrong blob
-is never trusted."""
+"""vinci.lock: a lock made with one gzip implementation (the default, libdeflate) keeps the
+manifest digest when a rebuild is forced to use another (the system zlib: other compressed
+bytes, same diff_ids) as long as the locked blobs are available, and `--locked` fails with a
+clear difference when they are not. A lock written before the portable default (by isal)
+still builds and says which layers it could not honour. The file is canonical and round-trips
+byte for byte; a lock that names the wrong blob is never trusted."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from conftest import VinciRunner
 from support.registry import RegistryServer
 
+from engine.codec import get_codec
 from engine.tar.stream import decompressed
 
 SPEC = """\
@@ -26,7 +28,7 @@ layers:
   - file: {path: /bin/app, source: ./app}
   - file: {path: /etc/message, mode: 0644, contents: "hello\\n"}
 """
-ISAL = "gzip/isal-igzip-threaded/"
+DEFAULT = "gzip/libdeflate-members/"
 
 
 @pytest.fixture
@@ -101,7 +103,7 @@ def test_lock_format_and_byte_identical_round_trip(
         assert entry["digest"] == layer["digest"]
         assert entry["size"] == layer["size"]
         assert entry["media_type"] == layer["media_type"]
-        assert entry["codec"].startswith(ISAL)
+        assert entry["codec"].startswith(DEFAULT)
         assert entry["used_by"] == [layer["label"]]
 
     before = path.read_bytes()
@@ -126,7 +128,7 @@ def test_another_gzip_keeps_the_locked_digest_when_the_blobs_are_there(
     tmp_path: Path, vinci: VinciRunner, spec: Path
 ) -> None:
     cache = tmp_path / "cache"
-    vinci("lock", spec, env=_env(cache))  # isal
+    vinci("lock", spec, env=_env(cache))  # the default gzip
     locked = _lock(spec)
     # Without the lock, the system zlib really makes other bytes for the same tar.
     plain = tmp_path / "plain.oci"
@@ -182,20 +184,88 @@ def test_locked_fails_with_a_clear_diff_when_the_blobs_are_not_there(
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     err = run.stderr
-    assert err.startswith("vinci: --locked: this build differs from ")
+    # Each layer's warning (the lock could not be honoured, and why) comes first.
+    assert err.count("vinci: warning: vinci.lock: layer ") == len(locked["layers"])
+    assert "\nvinci: --locked: this build differs from " in err
     for diff_id, entry in locked["layers"].items():
         short = diff_id.removeprefix("sha256:")[:12]
         assert f"layer {short} ({entry['used_by'][0]}): same tar bytes, but the locked blob" in err
     assert (
         "is not available here (not in the cache; the lock lists no source); this build has" in err
     )
-    assert "gzip/zlib/" in err and ISAL in err
+    assert "gzip/zlib/" in err and DEFAULT in err
     assert f"image manifest: locked {locked['image']['manifest']}, built sha256:" in err
     assert f'-    "manifest": "{locked["image"]["manifest"]}",' in err  # the lock file's diff
     assert not out.exists()  # nothing written on failure
 
     missing = vinci("build", spec, "--locked", "--no-lock", env=_env(tmp_path / "c"), check=False)
     assert missing.returncode == 1 and "--locked: no " in missing.stderr
+
+
+# What `vinci lock` wrote for examples/hello when the default gzip was isal's (before the
+# portable default): its blobs are made by a codec this vinci no longer has.
+ISAL_HELLO_LOCK = """\
+{
+  "image": {
+    "config": "sha256:4d40e32f195ce720e72189d40c73dee85aa2be6012e5b9f5f3d1ad3d4d135dbc",
+    "manifest": "sha256:ca07983e94fb5572dc980b7b63fa75c535b229d30b5975f24e70d4f8fdf3f5fc",
+    "platform": "linux/amd64"
+  },
+  "imports": {},
+  "layers": {
+    "sha256:594dcf17f7561ba186266d4f6f6c7b1c795e8131f17a9fb23bcc2f5d7b761801": {
+      "codec": "gzip/isal-igzip-threaded/1.9.1/level=2/block=1048576",
+      "digest": "sha256:1a26480ba6758abc6453beebe459e3c7a8d5f79883dbd99dcad8b362b2c4043d",
+      "media_type": "application/vnd.oci.image.layer.v1.tar+gzip",
+      "size": 1127741,
+      "uncompressed_size": 1984000,
+      "used_by": [
+        "layers[0].file"
+      ]
+    },
+    "sha256:fe366d13a630fc0f539fc44e7160f0ebe495f79d551f2a078c42fddef3a9f5a0": {
+      "codec": "gzip/isal-igzip-threaded/1.9.1/level=2/block=1048576",
+      "digest": "sha256:89f361af931e81bc10b85d8bddb52fb55c763ed847b1536bda71ca4a5f4720db",
+      "media_type": "application/vnd.oci.image.layer.v1.tar+gzip",
+      "size": 124,
+      "uncompressed_size": 2048,
+      "used_by": [
+        "layers[1].file"
+      ]
+    }
+  },
+  "lock_version": 1
+}
+"""
+
+
+def test_a_lock_from_the_isal_codec_builds_and_says_what_it_could_not_honour(
+    tmp_path: Path, vinci: VinciRunner, hello: Path
+) -> None:
+    (hello.parent / "vinci.lock").write_text(ISAL_HELLO_LOCK)
+    out = tmp_path / "out.oci"
+    run = vinci("build", hello, "-o", f"oci:{out}", env=_env(tmp_path / "fresh"))
+    for diff_id, blob, label in (
+        ("594dcf17f756", "1a26480ba675", "/cat"),
+        ("fe366d13a630", "89f361af931e", "/message"),
+    ):
+        line = next(x for x in run.stderr.splitlines() if f"layer {diff_id} (" in x)
+        assert label in line
+        assert f"locked to blob {blob}, made by gzip/isal-igzip-threaded/1.9.1/level=2/" in line
+        assert "not in the cache and the lock lists no source" in line
+        assert f"with {DEFAULT}" in line
+    # The image is what the portable default makes, and it is a whole, valid image.
+    assert run.digest != json.loads(ISAL_HELLO_LOCK)["image"]["manifest"]
+    assert run.digest == vinci("build", hello, "--no-lock", env=_env(tmp_path / "c2")).digest
+    assert sorted(_diff_ids_of(out)) == sorted(json.loads(ISAL_HELLO_LOCK)["layers"])
+    # --locked refuses it, naming both codecs; `vinci lock` moves the lock to the new blobs.
+    strict = vinci("build", hello, "--locked", env=_env(tmp_path / "fresh"), check=False)
+    assert strict.returncode == 1
+    assert "gzip/isal-igzip-threaded/" in strict.stderr and DEFAULT in strict.stderr
+    vinci("lock", hello, env=_env(tmp_path / "fresh"))
+    assert {v["codec"] for v in _lock(hello)["layers"].values()} == {get_codec().identity}
+    quiet = vinci("build", hello, "--locked", env=_env(tmp_path / "fresh"))
+    assert "vinci.lock" not in quiet.stderr
 
 
 def test_a_changed_input_fails_locked_and_relocks(

@@ -519,5 +519,5 @@ def test_login_writes_through_a_symlinked_config(
 def test_a_digest_with_a_trailing_newline_is_one_line(tmp_path: Path) -> None:
     digest = "sha256:" + "a" * 64
     done = run_measured("resolve", f"127.0.0.1:9/image@{digest}\n", env=env_for(tmp_path))
-    assert done.returncode == 1
+    assert done.returncode == 2  # a malformed reference is a usage error
     assert "not an image reference" in done.one_line()

@@ -114,7 +114,7 @@ def test_push_without_image_is_one_clear_line(tmp_path: Path, vinci: VinciRunner
     spec = tmp_path / "vinci.yaml"
     spec.write_text("spec-version: v1\nlayers:\n  - file: {path: /hi, contents: hi}\n")
     run = vinci("push", spec, env=_env(tmp_path), check=False)
-    assert run.returncode == 1
+    assert run.returncode == 2  # no destination: a usage error
     assert run.stderr.strip().count("\n") == 0
     assert "names no `image`" in run.stderr and "--image" in run.stderr
     assert "Traceback" not in run.stderr

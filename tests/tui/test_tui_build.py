@@ -249,8 +249,8 @@ async def test_push_key_pushes_the_build_to_the_spec_image(
 
 
 async def test_workbench_builds_with_the_spec_lock(project: Path) -> None:
-    """With a vinci.lock made by isal, a workbench whose codec is the system zlib still shows
-    the locked manifest digest: it builds the image `vinci build` would."""
+    """With a vinci.lock made by the default gzip, a workbench whose codec is the system zlib
+    still shows the locked manifest digest: it builds the image `vinci build` would."""
     subprocess.run(
         [sys.executable, "-m", "engine", "lock", str(project / "vinci.yaml")],
         env={**os.environ, "VINCI_CACHE_DIR": str(project / "cache")},
