@@ -39,6 +39,7 @@ LEVELS: range | None = range(1, 13)
 DEFAULT_LEVEL = 1
 
 
+@functools.cache
 def header(level: int) -> bytes:
     """A member's fixed header: magic, deflate, no flags (so no name), mtime 0, then XFL as
     RFC 1952 has it (4: fastest, for level 1; 2: strongest, from level 8; else 0) and OS 255
@@ -53,12 +54,8 @@ def identity(level: int) -> str:
 
 
 def summary(level: int) -> str:
-    return f"gzip via libdeflate ({library_version('deflate')}), level {level}, 1 MiB members"
-
-
-@functools.cache
-def _header(level: int) -> bytes:
-    return header(level)
+    members = f"{BLOCK_SIZE >> 20} MiB members"
+    return f"gzip via libdeflate ({library_version('deflate')}), level {level}, {members}"
 
 
 def member(block: bytes, level: int) -> tuple[bytes, bytearray, bytes]:
@@ -68,7 +65,7 @@ def member(block: bytes, level: int) -> tuple[bytes, bytearray, bytes]:
 
     body = deflate.deflate_compress(block, level)
     trailer = struct.pack("<II", deflate.crc32(block), len(block) & 0xFFFFFFFF)
-    return _header(level), body, trailer
+    return header(level), body, trailer
 
 
 class _MemberWriter:
