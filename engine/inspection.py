@@ -8,13 +8,14 @@ and all of `vinci inspect`, so the two always agree.
 A layer vinci built has a plan listing exactly the tar entries it wrote (the cache key covers
 every field), so its files are listed from the plan, without decompressing anything. An
 imported layer, or one read from a layout or archive, has no plan: its blob is streamed through
-engine.tar.index. Reading a file's contents always goes to the blob: that is the truth, and
+engine.tar.read. Reading a file's contents always goes to the blob: that is the truth, and
 the host file a plan names may have changed since.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,14 @@ from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
 from engine.sources.local import LocalImage, blob_name, open_local_image
 from engine.tar.format import TAR_FORMAT
-from engine.tar.index import DEFAULT_TEXT_LIMIT, FileContent, TarEntry, iter_entries, read_member
+from engine.tar.read import (
+    DEFAULT_TEXT_LIMIT,
+    TYPES,
+    FileContent,
+    TarEntry,
+    iter_layer,
+    read_member,
+)
 
 
 class BlobSource(Protocol):
@@ -235,8 +243,29 @@ def _from_planned(e: PlannedEntry) -> FileEntry:
     return FileEntry("/" + e.path, e.type, e.mode, e.uid, e.gid, e.size, e.target, e.origin)
 
 
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_WHITEOUT = ".wh..wh..opq"
+
+
+def _layer_type(e: TarEntry) -> str:
+    """The tar type, or what an OCI layer means by the entry: a whiteout hides a path below,
+    an opaque whiteout a whole directory. A type no unpacker knows is shown as a file, with
+    the data it carries."""
+    base = posixpath.basename(e.path)
+    if base == OPAQUE_WHITEOUT:
+        return "opaque"
+    if base.startswith(WHITEOUT_PREFIX):
+        return "whiteout"
+    return e.type if e.type in TYPES.values() else "file"
+
+
 def _from_tar(e: TarEntry, origin: str) -> FileEntry:
-    return FileEntry(e.path, e.type, e.mode, e.uid, e.gid, e.size, e.target, origin)
+    kind = _layer_type(e)
+    target = e.linkname
+    if kind == "hardlink":
+        target = "/" + posixpath.normpath("/" + target).lstrip("/")
+    size = e.size if kind == "file" else 0
+    return FileEntry("/" + e.path, kind, e.mode, e.uid, e.gid, size, target, origin)
 
 
 def entries_from_plan(plan: LayerPlan) -> list[FileEntry]:
@@ -250,7 +279,7 @@ def entries_from_blob(
     cancel: CancelToken | None = None,
 ) -> list[FileEntry]:
     with blobs.open_blob(descriptor.digest) as raw:
-        return [_from_tar(e, origin) for e in iter_entries(raw, cancel)]
+        return [_from_tar(e, origin) for e in iter_layer(raw, cancel)]
 
 
 def layer_entries(

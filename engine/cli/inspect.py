@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import json
 import sys
-import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from engine.inspection import (
 )
 from engine.oci.descriptor import Platform
 from engine.spec.locate import find_spec
-from engine.tar.index import DEFAULT_TEXT_LIMIT
+from engine.tar.read import DEFAULT_TEXT_LIMIT, is_tar
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,7 +77,7 @@ def _is_local_image(path: Path) -> bool:
     """An OCI layout directory, or an archive (OCI or docker): a tar, which a spec is not."""
     if path.is_dir():
         return (path / "oci-layout").is_file()
-    return path.is_file() and tarfile.is_tarfile(path)
+    return path.is_file() and is_tar(path)
 
 
 def load_target(

@@ -33,7 +33,7 @@ from engine.compare.model import (
     LayerSide,
 )
 from engine.events import CancelToken
-from engine.tar.stream import TarEntry, TarSummary, read_layer
+from engine.tar.read import TarEntry, TarSummary, read_layer
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HISTORY = re.compile(r"^history\[\d+\]")

@@ -29,7 +29,7 @@ from engine.events import CancelToken
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
-from engine.tar.stream import sniff_compression
+from engine.tar.compression import SNIFF_BYTES, sniff_compression
 
 if TYPE_CHECKING:
     from engine.builder.result import BuildResult
@@ -233,7 +233,7 @@ def load_local_image(target: Target, platform: Platform) -> LoadedImage:
             for i, layer in enumerate(image.layers):
                 # docker-archive layers carry no digest or media type: learn both from the bytes.
                 with files.open(layer.member) as f:
-                    head = f.read(4)
+                    head = f.read(SNIFF_BYTES)
                     f.seek(0)
                     digest, size = Digest.of_stream(f)
                 kind = sniff_compression(head)

@@ -15,7 +15,7 @@ import pytest
 from conftest import VinciRunner
 from support.registry import RegistryServer
 
-from engine.tar.stream import decompressed
+from engine.tar.compression import decompressed
 
 SPEC = """\
 spec-version: v1
