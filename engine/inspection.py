@@ -24,12 +24,13 @@ from typing import Any, BinaryIO, Protocol
 
 from engine.builder.plan import LayerPlan, PlannedEntry
 from engine.builder.result import BuildResult
-from engine.errors import VinciError
+from engine.errors import LayerReadError, VinciError
 from engine.events import CancelToken
 from engine.humanize import human_bytes
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
+from engine.sources.files import bounded, read_small
 from engine.sources.local import LocalImage, blob_name, open_local_image
 from engine.tar.format import TAR_FORMAT
 from engine.tar.read import (
@@ -57,14 +58,20 @@ class LocalImageBlobs:
     def __init__(self, image: LocalImage) -> None:
         self.image = image
         # docker-archive layers have no digest until read; they are found by diff_id.
-        self._members = {(layer.digest or layer.diff_id): layer.member for layer in image.layers}
+        self._members = {
+            (layer.digest or layer.diff_id): (layer.member, layer.size) for layer in image.layers
+        }
 
     def open_blob(self, digest: Digest) -> BinaryIO:
-        return self.image.files.open(self._members.get(digest) or blob_name(digest))
+        found = self._members.get(digest)
+        if found is None:
+            return self.image.files.open(blob_name(digest))
+        member, size = found
+        # Never read a layer past the size its descriptor declares.
+        return bounded(self.image.files.open(member), size, f"{self.image.files.where} ({member})")
 
     def read_blob(self, digest: Digest) -> bytes:
-        with self.open_blob(digest) as f:
-            return f.read()
+        return read_small(self.image.files, blob_name(digest))
 
     def close(self) -> None:
         self.image.close()
@@ -278,8 +285,11 @@ def entries_from_blob(
     origin: str = "",
     cancel: CancelToken | None = None,
 ) -> list[FileEntry]:
-    with blobs.open_blob(descriptor.digest) as raw:
-        return [_from_tar(e, origin) for e in iter_layer(raw, cancel)]
+    try:
+        with blobs.open_blob(descriptor.digest) as raw:
+            return [_from_tar(e, origin) for e in iter_layer(raw, cancel)]
+    except LayerReadError as e:
+        raise LayerReadError(f"layer {descriptor.digest.short}: {e}") from None
 
 
 def layer_entries(
@@ -302,8 +312,11 @@ def read_layer_file(
     cancel: CancelToken | None = None,
 ) -> FileContent | None:
     """The first `limit` bytes of `path` as the layer blob holds it."""
-    with blobs.open_blob(descriptor.digest) as raw:
-        return read_member(raw, path, limit, cancel)
+    try:
+        with blobs.open_blob(descriptor.digest) as raw:
+            return read_member(raw, path, limit, cancel)
+    except LayerReadError as e:
+        raise LayerReadError(f"layer {descriptor.digest.short}: {e}") from None
 
 
 def plan_for(result: BuildResult, layer: LayerInfo) -> LayerPlan | None:

@@ -32,6 +32,7 @@ from engine.compare.model import (
     LayerChange,
     LayerSide,
 )
+from engine.errors import LayerReadError
 from engine.events import CancelToken
 from engine.tar.read import TarEntry, TarSummary, read_layer
 
@@ -227,8 +228,14 @@ def compression_causes(
 def _entries(
     image: LoadedImage, layer: ImageLayer, cancel: CancelToken | None
 ) -> tuple[list[TarEntry], TarSummary]:
-    with image.open_layer(layer) as f:
-        return read_layer(f, cancel)
+    try:
+        with image.open_layer(layer) as f:
+            return read_layer(f, cancel)
+    except LayerReadError as e:
+        # Which of the two images, and which of its layers: the reader knows neither.
+        raise LayerReadError(
+            f"{image.ref.where}: layer {layer.position} ({layer.descriptor.digest.short}): {e}"
+        ) from None
 
 
 def diff_images(

@@ -209,6 +209,7 @@ def _open_store(store: BlobStore, layer: ImageLayer) -> BinaryIO:
 
 
 def load_local_image(target: Target, platform: Platform) -> LoadedImage:
+    from engine.sources.files import bounded, read_small
     from engine.sources.local import blob_name, open_local_image
 
     path = Path(target.value)
@@ -223,8 +224,8 @@ def load_local_image(target: Target, platform: Platform) -> LoadedImage:
         members: dict[int, str] = {}
         if image.manifest is not None:
             manifest_digest = str(image.manifest.digest)
-            with files.open(blob_name(image.manifest.digest)) as f:
-                manifest = _json_object(f.read(), f"{where}: manifest")
+            manifest_bytes = read_small(files, blob_name(image.manifest.digest))
+            manifest = _json_object(manifest_bytes, f"{where}: manifest")
             # The manifest's own descriptors: media types as written, not import's OCI names.
             for i, raw in enumerate(manifest.get("layers") or []):
                 descriptors.append(Descriptor.from_json(raw))
@@ -252,7 +253,10 @@ def load_local_image(target: Target, platform: Platform) -> LoadedImage:
         manifest,
         config,
         layers,
-        lambda layer: files.open(members[layer.position]),
+        # A layer is never read past the size its descriptor declares.
+        lambda layer: bounded(
+            files.open(members[layer.position]), layer.descriptor.size, f"{where} layer"
+        ),
         image.close,
     )
 

@@ -28,6 +28,14 @@ from engine.tar.read import normalize as normalize_member
 
 # Manifests, indexes and configs: containerd refuses any larger than this, and so do we.
 SMALL_LIMIT = 4 << 20
+# What a member that cannot be read as a blob is, in words.
+_MEMBER_KINDS = {
+    "dir": "a directory",
+    "char": "a character device",
+    "block": "a block device",
+    "fifo": "a FIFO",
+    "type 'S'": "a GNU sparse file",
+}
 _MAX_LINKS = 40  # as the kernel's symlink limit: a loop of links is an error, not a hang
 
 
@@ -209,7 +217,7 @@ class TarFiles:
             elif member.type == "file":
                 return member
             else:
-                what = member.type if " " in member.type else f"a {member.type}"
+                what = _MEMBER_KINDS.get(member.type, member.type)
                 raise ImageImportError(
                     f"{self.where}: {name} in the archive is {what}, not a regular file"
                 )

@@ -256,15 +256,26 @@ def ingest_stream(
     progress: Any = None,
     cancel: CancelToken | None = None,
 ) -> Ingested:
-    """Copy `stream` into the cache through an Ingest, in bounded chunks."""
+    """Copy `stream` into the cache through an Ingest, in bounded chunks, and never more
+    than one byte past the declared `size`: a blob that is larger than its descriptor says is
+    refused as soon as that is seen, not after it has filled the disk."""
     sink = Ingest(store, what, compression)
+    received = 0
     try:
         while True:
             if cancel is not None:
                 cancel.check()
-            data = stream.read(CHUNK)
+            want = CHUNK if size is None else min(CHUNK, size + 1 - received)
+            data = stream.read(want)
             if not data:
                 break
+            received += len(data)
+            if size is not None and received > size:
+                blob = f"blob {digest}" if digest is not None else "a layer"
+                raise CorruptImportedImage(
+                    f"corrupt imported image {what}: {blob} is larger than the {size} bytes "
+                    "its descriptor says"
+                )
             sink.write(data)
             if progress is not None:
                 progress(len(data))
