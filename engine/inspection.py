@@ -374,10 +374,18 @@ def build_tree(entries: Iterable[FileEntry]) -> TreeNode:
     return root
 
 
-def _sum(node: TreeNode) -> int:
-    own = node.entry.size if node.entry is not None and node.entry.type == "file" else 0
-    node.total = own + sum(_sum(c) for c in node.children.values())
-    return node.total
+def _sum(root: TreeNode) -> None:
+    """Each node's total, children before parents; iterative, since a layer's tree may be
+    deeper than Python's recursion limit."""
+    order: list[TreeNode] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children.values())
+    for node in reversed(order):
+        own = node.entry.size if node.entry is not None and node.entry.type == "file" else 0
+        node.total = own + sum(c.total for c in node.children.values())
 
 
 def matching_paths(root: TreeNode, needle: str) -> set[str]:
@@ -385,17 +393,18 @@ def matching_paths(root: TreeNode, needle: str) -> set[str]:
     and every directory above one, so a match is never shown without its place."""
     needle = needle.lower()
     keep: set[str] = set()
-
-    def visit(node: TreeNode) -> bool:
-        hit = needle in node.path.lower() and node.path != "/"
-        below = False
-        for child in node.children.values():
-            below = visit(child) or below
-        if hit or below:
+    # Iterative, parents before children; a hit keeps every ancestor on its way up.
+    stack: list[tuple[TreeNode, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        node, above = stack.pop()
+        if needle in node.path.lower() and node.path != "/":
             keep.add(node.path)
-        return hit or below
-
-    visit(root)
+            for path in reversed(above):
+                if path in keep:
+                    break
+                keep.add(path)
+        below = (*above, node.path)
+        stack.extend((child, below) for child in node.children.values())
     return keep
 
 
@@ -416,15 +425,22 @@ def tree_rows(
 ) -> Iterator[TreeRow]:
     """The visible rows of `root` (not itself), depth first, siblings sorted `by`."""
 
-    def walk(node: TreeNode, depth: int, prefix: str) -> Iterator[TreeRow]:
-        children = [c for c in node.sorted_children(by) if only is None or c.path in only]
-        for i, child in enumerate(children):
-            last = i == len(children) - 1
-            yield TreeRow(child, depth, prefix + ("└── " if last else "├── "))
-            if child.children and (only is not None or expanded(child.path)):
-                yield from walk(child, depth + 1, prefix + ("    " if last else "│   "))
+    def shown(node: TreeNode) -> list[TreeNode]:
+        return [c for c in node.sorted_children(by) if only is None or c.path in only]
 
-    yield from walk(root, 0, "")
+    # A stack of (siblings, next index, depth, guide prefix), not recursion: a tree may be
+    # deeper than Python's recursion limit.
+    stack: list[tuple[list[TreeNode], int, int, str]] = [(shown(root), 0, 0, "")]
+    while stack:
+        children, i, depth, prefix = stack.pop()
+        if i >= len(children):
+            continue
+        child = children[i]
+        last = i == len(children) - 1
+        stack.append((children, i + 1, depth, prefix))
+        yield TreeRow(child, depth, prefix + ("└── " if last else "├── "))
+        if child.children and (only is not None or expanded(child.path)):
+            stack.append((shown(child), 0, depth + 1, prefix + ("    " if last else "│   ")))
 
 
 # -- formatting shared by the CLI and the workbench ----------------------------------------------

@@ -1,0 +1,94 @@
+"""Hostile specs and source trees (docs/reliability.md, "Specs and source trees"): file names
+that are not UTF-8 and trees deeper than Python's recursion limit. Each runs through the
+command line, in bounded time (the run's timeout) and memory (peak RSS under 200 MB)."""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+from support.measured import Measured, run_measured
+
+pytestmark = pytest.mark.hostile
+
+PEAK_MIB = 200
+
+
+def _spec(project: Path, body: str) -> None:
+    (project / "vinci.yaml").write_text("spec-version: v1\nlayers:\n" + body)
+
+
+def _build(project: Path) -> Measured:
+    run = run_measured("build", "--cache-dir", "cache", "-q", "-o", "oci:out", cwd=project)
+    assert run.returncode == 0, run.stderr
+    assert run.peak_mib < PEAK_MIB
+    return run
+
+
+def _layer_tar(layout: Path) -> bytes:
+    """The uncompressed tar of the only layer of the image in `layout`."""
+    index = json.loads((layout / "index.json").read_text())
+    digest = index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads((layout / "blobs" / "sha256" / digest).read_bytes())
+    layer = manifest["layers"][0]["digest"].split(":")[1]
+    return zlib.decompress((layout / "blobs" / "sha256" / layer).read_bytes(), 31)
+
+
+def test_names_that_are_not_utf8_are_kept_byte_for_byte(tmp_path: Path) -> None:
+    """Finding 15: such a name was an internal error (UnicodeEncodeError). It is written as
+    its bytes: in the USTAR name field where it fits, else in a PAX record marked
+    hdrcharset=BINARY."""
+    src = tmp_path / "src"
+    src.mkdir()
+    short = b"caf\xe9.txt"
+    long = b"\xff" * 120
+    (src / os.fsdecode(short)).write_bytes(b"short\n")
+    (src / os.fsdecode(long)).write_bytes(b"long\n")
+    _spec(tmp_path, "  - directory: {path: /data, source: ./src}\n")
+    first = _build(tmp_path)
+    tar = _layer_tar(tmp_path / "out")
+    assert b"data/" + short + b"\0" in tar
+    assert b"hdrcharset=BINARY\n" in tar
+    assert b" path=data/" + long + b"\n" in tar
+    # Reproducible as any other name: the same bytes again, from the cache and without it.
+    assert _build(tmp_path).stdout == first.stdout
+    again = run_measured("build", "--cache-dir", "fresh", "-q", "-o", "oci:out2", cwd=tmp_path)
+    assert again.stdout == first.stdout
+    listed = run_measured("inspect", "out", "--layer", "0", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "/data/caf\\xe9.txt" in listed.stdout
+
+
+def _deep_tree(root: Path, depth: int) -> None:
+    """`depth` nested directories with a file at the bottom. os.makedirs recurses once per
+    level, so the tree is made one mkdir at a time, each relative to the last."""
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = below
+        leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(leaf, b"bottom\n")
+        os.close(leaf)
+    finally:
+        os.close(fd)
+
+
+def test_a_tree_1500_levels_deep_builds_and_lists(tmp_path: Path) -> None:
+    """Finding 15: a directory tree deeper than Python's recursion limit was an internal
+    error (RecursionError). The walk, the tar and the listing are iterative."""
+    _deep_tree(tmp_path / "src", 1500)
+    _spec(tmp_path, "  - directory: {path: /data, source: ./src}\n")
+    _build(tmp_path)
+    for target in ("vinci.yaml", "out"):
+        args = ["inspect", target, "--cache-dir", "cache", "--layer", "0", "--filter", "leaf"]
+        listed = run_measured(*args, cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert "/d/d/leaf" in listed.stdout.splitlines()[-1]
+        assert listed.peak_mib < PEAK_MIB
