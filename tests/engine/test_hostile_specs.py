@@ -1,6 +1,7 @@
 """Hostile specs and source trees (docs/reliability.md, "Specs and source trees"): file names
-that are not UTF-8 and trees deeper than Python's recursion limit. Each runs through the
-command line, in bounded time (the run's timeout) and memory (peak RSS under 200 MB)."""
+that are not UTF-8, trees deeper than Python's recursion limit, specs with thousands of
+problems, and alias bombs. Each runs through the command line, in bounded time (the run's
+timeout) and memory (peak RSS under 200 MB)."""
 
 from __future__ import annotations
 
@@ -92,3 +93,38 @@ def test_a_tree_1500_levels_deep_builds_and_lists(tmp_path: Path) -> None:
         assert listed.returncode == 0, listed.stderr
         assert "/d/d/leaf" in listed.stdout.splitlines()[-1]
         assert listed.peak_mib < PEAK_MIB
+
+
+def test_problems_are_capped_at_50(tmp_path: Path) -> None:
+    """Finding 16: a spec with a thousand problems printed all of them."""
+    layers = "".join(f"  - file: {{path: /f{i}, mode: 0999, contents: x}}\n" for i in range(1000))
+    _spec(tmp_path, layers)
+    run = run_measured("validate", cwd=tmp_path)
+    assert run.returncode == 2
+    lines = run.stderr.splitlines()
+    assert len(lines) == 51
+    assert "layers[49].file.mode: 0999 is not a valid mode" in lines[49]
+    assert lines[50].endswith(": and 950 more problems")
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    """Finding 16: 10 KiB of aliases (1,000 layers of 1,000 items) took 23 s and printed
+    198 MB of errors. Aliases may add at most 100,000 values; this one is refused before
+    anything reads it, in one line."""
+    item = "&i {file: {path: /a, contents: x}}"
+    combined = "&c {combined: [" + item + ", " + ", ".join(["*i"] * 999) + "]}"
+    layers = "[" + combined + ", " + ", ".join(["*c"] * 999) + "]"
+    (tmp_path / "vinci.yaml").write_text(f"spec-version: v1\nlayers: {layers}\n")
+    assert (tmp_path / "vinci.yaml").stat().st_size < 10 << 10
+    run = run_measured("validate", cwd=tmp_path, timeout=10)
+    assert run.returncode == 2
+    line = run.one_line_error()
+    assert line.startswith("vinci.yaml:2:9: YAML aliases (*name) expand this to"), line
+    assert run.peak_mib < PEAK_MIB
+
+
+def test_an_alias_inside_its_own_anchor_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "vinci.yaml").write_text("spec-version: v1\nlayers: &l [*l]\n")
+    run = run_measured("validate", cwd=tmp_path, timeout=10)
+    assert run.returncode == 2
+    assert "refers to a node containing it" in run.one_line_error()
