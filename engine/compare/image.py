@@ -34,6 +34,7 @@ from engine.compare.model import (
 )
 from engine.errors import LayerReadError
 from engine.events import CancelToken
+from engine.tar.compression import sniff_compression
 from engine.tar.read import TarEntry, TarSummary, read_layer
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -185,7 +186,7 @@ def _gzip_header(image: LoadedImage, layer: ImageLayer) -> str:
     """What a gzip stream's fixed header says about its writer (XFL and OS bytes)."""
     with image.open_layer(layer) as f:
         head = f.read(10)
-    if head[:2] != b"\x1f\x8b" or len(head) < 10:
+    if sniff_compression(head) != "gzip" or len(head) < 10:
         return ""
     return f"gzip header xfl={head[8]} os={head[9]}"
 
