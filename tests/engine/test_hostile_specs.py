@@ -81,18 +81,34 @@ def _deep_tree(root: Path, depth: int) -> None:
         os.close(fd)
 
 
+def _remove_deep_tree(root: Path) -> None:
+    """Remove what _deep_tree made, bottom up: shutil.rmtree (and so pytest's clean-up of old
+    temporary directories) recurses once per level too."""
+    path = root
+    depth = 0
+    while (path / "d").is_dir():
+        path, depth = path / "d", depth + 1
+    (path / "leaf").unlink(missing_ok=True)
+    for _ in range(depth + 1):
+        path.rmdir()
+        path = path.parent
+
+
 def test_a_tree_1500_levels_deep_builds_and_lists(tmp_path: Path) -> None:
     """Finding 15: a directory tree deeper than Python's recursion limit was an internal
     error (RecursionError). The walk, the tar and the listing are iterative."""
     _deep_tree(tmp_path / "src", 1500)
-    _spec(tmp_path, "  - directory: {path: /data, source: ./src}\n")
-    _build(tmp_path)
-    for target in ("vinci.yaml", "out"):
-        args = ["inspect", target, "--cache-dir", "cache", "--layer", "0", "--filter", "leaf"]
-        listed = run_measured(*args, cwd=tmp_path)
-        assert listed.returncode == 0, listed.stderr
-        assert "/d/d/leaf" in listed.stdout.splitlines()[-1]
-        assert listed.peak_mib < PEAK_MIB
+    try:
+        _spec(tmp_path, "  - directory: {path: /data, source: ./src}\n")
+        _build(tmp_path)
+        for target in ("vinci.yaml", "out"):
+            args = ["inspect", target, "--cache-dir", "cache", "--layer", "0", "--filter", "leaf"]
+            listed = run_measured(*args, cwd=tmp_path)
+            assert listed.returncode == 0, listed.stderr
+            assert "/d/d/leaf" in listed.stdout.splitlines()[-1]
+            assert listed.peak_mib < PEAK_MIB
+    finally:
+        _remove_deep_tree(tmp_path / "src")
 
 
 def test_problems_are_capped_at_50(tmp_path: Path) -> None:
