@@ -332,7 +332,7 @@ class TarReader:
                 # As tarfile reads it: data follows regular files and unknown types only; a
                 # link's or a device's size field is not followed by data.
                 data = size
-            if data and self._digests and entry.type == "file":
+            if self._digests and entry.type == "file":
                 yield replace(entry, digest=r.hash_data(data))
             else:
                 self._left = data
@@ -387,6 +387,8 @@ class TarReader:
                 raise LayerReadError(f"negative size {pax_size} in the tar header at offset {at}")
             size = pax_size
         kind = TYPES.get(typeflag, f"type {typeflag.decode('latin-1')!r}")
+        if typeflag == b"\0" and name.endswith("/"):
+            kind = "dir"  # a pre-POSIX writer's directory, as every unpacker reads it
         uid = _pax_number(merged, "uid", at)
         gid = _pax_number(merged, "gid", at)
         device = kind in ("char", "block")
