@@ -84,10 +84,19 @@ class SpecError(VinciError):
 
     exit_code = 2
 
+    # A spec with thousands of problems is one mistake repeated; more lines only bury it.
+    MAX_SHOWN = 50
+
     def __init__(self, problems: list[SpecProblem]) -> None:
-        self.problems = sorted(
+        ordered = sorted(
             problems, key=lambda p: (p.position.file, p.position.line, p.position.column)
         )
+        self.problems = ordered[: self.MAX_SHOWN]
+        if len(ordered) > self.MAX_SHOWN:
+            # Said where the last problem shown stands, so it still reads as file:line:col.
+            last = self.problems[-1].position
+            more = len(ordered) - self.MAX_SHOWN
+            self.problems.append(SpecProblem(last, f"and {more} more problems"))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

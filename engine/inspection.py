@@ -8,12 +8,13 @@ and all of `vinci inspect`, so the two always agree.
 A layer vinci built has a plan listing exactly the tar entries it wrote (the cache key covers
 every field), so its files are listed from the plan, without decompressing anything. An
 imported layer, or one read from a layout or archive, has no plan: its blob is streamed through
-engine.tar.index. Reading a file's contents always goes to the blob: that is the truth, and
+engine.tar.read. Reading a file's contents always goes to the blob: that is the truth, and
 the host file a plan names may have changed since.
 """
 
 from __future__ import annotations
 
+import posixpath
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, BinaryIO, Protocol
 
 from engine.builder.plan import LayerPlan, PlannedEntry
 from engine.builder.result import BuildResult
-from engine.errors import ImageImportError, VinciError
+from engine.errors import ImageImportError, LayerReadError, VinciError
 from engine.events import CancelToken
 from engine.humanize import human_bytes
 from engine.oci import mediatypes
@@ -29,15 +30,20 @@ from engine.oci.descriptor import Descriptor
 from engine.oci.digest import Digest
 from engine.sources.image import OpenedImage
 from engine.tar.format import TAR_FORMAT
-from engine.tar.index import DEFAULT_TEXT_LIMIT, FileContent, TarEntry, iter_entries, read_member
+from engine.tar.read import (
+    DEFAULT_TEXT_LIMIT,
+    TYPES,
+    FileContent,
+    TarEntry,
+    iter_layer,
+    read_member,
+)
 
 
 class BlobSource(Protocol):
-    """Where blobs are read from: the cache (BlobStore) or a local image (LocalImageBlobs)."""
+    """Where layer blobs are read from: the cache (BlobStore) or an opened image (ImageBlobs)."""
 
     def open_blob(self, digest: Digest) -> BinaryIO: ...
-
-    def read_blob(self, digest: Digest) -> bytes: ...
 
 
 class ImageBlobs:
@@ -53,10 +59,6 @@ class ImageBlobs:
         if layer is None:
             raise ImageImportError(f"{self.image.ref.where}: no layer {digest}")
         return self.image.open_layer(layer)
-
-    def read_blob(self, digest: Digest) -> bytes:
-        with self.open_blob(digest) as f:
-            return f.read()
 
     def close(self) -> None:
         self.image.close()
@@ -220,8 +222,29 @@ def _from_planned(e: PlannedEntry) -> FileEntry:
     return FileEntry("/" + e.path, e.type, e.mode, e.uid, e.gid, e.size, e.target, e.origin)
 
 
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_WHITEOUT = ".wh..wh..opq"
+
+
+def _layer_type(e: TarEntry) -> str:
+    """The tar type, or what an OCI layer means by the entry: a whiteout hides a path below,
+    an opaque whiteout a whole directory. A type no unpacker knows is shown as a file, with
+    the data it carries."""
+    base = posixpath.basename(e.path)
+    if base == OPAQUE_WHITEOUT:
+        return "opaque"
+    if base.startswith(WHITEOUT_PREFIX):
+        return "whiteout"
+    return e.type if e.type in TYPES.values() else "file"
+
+
 def _from_tar(e: TarEntry, origin: str) -> FileEntry:
-    return FileEntry(e.path, e.type, e.mode, e.uid, e.gid, e.size, e.target, origin)
+    kind = _layer_type(e)
+    target = e.linkname
+    if kind == "hardlink":
+        target = "/" + posixpath.normpath("/" + target).lstrip("/")
+    size = e.size if kind == "file" else 0
+    return FileEntry("/" + e.path, kind, e.mode, e.uid, e.gid, size, target, origin)
 
 
 def entries_from_plan(plan: LayerPlan) -> list[FileEntry]:
@@ -234,8 +257,11 @@ def entries_from_blob(
     origin: str = "",
     cancel: CancelToken | None = None,
 ) -> list[FileEntry]:
-    with blobs.open_blob(descriptor.digest) as raw:
-        return [_from_tar(e, origin) for e in iter_entries(raw, cancel)]
+    try:
+        with blobs.open_blob(descriptor.digest) as raw:
+            return [_from_tar(e, origin) for e in iter_layer(raw, cancel)]
+    except LayerReadError as e:
+        raise LayerReadError(f"layer {descriptor.digest.short}: {e}") from None
 
 
 def layer_entries(
@@ -258,8 +284,11 @@ def read_layer_file(
     cancel: CancelToken | None = None,
 ) -> FileContent | None:
     """The first `limit` bytes of `path` as the layer blob holds it."""
-    with blobs.open_blob(descriptor.digest) as raw:
-        return read_member(raw, path, limit, cancel)
+    try:
+        with blobs.open_blob(descriptor.digest) as raw:
+            return read_member(raw, path, limit, cancel)
+    except LayerReadError as e:
+        raise LayerReadError(f"layer {descriptor.digest.short}: {e}") from None
 
 
 def plan_for(result: BuildResult, layer: LayerInfo) -> LayerPlan | None:
@@ -317,10 +346,18 @@ def build_tree(entries: Iterable[FileEntry]) -> TreeNode:
     return root
 
 
-def _sum(node: TreeNode) -> int:
-    own = node.entry.size if node.entry is not None and node.entry.type == "file" else 0
-    node.total = own + sum(_sum(c) for c in node.children.values())
-    return node.total
+def _sum(root: TreeNode) -> None:
+    """Each node's total, children before parents; iterative, since a layer's tree may be
+    deeper than Python's recursion limit."""
+    order: list[TreeNode] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children.values())
+    for node in reversed(order):
+        own = node.entry.size if node.entry is not None and node.entry.type == "file" else 0
+        node.total = own + sum(c.total for c in node.children.values())
 
 
 def matching_paths(root: TreeNode, needle: str) -> set[str]:
@@ -328,17 +365,18 @@ def matching_paths(root: TreeNode, needle: str) -> set[str]:
     and every directory above one, so a match is never shown without its place."""
     needle = needle.lower()
     keep: set[str] = set()
-
-    def visit(node: TreeNode) -> bool:
-        hit = needle in node.path.lower() and node.path != "/"
-        below = False
-        for child in node.children.values():
-            below = visit(child) or below
-        if hit or below:
+    # Iterative, parents before children; a hit keeps every ancestor on its way up.
+    stack: list[tuple[TreeNode, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        node, above = stack.pop()
+        if needle in node.path.lower() and node.path != "/":
             keep.add(node.path)
-        return hit or below
-
-    visit(root)
+            for path in reversed(above):
+                if path in keep:
+                    break
+                keep.add(path)
+        below = (*above, node.path)
+        stack.extend((child, below) for child in node.children.values())
     return keep
 
 
@@ -359,15 +397,22 @@ def tree_rows(
 ) -> Iterator[TreeRow]:
     """The visible rows of `root` (not itself), depth first, siblings sorted `by`."""
 
-    def walk(node: TreeNode, depth: int, prefix: str) -> Iterator[TreeRow]:
-        children = [c for c in node.sorted_children(by) if only is None or c.path in only]
-        for i, child in enumerate(children):
-            last = i == len(children) - 1
-            yield TreeRow(child, depth, prefix + ("└── " if last else "├── "))
-            if child.children and (only is not None or expanded(child.path)):
-                yield from walk(child, depth + 1, prefix + ("    " if last else "│   "))
+    def shown(node: TreeNode) -> list[TreeNode]:
+        return [c for c in node.sorted_children(by) if only is None or c.path in only]
 
-    yield from walk(root, 0, "")
+    # A stack of (siblings, next index, depth, guide prefix), not recursion: a tree may be
+    # deeper than Python's recursion limit.
+    stack: list[tuple[list[TreeNode], int, int, str]] = [(shown(root), 0, 0, "")]
+    while stack:
+        children, i, depth, prefix = stack.pop()
+        if i >= len(children):
+            continue
+        child = children[i]
+        last = i == len(children) - 1
+        stack.append((children, i + 1, depth, prefix))
+        yield TreeRow(child, depth, prefix + ("└── " if last else "├── "))
+        if child.children and (only is not None or expanded(child.path)):
+            stack.append((shown(child), 0, depth + 1, prefix + ("    " if last else "│   ")))
 
 
 # -- formatting shared by the CLI and the workbench ----------------------------------------------

@@ -319,7 +319,7 @@ def differences(old: Lock, new: Lock, store: BlobStore | None = None) -> list[st
 def blob_diff_id(store: BlobStore, digest: Digest, cancel: CancelToken | None = None) -> Digest:
     """The diff_id of a cached layer blob: remembered, or found by decompressing it once."""
     from engine.cache.provenance import read_facts, set_diff_id
-    from engine.tar.stream import decompressed
+    from engine.tar.compression import decompressed
 
     known = read_facts(store, digest).diff_id
     if known is not None:

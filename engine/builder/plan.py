@@ -74,15 +74,25 @@ class PlannedEntry:
 
     def key_fields(self) -> list[object]:
         return [
-            self.path,
+            _keyed_name(self.path),
             self.type,
             self.mode,
             self.uid,
             self.gid,
             self.size,
             self.digest,
-            self.target,
+            _keyed_name(self.target),
         ]
+
+
+def _keyed_name(name: str) -> object:
+    """A name as the cache key holds it: itself, or, for a host name that is not UTF-8 (kept
+    with surrogate escapes, which JSON cannot carry), its bytes in hex, which no name equals."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return {"bytes": name.encode("utf-8", "surrogateescape").hex()}
+    return name
 
 
 def _planned_entry(**fields: Any) -> PlannedEntry:
@@ -337,21 +347,23 @@ class Planner:
         out: list[_Raw],
         seen: LayerFootprint,
     ) -> None:
-        """Appends the entries below `rel_dir` to `out`, in order. One list for the whole
-        walk, not nested generators: every entry would otherwise be passed up through one
-        generator frame per directory level."""
-        here = os.path.join(root, rel_dir) if rel_dir else root
-        try:
-            with os.scandir(here) as it:
-                children = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            raise SourceError(
-                f"{part.pos}: {part.label}: cannot list {here}: {e.strerror}"
-            ) from None
-        if self.cancel is not None:
-            self.cancel.check()  # once per directory: lstat is cheap, the check is not
-        seen.listings.append((here, [c.name for c in children]))
-        for child in children:
+        """Appends the entries below `rel_dir` to `out`, depth first, each directory's children
+        in name order. Iterative, with a stack of open directories: a tree may be deeper than
+        Python's recursion limit (1,000 frames), and one list for the whole walk, not nested
+        generators, passes no entry up through a frame per level."""
+        # Each frame: a directory's remaining children, its rel and image paths, and where its
+        # own entry sits in `out` (-1 for the walk's root, which has none here).
+        stack = [(iter(self._listing(part, root, rel_dir, seen)), rel_dir, image_dir, -1)]
+        while stack:
+            children, rel_dir, image_dir, mark = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                # A directory is kept if anything below it is, or if it matches itself.
+                empty = mark >= 0 and len(out) == mark + 1
+                if empty and part.include and not glob_match(part.include, rel_dir):
+                    out.pop()
+                continue
             rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
             image_path = f"{image_dir}/{child.name}" if image_dir else child.name
             if part.exclude and glob_match(part.exclude, rel):
@@ -367,10 +379,8 @@ class Planner:
             if stat.S_ISDIR(st.st_mode):
                 mark = len(out)
                 out.append(_Raw(part, image_path, "dir", part.dir_mode, part.uid, part.gid))
-                self._walk(part, root, rel, image_path, out, seen)
-                # A directory is kept if anything below it is, or if it matches itself.
-                if len(out) == mark + 1 and part.include and not glob_match(part.include, rel):
-                    out.pop()
+                listing = self._listing(part, root, rel, seen)
+                stack.append((iter(listing), rel, image_path, mark))
                 continue
             if part.include and not glob_match(part.include, rel):
                 continue
@@ -413,6 +423,23 @@ class Planner:
                 self.sink(
                     Log("warning", f"{part.label}: skipped {rel}: not a file, directory or symlink")
                 )
+
+    def _listing(
+        self, part: DirectorySpec, root: str, rel_dir: str, seen: LayerFootprint
+    ) -> list[os.DirEntry[str]]:
+        """The children of `rel_dir`, sorted by name, and noted in the footprint."""
+        here = os.path.join(root, rel_dir) if rel_dir else root
+        try:
+            with os.scandir(here) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            raise SourceError(
+                f"{part.pos}: {part.label}: cannot list {here}: {e.strerror}"
+            ) from None
+        if self.cancel is not None:
+            self.cancel.check()  # once per directory: lstat is cheap, the check is not
+        seen.listings.append((here, [c.name for c in children]))
+        return children
 
     # -- content digests -------------------------------------------------------------------
 

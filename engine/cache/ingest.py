@@ -21,51 +21,24 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-import zlib
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol, cast
-
-import zstandard
-from isal import isal_zlib
+from typing import Any, BinaryIO
 
 from engine.cache.store import BlobStore, BlobWriter
 from engine.errors import CorruptImportedImage
 from engine.events import CancelToken
 from engine.oci.digest import Digest
-
-# What a broken stream raises: isal inflates gzip; zlib.error is what we raise ourselves.
-# (isal's stubs declare `error` as an instance; it is the class IsalError.)
-DECODE_ERRORS: tuple[type[Exception], ...] = (
-    zlib.error,
-    cast("type[Exception]", isal_zlib.error),
-    zstandard.ZstdError,
-)
+from engine.tar.compression import DECODE_ERRORS, SNIFF_BYTES, Inflater, inflater, sniff_compression
 
 CHUNK = 1 << 20
 # The decompressing thread is handed at least BLOCK bytes at a time (network reads are ~64
-# KiB): fewer hand-offs and GIL round trips. At most DEPTH blocks wait for it, and one call
-# inflates at most OUT_CHUNK bytes, so memory per layer stays a few MiB whatever its size.
+# KiB): fewer hand-offs and GIL round trips. At most DEPTH blocks wait for it, and one step
+# of the inflater yields at most compression.OUT_CHUNK bytes, so memory per layer stays a few
+# MiB whatever its size.
 # Measured on a pull: 256 KiB in, up to 1 MiB out costs the least CPU; 1 MiB in and 4 MiB
 # out costs 15% more (the output no longer stays in cache between inflate and hash).
 BLOCK = 256 << 10
 DEPTH = 8
-OUT_CHUNK = 1 << 20
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-def sniff_compression(head: bytes) -> str:
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(ZSTD_MAGIC):
-        return "zstd"
-    return "none"
-
-
-class _Decoder(Protocol):
-    def write(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class _Hasher:
@@ -81,65 +54,6 @@ class _Hasher:
         return len(data)
 
 
-class _Gunzip:
-    """Streaming gzip, several members allowed (pigz and concatenated streams make them)."""
-
-    def __init__(self, out: _Hasher) -> None:
-        self._out = out
-        # isal's inflate: the same interface and bytes as zlib's, at about 2.4x the speed
-        # (it was 41% of an import-oci pull's profile, docs/performance.md).
-        self._d: Any = isal_zlib.decompressobj(31)
-        self._between = b""  # after a member's end: the start of the next, or padding
-
-    def write(self, data: bytes) -> None:
-        while data:
-            if self._d is None:
-                self._between += data
-                data = b""
-                if len(self._between) < len(GZIP_MAGIC):
-                    return
-                if self._between.startswith(GZIP_MAGIC):
-                    data, self._between = self._between, b""
-                    self._d = isal_zlib.decompressobj(31)
-                    continue
-                # Some writers pad with zeros after the last member; anything else is not
-                # gzip (and the diff_id check would catch it anyway).
-                if self._between.strip(b"\0"):
-                    raise zlib.error("data after the end of the gzip stream")
-                self._between = b""
-                return
-            # Bounded output per call: a small compressed chunk may inflate enormously.
-            self._out.write(self._d.decompress(data, OUT_CHUNK))
-            while self._d.unconsumed_tail and not self._d.eof:
-                self._out.write(self._d.decompress(self._d.unconsumed_tail, OUT_CHUNK))
-            if self._d.eof:
-                data = self._d.unused_data + self._d.unconsumed_tail
-                self._d = None
-            else:
-                data = b""
-
-    def close(self) -> None:
-        if self._d is not None:
-            self._out.write(self._d.flush())
-            if not self._d.eof:
-                raise zlib.error("the gzip stream ends early")
-
-
-class _Unzstd:
-    def __init__(self, out: _Hasher) -> None:
-        # Typed as IO[bytes]; it only ever calls write() on its target.
-        target: Any = out
-        self._writer: Any = zstandard.ZstdDecompressor().stream_writer(
-            target, write_size=CHUNK, closefd=False
-        )
-
-    def write(self, data: bytes) -> None:
-        self._writer.write(data)
-
-    def close(self) -> None:
-        self._writer.flush()
-
-
 class _Background:
     """A decoder run in its own thread: `write` queues (blocking while DEPTH blocks wait),
     `finish` waits for the rest and returns the decode error, if any; `abandon` stops it.
@@ -147,7 +61,7 @@ class _Background:
     The thread drains the queue until it is told to stop, even after a decode error, so the
     producer never waits on a thread that has given up."""
 
-    def __init__(self, decoder: _Decoder) -> None:
+    def __init__(self, decoder: Inflater) -> None:
         self._decoder = decoder
         self._queue: queue.Queue[bytes | None] = queue.Queue(DEPTH)
         self._error: str | None = None
@@ -232,7 +146,7 @@ class Ingest:
             return len(data)
         if not self._started:
             self._pending += data
-            if self.compression == "detect" and len(self._pending) < len(ZSTD_MAGIC):
+            if self.compression == "detect" and len(self._pending) < SNIFF_BYTES:
                 return len(data)
             self._start()
             data, self._pending = self._pending, b""
@@ -247,11 +161,9 @@ class Ingest:
         self._started = True
         if self.compression == "detect":
             self.compression = sniff_compression(self._pending)
-        if self.compression == "gzip":
-            self._inflater = _Background(_Gunzip(self._diff))
-        elif self.compression == "zstd":
-            self._inflater = _Background(_Unzstd(self._diff))
-        # "none": the diff_id is the digest the writer computes anyway.
+        decoder = inflater(self.compression or "none", self._diff.write)
+        # None ("none"): the diff_id is the digest the writer computes anyway.
+        self._inflater = _Background(decoder) if decoder is not None else None
 
     def _hand_over(self) -> None:
         if self._inflater is None or not self._block:
@@ -344,15 +256,26 @@ def ingest_stream(
     progress: Any = None,
     cancel: CancelToken | None = None,
 ) -> Ingested:
-    """Copy `stream` into the cache through an Ingest, in bounded chunks."""
+    """Copy `stream` into the cache through an Ingest, in bounded chunks, and never more
+    than one byte past the declared `size`: a blob that is larger than its descriptor says is
+    refused as soon as that is seen, not after it has filled the disk."""
     sink = Ingest(store, what, compression)
+    received = 0
     try:
         while True:
             if cancel is not None:
                 cancel.check()
-            data = stream.read(CHUNK)
+            want = CHUNK if size is None else min(CHUNK, size + 1 - received)
+            data = stream.read(want)
             if not data:
                 break
+            received += len(data)
+            if size is not None and received > size:
+                blob = f"blob {digest}" if digest is not None else "a layer"
+                raise CorruptImportedImage(
+                    f"corrupt imported image {what}: {blob} is larger than the {size} bytes "
+                    "its descriptor says"
+                )
             sink.write(data)
             if progress is not None:
                 progress(len(data))

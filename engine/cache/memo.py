@@ -70,6 +70,8 @@ class StatMemo:
         return None
 
     def remember(self, rel: str, key: StatKey, digest_hex: str) -> None:
+        if not _utf8(rel):
+            return  # a name that is not UTF-8 cannot be kept in JSON; it is hashed each time
         # Writes set mtime (and ctime) to the coarse clock, so mtime alone tells raciness. A
         # racy entry is kept as a guess only: a null mtime never equals a stat's.
         racy = is_racy(key[1], self._started_ns)
@@ -77,7 +79,7 @@ class StatMemo:
         self._dirty = True
 
     def save(self) -> None:
-        if not self._dirty:
+        if not self._dirty or not _utf8(self._root):
             return
         entries: dict[str, list[object]] = {rel: e[:5] for rel, e in self._new.items()}
         for rel, e in self._old.items():
@@ -89,3 +91,11 @@ class StatMemo:
         # Not fsync'd: a memo lost or torn in a crash only means hashing the sources again.
         write_atomic(self._path, canonical_json(data), replace=True, durable=False)
         self._dirty = False
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

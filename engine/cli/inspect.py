@@ -39,7 +39,7 @@ from engine.inspection import (
 )
 from engine.oci.descriptor import Platform
 from engine.spec.locate import find_spec
-from engine.tar.index import DEFAULT_TEXT_LIMIT
+from engine.tar.read import DEFAULT_TEXT_LIMIT
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -150,10 +150,32 @@ def ordered_entries(entries: list[FileEntry], by: str, needle: str | None) -> li
     return [row.node.entry for row in tree_rows(root, by, only=only) if row.node.entry is not None]
 
 
+def shown(text: str) -> str:
+    """`text` safe to print on a terminal: what an image holds is not ours, and a file name
+    with an escape sequence must not recolour, retitle or rewrite the user's terminal.
+    Control and other unprintable characters become \\xNN or \\uNNNN, the bytes of a name
+    that is not UTF-8 become \\xNN, and a backslash is doubled, so the escaped form is never
+    ambiguous."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")  # a byte kept by surrogate escape
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+    return "".join(out)
+
+
 def print_image(image: ImageInfo) -> None:
     rows = [
-        ("source", image.source),
-        ("image", f"{image.reference or '(unnamed)'} ({image.platform})"),
+        ("source", shown(image.source)),
+        ("image", f"{shown(image.reference) or '(unnamed)'} ({image.platform})"),
         (
             "manifest",
             f"{image.manifest.digest}  {image.manifest.size} B"
@@ -176,7 +198,7 @@ def print_image(image: ImageInfo) -> None:
                 human_bytes(layer.descriptor.size),
                 layer.compression,
                 layer.label or "-",
-                layer.summary,
+                shown(layer.summary),
             )
         )
     print_table(table)
@@ -186,7 +208,7 @@ def print_layer(layer: LayerInfo) -> None:
     head = f"layer {layer.position}"
     if layer.label:
         head += f"  {layer.label}"
-    print(f"{head}  {layer.summary}".rstrip())
+    print(f"{head}  {shown(layer.summary)}".rstrip())
     print(f"digest    {layer.descriptor.digest}")
     print(f"diff_id   {layer.diff_id}")
     print(f"media     {layer.descriptor.media_type}  {human_bytes(layer.descriptor.size)}")
@@ -198,11 +220,11 @@ def print_entries(entries: list[FileEntry]) -> None:
     table = []
     for e in entries:
         mode, owner, size = entry_columns(e)
-        path = e.path
+        path = shown(e.path)
         if e.type == "symlink":
-            path += f" -> {e.target}"
+            path += f" -> {shown(e.target)}"
         elif e.type == "hardlink":
-            path += f" => {e.target}"
+            path += f" => {shown(e.target)}"
         table.append((mode, owner, size, path, e.origin))
     print_table(table, right={2})
 

@@ -31,9 +31,11 @@ from engine.compare.model import (
     LayerChange,
     LayerSide,
 )
+from engine.errors import LayerReadError
 from engine.events import CancelToken
 from engine.oci.image import Image, Layer
-from engine.tar.stream import TarEntry, TarSummary, read_layer
+from engine.tar.compression import sniff_compression
+from engine.tar.read import TarEntry, TarSummary, read_layer
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HISTORY = re.compile(r"^history\[\d+\]")
@@ -180,7 +182,7 @@ def _gzip_header(image: Image, layer: Layer) -> str:
     """What a gzip stream's fixed header says about its writer (XFL and OS bytes)."""
     with image.open_layer(layer) as f:
         head = f.read(10)
-    if head[:2] != b"\x1f\x8b" or len(head) < 10:
+    if sniff_compression(head) != "gzip" or len(head) < 10:
         return ""
     return f"gzip header xfl={head[8]} os={head[9]}"
 
@@ -221,8 +223,14 @@ def compression_causes(a: Image, la: Layer, b: Image, lb: Layer) -> tuple[Cause,
 def _entries(
     image: Image, layer: Layer, cancel: CancelToken | None
 ) -> tuple[list[TarEntry], TarSummary]:
-    with image.open_layer(layer) as f:
-        return read_layer(f, cancel)
+    try:
+        with image.open_layer(layer) as f:
+            return read_layer(f, cancel)
+    except LayerReadError as e:
+        # Which of the two images, and which of its layers: the reader knows neither.
+        raise LayerReadError(
+            f"{image.ref.where}: layer {layer.position} ({layer.descriptor.digest.short}): {e}"
+        ) from None
 
 
 def diff_images(

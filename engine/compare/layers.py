@@ -1,6 +1,6 @@
 """Compares two layers file by file, naming the exact cause of each difference.
 
-Each layer is streamed once through tarstream (headers parsed, file data hashed, nothing kept
+Each layer is streamed once through engine.tar.read (headers parsed, file data hashed, nothing kept
 but one small record per entry) and the two entry lists are matched by path. A path present
 twice in one layer counts as its last occurrence, as an unpacker leaves it. When every file
 matches but the diff_ids differ, the cause is in the tar framing: entry order, or what follows
@@ -27,7 +27,7 @@ from engine.compare.model import (
     Cause,
     FileChange,
 )
-from engine.tar.stream import TarEntry, TarSummary
+from engine.tar.read import TarEntry, TarSummary
 
 
 def _mtime(value: str) -> str:

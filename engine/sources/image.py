@@ -25,7 +25,8 @@ from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
 from engine.oci.image import ImageRef, Layer
-from engine.tar.stream import sniff_compression
+from engine.sources.files import file_kind
+from engine.tar.compression import SNIFF_BYTES, sniff_compression
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 PREFIXES = ("spec", "oci", "oci-archive", "docker-archive", "docker", "registry")
@@ -105,6 +106,9 @@ def parse_target(text: str) -> Target:
         if p.suffix in SPEC_SUFFIXES:
             return Target("spec", path)
         return Target("archive", path, tag)
+    if p.exists():
+        # A FIFO or a device: neither an image nor a spec, and never a registry name.
+        raise UsageError(f"{path} is {file_kind(p.stat().st_mode)}, not a regular file")
     # What looks like a path is not looked up on Docker Hub: a typo must not go to the network.
     if text.startswith((".", os.sep, "~")) or Path(path).suffix in (*SPEC_SUFFIXES, ".oci", ".tar"):
         raise UsageError(f"{text}: no such file or directory")
@@ -169,6 +173,7 @@ def _layers_from(
 
 
 def open_local(target: Target, platform: Platform) -> OpenedImage:
+    from engine.sources.files import bounded, read_small
     from engine.sources.local import blob_name, open_local_image
 
     path = Path(target.value)
@@ -184,8 +189,7 @@ def open_local(target: Target, platform: Platform) -> OpenedImage:
         members: dict[int, str] = {}
         if image.manifest is not None:
             manifest_digest = str(image.manifest.digest)
-            with files.open(blob_name(image.manifest.digest)) as f:
-                raw_manifest = f.read()
+            raw_manifest = read_small(files, blob_name(image.manifest.digest))
             manifest = _json_object(raw_manifest, f"{where}: manifest")
             # The manifest's own descriptors: media types as written, not import's OCI names.
             for i, raw in enumerate(manifest.get("layers") or []):
@@ -195,7 +199,7 @@ def open_local(target: Target, platform: Platform) -> OpenedImage:
             for i, layer in enumerate(image.layers):
                 # docker-archive layers carry no digest or media type: learn both from the bytes.
                 with files.open(layer.member) as f:
-                    head = f.read(4)
+                    head = f.read(SNIFF_BYTES)
                     f.seek(0)
                     digest, size = Digest.of_stream(f)
                 kind = sniff_compression(head)
@@ -216,7 +220,10 @@ def open_local(target: Target, platform: Platform) -> OpenedImage:
         manifest,
         config,
         layers,
-        lambda layer: files.open(members[layer.position]),
+        # A layer is never read past the size its descriptor declares.
+        lambda layer: bounded(
+            files.open(members[layer.position]), layer.descriptor.size, f"{where} layer"
+        ),
         image.close,
     )
 

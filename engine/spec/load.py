@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -65,17 +66,38 @@ Node = yaml.Node
 Values = dict[str, tuple[Node, Node]]  # key -> (key node, value node)
 
 
+# A spec is a page of YAML; one larger than this is not a spec (inline file contents belong
+# in source files).
+MAX_SPEC_BYTES = 16 << 20
+# How many values a spec's aliases may add once expanded. Real specs add a few hundred; a few
+# kilobytes of nested aliases (a "billion laughs") would add millions, and every one would be
+# read and checked.
+MAX_ALIAS_EXPANSION = 100_000
+
+
 def load_spec(path: str | os.PathLike[str], *, check_sources: bool = True) -> Spec:
     """Load and validate the spec at `path`; raise SpecError listing every problem."""
     display = os.fspath(path)
     absolute = Path(os.path.abspath(display))
+
+    def fail(message: str) -> SpecError:
+        return SpecError([SpecProblem(Position(display, 1, 1), message)])
+
     try:
-        with open(absolute, "rb") as f:
-            raw = f.read()
+        # O_NONBLOCK: a FIFO given as the spec must not block the open; it is refused below.
+        fd = os.open(absolute, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise SpecError(
-            [SpecProblem(Position(display, 1, 1), f"cannot read spec: {e.strerror}")]
-        ) from None
+        raise fail(f"cannot read spec: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise fail("cannot read spec: it is not a regular file")
+        os.set_blocking(fd, True)
+        try:
+            raw = f.read(MAX_SPEC_BYTES + 1)
+        except OSError as e:
+            raise fail(f"cannot read spec: {e.strerror}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise fail(f"cannot read spec: it is larger than {MAX_SPEC_BYTES >> 20} MiB")
     return load_spec_text(raw, absolute, display, check_sources=check_sources)
 
 
@@ -94,6 +116,9 @@ def load_spec_text(raw: bytes, absolute: Path, display: str, *, check_sources: b
             [SpecProblem(Position(display, line, column), "spec is not valid UTF-8")]
         ) from None
     docs = _compose(text, display)
+    for doc in docs:
+        if doc is not None:
+            _check_expansion(doc, display)
     reader = _Reader(display, absolute.parent, check_sources)
     present = [d for d in docs if d is not None]
     if not present:
@@ -159,6 +184,58 @@ def _compose(text: str, display: str) -> list[Node | None]:
     except RecursionError:
         # pyyaml's composer recurses once per nesting level.
         raise fail(1, 1, "invalid YAML: nested too deeply") from None
+
+
+def _check_expansion(root: Node, display: str) -> None:
+    """Refuse a document whose aliases add more than MAX_ALIAS_EXPANSION values to it, or
+    refer to a node that contains them, before anything reads it.
+
+    An alias is the node it names, shared: the size of each node (itself and everything below
+    it, aliases expanded) is found once, children before parents, without recursion."""
+    sizes: dict[int, int] = {}
+    finished: list[Node] = []
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            finished.append(node)
+            continue
+        if key in sizes:
+            continue
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                raise _problem(display, child, "a YAML alias here refers to a node containing it")
+            if id(child) not in sizes:
+                stack.append((child, False))
+    limit = len(sizes) + MAX_ALIAS_EXPANSION
+    if sizes[id(root)] > limit:
+        # Point at the smallest node that is already too large: where the nesting is.
+        worst = next(n for n in finished if sizes[id(n)] > limit)
+        raise _problem(
+            display,
+            worst,
+            f"YAML aliases (*name) expand this to {sizes[id(worst)]:,} values; at most "
+            f"{MAX_ALIAS_EXPANSION:,} may come from aliases (write the spec out instead)",
+        )
+
+
+def _problem(display: str, node: Node, message: str) -> SpecError:
+    mark = node.start_mark
+    return SpecError([SpecProblem(Position(display, mark.line + 1, mark.column + 1), message)])
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
 
 
 def _normalize_image_path(value: str) -> str | None:

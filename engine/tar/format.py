@@ -10,6 +10,9 @@ its header bytes are an implementation detail of the Python version. Here every 
   needs (path, linkpath, uid, gid, size), sorted by keyword.
 - uname/gname empty; devmajor/devminor zero; mtime a whole number of seconds.
 - No padding to a 10 KiB record after the two zero end blocks.
+- A name that is not valid UTF-8 (a host file name, read as Python keeps such names, with
+  surrogate escapes) is written byte for byte: in the USTAR fields where it fits, else in a
+  PAX record under `hdrcharset=BINARY`, as POSIX provides. Valid UTF-8 names are unaffected.
 
 TAR_FORMAT names this layout; it is part of every layer's cache key, so changing a byte here
 means bumping it.
@@ -70,8 +73,8 @@ def _split_ustar(name: bytes) -> tuple[bytes, bytes] | None:
     return None
 
 
-def _pax_record(key: str, value: str) -> bytes:
-    payload = f" {key}={value}\n".encode()
+def _pax_record(key: str, value: bytes) -> bytes:
+    payload = b" " + key.encode() + b"=" + value + b"\n"
     length = len(payload)
     digits = len(str(length))
     while len(str(length + digits)) != digits:
@@ -114,27 +117,31 @@ def encode_header(h: TarHeader) -> bytes:
     """The bytes of the header block(s) for `h`, PAX extended header first if needed."""
     if h.mtime < 0 or h.mtime > _MAX_SIZE:
         raise ValueError(f"mtime {h.mtime} out of range")
-    pax: dict[str, str] = {}
-    raw_name = h.name.encode("utf-8")
-    split = _split_ustar(raw_name) if raw_name.isascii() else None
+    pax: dict[str, bytes] = {}
+    raw_name, binary_name = _raw(h.name)
+    # A valid UTF-8 name outside ASCII goes to PAX (its USTAR bytes would be read as another
+    # charset); a name that is not UTF-8 at all has no charset to lose, and fits as it is.
+    split = _split_ustar(raw_name) if raw_name.isascii() or binary_name else None
     if split is None:
-        pax["path"] = h.name
+        pax["path"] = raw_name
         prefix, name = b"", _fallback_name(raw_name)
     else:
         prefix, name = split
-    raw_link = h.linkname.encode("utf-8")
-    if len(raw_link) > 100 or not raw_link.isascii():
-        pax["linkpath"] = h.linkname
+    raw_link, binary_link = _raw(h.linkname)
+    if len(raw_link) > 100 or not (raw_link.isascii() or binary_link):
+        pax["linkpath"] = raw_link
         raw_link = _fallback_name(raw_link)
+    if (binary_name and "path" in pax) or (binary_link and "linkpath" in pax):
+        pax["hdrcharset"] = b"BINARY"
     uid, gid, size = h.uid, h.gid, h.size
     if uid > _MAX_ID:
-        pax["uid"] = str(uid)
+        pax["uid"] = str(uid).encode()
         uid = 0
     if gid > _MAX_ID:
-        pax["gid"] = str(gid)
+        pax["gid"] = str(gid).encode()
         gid = 0
     if size > _MAX_SIZE:
-        pax["size"] = str(size)
+        pax["size"] = str(size).encode()
         size = 0
     main = _block(name, prefix, h, h.type, size, raw_link, uid, gid)
     if not pax:
@@ -145,6 +152,15 @@ def encode_header(h: TarHeader) -> bytes:
     # anything but the entry.
     pax_block = _block(b"PaxHeader", b"", pax_header, PAX, len(body), b"", 0, 0)
     return pax_block + body + padding(len(body)) + main
+
+
+def _raw(text: str) -> tuple[bytes, bool]:
+    """The bytes of a name, and whether it is not valid UTF-8 (a host name kept with
+    surrogate escapes, whose escapes stand for its original bytes)."""
+    try:
+        return text.encode("utf-8"), False
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape"), True
 
 
 def _fallback_name(raw: bytes) -> bytes:

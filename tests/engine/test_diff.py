@@ -16,7 +16,7 @@ from conftest import VinciRunner
 from support.registry import RegistryServer
 
 from engine.compare.layers import compare_entries
-from engine.tar.stream import read_layer
+from engine.tar.read import read_layer
 
 SPEC = """\
 spec-version: v1

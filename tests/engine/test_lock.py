@@ -17,7 +17,7 @@ from conftest import VinciRunner
 from support.registry import RegistryServer
 
 from engine.codec import get_codec
-from engine.tar.stream import decompressed
+from engine.tar.compression import decompressed
 
 SPEC = """\
 spec-version: v1

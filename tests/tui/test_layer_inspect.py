@@ -1,4 +1,4 @@
-"""The headless half of the Details and Contents panes: engine.tar.index, engine.inspection and
+"""The headless half of the Details and Contents panes: engine.tar.read, engine.inspection and
 `vinci inspect`. No Textual here: these must work, and be tested, without the UI."""
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ from engine.inspection import (
     read_layer_file,
     tree_rows,
 )
+from engine.oci.descriptor import Descriptor
+from engine.oci.digest import Digest
 from engine.output import default_output
 from engine.sources.image import open_image
-from engine.tar.index import iter_entries, read_member, sniff_compression
+from engine.tar.compression import sniff_compression
+from engine.tar.read import read_member
 
 MODE = re.compile(r"^[-dlhcbpw?][-rwxsStT?]{9} ")
 
@@ -89,6 +92,22 @@ def _info(name: str, kind: bytes, size: int = 0, **attrs: object) -> tarfile.Tar
     return info
 
 
+class _Blob:
+    """One layer blob held in memory, where the inspection reads blobs from."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def open_blob(self, digest: Digest) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+    def read_blob(self, digest: Digest) -> bytes:
+        return self.data
+
+
+_DESCRIPTOR = Descriptor("application/vnd.oci.image.layer.v1.tar", Digest("0" * 64), 0)
+
+
 def test_foreign_tar_entries_are_normalized() -> None:
     """Layers made by other tools: './' prefixes, devices, hardlinks, whiteouts, PAX names."""
     long_name = "./usr/share/" + "deep/" * 30 + "file.txt"
@@ -106,7 +125,7 @@ def test_foreign_tar_entries_are_normalized() -> None:
             (_info("bin/sh", tarfile.SYMTYPE, linkname="busybox", mode=0o777), None),
         ]
     )
-    entries = list(iter_entries(io.BytesIO(gzip.compress(data))))
+    entries = entries_from_blob(_Blob(gzip.compress(data)), _DESCRIPTOR)
     got = [(e.path, e.type, e.size, e.target) for e in entries]
     assert got == [
         ("/", "dir", 0, ""),
@@ -122,7 +141,7 @@ def test_foreign_tar_entries_are_normalized() -> None:
     ]
     assert (entries[2].uid, entries[2].gid, entries[2].mode) == (1, 2, 0o644)
     # An uncompressed stream is read as it is.
-    assert len(list(iter_entries(io.BytesIO(data)))) == len(entries)
+    assert len(entries_from_blob(_Blob(data), _DESCRIPTOR)) == len(entries)
 
 
 def test_read_member_text_binary_truncated_missing() -> None:
@@ -263,7 +282,7 @@ def test_cli_inspect_layout(project: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_headless_modules_never_import_textual() -> None:
     code = (
-        "import sys, engine.cli.inspect, engine.inspection, engine.tar.index; "
+        "import sys, engine.cli.inspect, engine.inspection, engine.tar.read; "
         "sys.exit(any(m == 'textual' or m.startswith('textual.') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

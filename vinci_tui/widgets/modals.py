@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from engine.humanize import human_bytes
-from engine.tar.index import FileContent
+from engine.tar.read import FileContent
 
 
 class ConfirmScreen(ModalScreen[bool]):
