@@ -18,10 +18,10 @@ from engine.builder.result import BuildResult
 from engine.cache.store import BlobStore
 from engine.codec import get_codec
 from engine.errors import LockError, OutputError
-from engine.events import CancelToken, EventSink, discard
+from engine.events import CancelToken, EventSink, OutputWaiting, discard
 from engine.output import OutputTarget, parse_output
 from engine.output.archive import write_archive
-from engine.output.layout import PreparedLayout, write_layout
+from engine.output.layout import LayoutWriter
 from engine.spec import Spec, load_spec
 from engine.spec.locate import find_spec
 
@@ -78,7 +78,7 @@ def build_spec(
     if target is not None and target.kind == "oci" and options.lock != "require":
         own = os.path.realpath(target.path) in own_files(spec, builder.store)
         if own or not within(target.path, spec.sources):
-            layout = PreparedLayout(target.path)
+            layout = LayoutWriter(target.path)
     try:
         result = builder.build(
             spec,
@@ -91,22 +91,49 @@ def build_spec(
         if options.lock == "require" and builder.lock is not None:
             check_locked(lock_path(spec), builder.lock.lock, result, builder.store)
         if target is not None:
-            write_output(target, result, builder.store)
+            write_output(target, result, builder.store, cancel=cancel, sink=sink, layout=layout)
     except BaseException:
+        # Only what this build made and nobody else uses goes (engine/output/layout.py).
         if layout is not None:
             layout.abandon()
         raise
     return result
 
 
-def write_output(target: OutputTarget, result: BuildResult, store: BlobStore) -> None:
-    """Write a build's image to `target` from the cache."""
+def write_output(
+    target: OutputTarget,
+    result: BuildResult,
+    store: BlobStore,
+    *,
+    cancel: CancelToken | None = None,
+    sink: EventSink = discard,
+    layout: LayoutWriter | None = None,
+) -> None:
+    """Write a build's image to `target` from the cache, into `layout` if the build readied
+    one. `cancel` is honoured until the output begins to change; OutputWaiting is sent once
+    if another writer holds the output."""
     layers = [d for r in result.layers for d in r.record.descriptors]
     spec = result.spec
+
+    def waiting() -> None:
+        sink(OutputWaiting(str(target)))
+
     if target.kind == "oci":
-        write_layout(
-            target.path, store, result.manifest, result.config, layers, spec.tag, spec.platform
-        )
+        writer = layout if layout is not None else LayoutWriter(target.path)
+        try:
+            writer.commit(
+                store,
+                result.manifest,
+                result.config,
+                layers,
+                spec.tag,
+                spec.platform,
+                cancel=cancel,
+                waiting=waiting,
+            )
+        except BaseException:
+            writer.abandon()
+            raise
     elif target.kind in ("oci-archive", "docker-archive"):
         # One tarball serves both: an OCI archive that also carries docker's manifest.json.
         write_archive(
@@ -118,6 +145,8 @@ def write_output(target: OutputTarget, result: BuildResult, store: BlobStore) ->
             spec.tag,
             spec.platform,
             spec.image,
+            cancel=cancel,
+            waiting=waiting,
         )
     else:
         raise OutputError(f"{target.kind} output is not available")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from engine.builder.options import BuildOptions, LockMode
-from engine.events import EventSink, discard
+from engine.events import Event, EventSink, Log, OutputWaiting, discard
 
 
 def positive(text: str) -> int:
@@ -95,14 +95,27 @@ def build_options(args: argparse.Namespace, output: str | None = None) -> BuildO
 
 
 class Progress:
-    """A live display on a terminal, or nothing; `finish` ends it either way."""
+    """A live display on a terminal, or nothing; `finish` ends it either way. A wait for
+    another writer of the output is said on stderr in any case, once."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from engine.cli.progress import TerminalProgress
 
         live = not (getattr(args, "quiet", False) or getattr(args, "json", False))
         self.display = TerminalProgress() if live and sys.stderr.isatty() else None
-        self.sink: EventSink = self.display if self.display is not None else discard
+        shown: EventSink = self.display if self.display is not None else discard
+
+        def sink(event: Event) -> None:
+            if isinstance(event, OutputWaiting):
+                line = f"waiting for another build writing {event.target} to finish"
+                if self.display is not None:
+                    self.display(Log("vinci", line))
+                else:
+                    print(f"vinci: {line}", file=sys.stderr, flush=True)
+                return
+            shown(event)
+
+        self.sink: EventSink = sink
 
     @property
     def live(self) -> bool:
