@@ -16,7 +16,7 @@ from engine.builder.plan import copying_layer
 from engine.builder.pool import own_files
 from engine.builder.run import build_spec, open_spec
 from engine.cache.store import BlobStore
-from engine.cli import uptodate
+from engine.cli import signals, uptodate
 from engine.cli.args import Progress, add_build_args, build_options
 from engine.cli.registryargs import add_push_arguments, apply_registry_options
 from engine.spec.locate import find_spec
@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--output",
         "-o",
         metavar="TARGET",
-        help="oci:DIR (default: the spec's path with .oci), oci-archive:FILE, docker-archive:FILE",
+        help="oci:DIR (default: the spec's path with .oci), oci-archive:FILE, "
+        "docker-archive:FILE; FILE - writes the archive to stdout",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
@@ -55,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
     spec_file = find_spec(args.spec)
     target = uptodate.default_target(spec_file, build_options(args, output=args.output))
     options = build_options(args, output=str(target))
+    # An archive on stdout (`-o docker-archive:- | podman load`): the digest goes to stderr.
+    to_stdout = target.kind != "oci" and _is_stdout(str(target.path))
+    if to_stdout and args.json:
+        from engine.errors import UsageError
+
+        raise UsageError("--json prints to stdout, where the archive goes; drop one of the two")
     if not (args.replan or args.json or args.push):
         answer = uptodate.check(spec_file, options)
         if answer is not None:
@@ -85,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     footprint = Footprint()
     started_ns = time.time_ns()
     try:
-        result = build_spec(spec, options, sink=progress.sink, footprint=footprint)
+        result = build_spec(
+            spec, options, sink=progress.sink, cancel=signals.token(), footprint=footprint
+        )
     finally:
         progress.finish()
     pushed = None
@@ -96,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from engine.cli.registryargs import push_built
 
-        pushed = push_built(args, push_to, result, store, progress.display)
+        pushed = push_built(args, push_to, result, store, progress.display, signals.token())
         progress.finish()
     if args.json:
         data = result.to_json()
@@ -111,8 +120,19 @@ def run(args: argparse.Namespace) -> int:
                 f"({result.cached}/{len(result.layers)} layers cached) -> {target}",
                 file=sys.stderr,
             )
-        print(result.manifest.digest)
+        print(result.manifest.digest, file=sys.stderr if to_stdout else sys.stdout)
     return 0
+
+
+def _is_stdout(path: str) -> bool:
+    """Whether an archive written to `path` lands on this process's stdout."""
+    if path == "-":
+        return True
+    try:
+        st, out = os.stat(path), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino)
 
 
 def _answered(args: argparse.Namespace, answer: uptodate.Answer) -> int:
