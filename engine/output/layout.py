@@ -118,14 +118,14 @@ def _read_document(path: Path, what: str) -> Any:
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
         if not _regular(st.st_mode):
-            raise OutputError(f"{path} is not a regular file; cannot read the layout's {what}")
+            raise OutputError(f"{path} is not a regular file, so not {what}")
         data = f.read(MAX_DOCUMENT + 1)
     if len(data) > MAX_DOCUMENT:
-        raise OutputError(f"{path} is larger than {MAX_DOCUMENT >> 20} MiB; not a {what}")
+        raise OutputError(f"{path} is larger than {MAX_DOCUMENT >> 20} MiB, so not {what}")
     try:
         return json.loads(data)
     except ValueError:
-        raise OutputError(f"{path} is not valid JSON; not a {what}") from None
+        raise OutputError(f"{path} is not valid JSON, so not {what}") from None
 
 
 def _regular(mode: int) -> bool:
@@ -137,7 +137,7 @@ def read_index(target: Path) -> dict[str, Any] | None:
     error: it may be the only record of the user's images, and is never replaced."""
     path = target / "index.json"
     try:
-        data = _read_document(path, "image index")
+        data = _read_document(path, "an image index")
     except FileNotFoundError:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("manifests", []), list):
@@ -183,7 +183,7 @@ def reachable(index: Any, blob_dir: Path) -> set[str] | None:
         seen.add(hex_)
         if document:
             try:
-                todo.extend(_children(_read_document(blob_dir / hex_, "manifest")))
+                todo.extend(_children(_read_document(blob_dir / hex_, "a manifest")))
             except FileNotFoundError:
                 continue  # named but absent: nothing of it to keep
             except (OSError, OutputError):
