@@ -54,6 +54,8 @@ from engine.output import locking
 
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
 STAGING_PREFIX = ".vinci-build-"
+NEW_PREFIX = ".vinci-new-"  # a staging directory not yet locked
+LAYOUT_NAMES = frozenset({"blobs", "index.json"})
 # index.json and the manifests and indexes it reaches are read whole: no more than this (the
 # bound containerd puts on a manifest).
 MAX_DOCUMENT = 4 << 20
@@ -234,17 +236,19 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 
 def _ours(name: str) -> bool:
-    return name.startswith(STAGING_PREFIX)
+    return name.startswith((STAGING_PREFIX, NEW_PREFIX))
 
 
 def check_target(target: Path) -> None:
     """Refuses a target that is not a directory, or a directory that holds something other
-    than a layout (builds' staging directories aside)."""
+    than a layout (builds' staging directories, and a layout's names without its oci-layout,
+    aside)."""
     if target.exists() and not target.is_dir():
         raise OutputError(f"{target} exists and is not a directory")
     if not target.is_dir() or (target / "oci-layout").exists():
         return
-    if any(not _ours(name) for name in os.listdir(target)):
+    # A layout's own names may stand without oci-layout only where a write was killed.
+    if any(not _ours(name) and name not in LAYOUT_NAMES for name in os.listdir(target)):
         raise OutputError(
             f"{target} is not empty and is not an OCI layout; refusing to write there"
         )
@@ -269,18 +273,20 @@ class LayoutWriter:
                 except FileExistsError:
                     pass
                 try:
-                    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target))
+                    staging = Path(tempfile.mkdtemp(prefix=NEW_PREFIX, dir=target))
                     break
                 except FileNotFoundError:
                     continue
             if staging is None:
                 raise OutputError(f"{target} keeps disappearing; cannot write a layout there")
-            self.staging = staging
-            # Held while this build lives: the next write knows a staging directory whose
-            # build is gone by the lock being free.
+            # Locked while this build lives: the next write knows a staging directory whose
+            # build is gone by its lock being free. Locked before it takes the name a write
+            # looks for, so that no write ever finds it free while its build lives.
             self._staging_fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             locking.try_take(self._staging_fd)
-            self.blob_dir = staging / "blobs" / "sha256"
+            self.staging = target / (STAGING_PREFIX + staging.name.removeprefix(NEW_PREFIX))
+            os.rename(staging, self.staging)
+            self.blob_dir = self.staging / "blobs" / "sha256"
             self.blob_dir.mkdir(parents=True)
         except OSError as e:
             raise OutputError(f"cannot write OCI layout {target}: {e.strerror or e}") from None
@@ -332,6 +338,8 @@ class LayoutWriter:
         index = merged_index(old, entry, tag)
         if cancel is not None:
             cancel.check()  # the last point of return; what follows takes milliseconds
+        # oci-layout first: a directory holding it is a layout to any other build's check.
+        _write_if_changed(self.target / "oci-layout", canonical_json(LAYOUT_FILE))
         if not (self.target / "blobs").exists():
             os.rename(self.staging / "blobs", self.target / "blobs")
         else:
@@ -339,7 +347,6 @@ class LayoutWriter:
             for h, d in wanted.items():
                 if not _has(live, h, d.size):
                     os.replace(self.blob_dir / h, live / h)
-        _write_if_changed(self.target / "oci-layout", canonical_json(LAYOUT_FILE))
         _write_if_changed(self.target / "index.json", index)
         # Garbage only after the new index is in place, and only what it does not reach.
         self._collect(json.loads(index), live)
@@ -383,7 +390,7 @@ class LayoutWriter:
         """Removes the staging directories of builds that are gone (their lock is free)."""
         for name in os.listdir(self.target):
             path = self.target / name
-            if not _ours(name) or path == self.staging:
+            if not name.startswith(STAGING_PREFIX) or path == self.staging:
                 continue
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)

@@ -235,16 +235,21 @@ def test_concurrent_builds_of_different_specs_keep_every_image(
     the final index names is there."""
     require_tool("skopeo", "umoci", "oci-image-tool")
     out = tmp_path / "out"
-    builds = []
-    for i in range(4):
-        spec = quick_spec(tmp_path / f"s{i}", f"text {i}" * 1000, f"example.com/t:v{i}")
-        builds.append(_start(tmp_path / f"cache{i}", "build", spec, "-q", "-o", f"oci:{out}"))
+    specs = [
+        quick_spec(tmp_path / f"s{i}", f"text {i}" * 1000, f"example.com/t:v{i}") for i in range(4)
+    ]
+    # The first spec twice more, each from its own cache: the same blobs, made twice.
+    builds = [
+        _start(tmp_path / f"cache{i}", "build", spec, "-q", "-o", f"oci:{out}")
+        for i, spec in enumerate([*specs, specs[0], specs[0]])
+    ]
     digests = []
     for build in builds:
         stdout, err = build.communicate(timeout=DEADLINE)
         assert build.returncode == 0, err
         digests.append(stdout.decode().strip())
-    for i, digest in enumerate(digests):
+    assert digests[4] == digests[5] == digests[0]
+    for i, digest in enumerate(digests[:4]):
         _valid(out, f"v{i}", digest, tmp_path / f"check{i}")
 
 
