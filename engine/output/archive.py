@@ -250,6 +250,12 @@ def _locked(
         except FileNotFoundError:
             fd = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             held = real.parent
+        except PermissionError:
+            # A file we may replace but not read: its directory's lock, for as long as the
+            # write takes, is the best there is.
+            fd = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            locking.take(fd, cancel, waiting)
+            break
         try:
             locking.take(fd, cancel, waiting)
             waiting = None  # said once is enough
