@@ -100,10 +100,14 @@ def _guarded(run: Callable[[], int], stop: signals.Stop) -> int:
         if stop.signum is None:  # raised before the handlers were in place
             stop.signum = signal.SIGINT
         return stop.exit_code
-    except BrokenPipeError:
-        # Its reader went away (`| head`): not a failure of the command.
-        _quiet_broken_pipe()
-        return 0
+    except BrokenPipeError as e:
+        if _stdout_gone():
+            # Its reader went away (`| head`): not a failure of the command.
+            _quiet_broken_pipe()
+            return 0
+        # Another pipe (a credential helper's, say): a failure like any other.
+        print(f"vinci: {e.strerror or e}", file=sys.stderr)
+        return 1
     except OSError as e:
         # Anything the filesystem refuses that no layer turned into a VinciError.
         where = f": {e.filename}" if e.filename else ""
@@ -118,6 +122,18 @@ def _guarded(run: Callable[[], int], stop: signals.Stop) -> int:
             file=sys.stderr,
         )
         return 70
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def _quiet_broken_pipe() -> None:
