@@ -263,8 +263,8 @@ class LayoutWriter:
         self.created = False
         staging = None
         try:
-            # Twice at most: a build abandoning the directory we found may remove it before
-            # our staging directory is in it.
+            # Again if a build abandoning the directory we found removes it before our
+            # staging directory is in it.
             for _attempt in range(3):
                 check_target(target)
                 try:
@@ -283,14 +283,18 @@ class LayoutWriter:
             # build is gone by its lock being free. Locked before it takes the name a write
             # looks for, so that no write ever finds it free while its build lives.
             self._staging_fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._closed = False
+            self.staging = staging
             locking.try_take(self._staging_fd)
-            self.staging = target / (STAGING_PREFIX + staging.name.removeprefix(NEW_PREFIX))
-            os.rename(staging, self.staging)
+            named = target / (STAGING_PREFIX + staging.name.removeprefix(NEW_PREFIX))
+            os.rename(staging, named)
+            self.staging = named
             self.blob_dir = self.staging / "blobs" / "sha256"
             self.blob_dir.mkdir(parents=True)
         except OSError as e:
+            if staging is not None and hasattr(self, "_staging_fd"):
+                self.abandon()
             raise OutputError(f"cannot write OCI layout {target}: {e.strerror or e}") from None
-        self._closed = False
 
     def commit(
         self,
