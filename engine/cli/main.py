@@ -148,6 +148,7 @@ def _quiet_broken_pipe() -> None:
 
 def run() -> None:
     """The `vinci` command ([project.scripts]; python -m engine)."""
+    signals.process_exits_after = True
     code = main()
     try:
         sys.stdout.flush()

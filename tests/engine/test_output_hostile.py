@@ -441,3 +441,82 @@ def test_a_reader_that_goes_away_is_not_an_error(
         os.close(read)  # gone before the command writes a byte
         _, err = proc.communicate(timeout=DEADLINE)
         assert (proc.returncode, err.decode()) == (0, ""), args
+
+
+# -- push ---------------------------------------------------------------------------------
+
+
+class _StallingRegistry:
+    """A registry that takes an upload's request and never reads its body: the pushing
+    thread blocks in a send that no cancellation token can reach."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+        self.manifests = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _answer(self, code: int, headers: dict[str, str] | None = None) -> None:
+                self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                self._answer(200 if self.path == "/v2/" else 404)
+
+            def do_HEAD(self) -> None:
+                self._answer(404)
+
+            def do_POST(self) -> None:
+                self._answer(202, {"Location": "/v2/stall/img/blobs/uploads/u1"})
+
+            def _stall(self) -> None:
+                if "/manifests/" in self.path:
+                    owner.manifests += 1
+                owner.stalled.set()
+                owner.release.wait(DEADLINE)
+                self.close_connection = True
+
+            do_PUT = _stall
+            do_PATCH = _stall
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_signal_stops_a_push_stuck_on_a_registry_that_stopped_reading(tmp_path: Path) -> None:
+    """Deliverable 2 for `push`: an upload blocked on a registry that neither reads nor answers
+    never looks at the cancellation; the command line's last resort ends it (exit 143)."""
+    spec = tmp_path / "src" / "vinci.yaml"
+    spec.parent.mkdir()
+    (spec.parent / "blob.bin").write_bytes(os.urandom(32 << 20))  # more than socket buffers
+    spec.write_text("spec-version: v1\nlayers:\n  - file: {path: /blob, source: ./blob.bin}\n")
+    registry = _StallingRegistry()
+    try:
+        push = _start(tmp_path / "cache", "push", spec, "-q", "--compression", "none",
+                      "--image", f"{registry.host}/stall/img")  # fmt: skip
+        _until("the upload to stall", registry.stalled.is_set)
+        push.send_signal(signal.SIGTERM)
+        _, err = push.communicate(timeout=DEADLINE)
+    finally:
+        registry.close()
+    assert push.returncode == 143, err
+    assert err.decode().startswith("vinci: terminated")
+    assert registry.manifests == 0
