@@ -111,7 +111,9 @@ class Progress:
                 if self.display is not None:
                     self.display(Log("vinci", line))
                 else:
-                    print(f"vinci: {line}", file=sys.stderr, flush=True)
+                    # One write: builds sharing a stderr must not split each other's lines.
+                    sys.stderr.write(f"vinci: {line}\n")
+                    sys.stderr.flush()
                 return
             shown(event)
 
