@@ -97,6 +97,13 @@ class OutputWritten:
 
 
 @dataclass(frozen=True)
+class OutputWaiting:
+    """Another writer holds the output (`target`): the build waits for it to finish."""
+
+    target: str
+
+
+@dataclass(frozen=True)
 class PushStarted:
     """A push of `blobs` blobs (`bytes` in all) to `target` (registry/repository) begins."""
 
@@ -164,6 +171,7 @@ Event = (
     | BuildFinished
     | BuildFailed
     | OutputWritten
+    | OutputWaiting
     | PushStarted
     | BlobPushed
     | BlobMounted

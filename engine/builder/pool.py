@@ -174,24 +174,39 @@ class Builder:
     ) -> list[LayerResult]:
         if not spec.layers:
             return []
-        with ThreadPoolExecutor(self.jobs, thread_name_prefix="vinci-layer") as pool:
-            futures: list[Future[LayerResult]] = [
+        pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="vinci-layer")
+        futures: list[Future[LayerResult]] = []
+        try:
+            futures = [
                 pool.submit(self._layer, spec, i, node, planner, sink, token, store)
                 for i, node in enumerate(spec.layers)
             ]
-            _done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in futures if f.done() and f.exception() is not None]
-            if failed:
-                # Stop the siblings at their next chunk, wait for them, then report the
-                # first failure in spec order (a cancelled sibling is not the cause).
-                token.cancel()
-                wait(futures)
-                errors = [f.exception() for f in futures if f.exception() is not None]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.done() and not f.cancelled() and f.exception() for f in futures):
+                # A failure (a cancelled build's layers fail with BuildCancelled): stop the
+                # rest, then report the first failure in spec order (a cancelled sibling is
+                # not the cause).
+                self._stop(futures, token, sink)
+                errors = [e for f in futures if not f.cancelled() and (e := f.exception())]
                 real = [e for e in errors if not isinstance(e, BuildCancelled)]
-                error = (real or errors)[0]
-                assert error is not None
-                raise error
+                raise (real or errors)[0]
             return [f.result() for f in futures]
+        except BaseException:
+            # KeyboardInterrupt or another error in this thread: the same, fast.
+            self._stop(futures, token, sink)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _stop(futures: list[Future[LayerResult]], token: CancelToken, sink: EventSink) -> None:
+        """Stops a build's layers: queued ones never start, running ones stop at their next
+        chunk; returns once none is running."""
+        token.cancel()
+        for i, f in enumerate(futures):
+            if not f.done() and f.cancel():
+                sink(LayerFailed(i, "cancelled"))
+        wait(futures)
 
     def _layer(
         self,

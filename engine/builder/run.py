@@ -19,10 +19,10 @@ from engine.cache.image import StoredImage
 from engine.cache.store import BlobStore
 from engine.codec import get_codec
 from engine.errors import LockError
-from engine.events import CancelToken, EventSink, discard
+from engine.events import CancelToken, EventSink, OutputWaiting, discard
 from engine.output import OutputTarget, parse_output
 from engine.output.image import write_image
-from engine.output.layout import PreparedLayout
+from engine.output.layout import LayoutWriter
 from engine.spec import Spec, load_spec
 from engine.spec.locate import find_spec
 
@@ -79,7 +79,7 @@ def build_spec(
     if target is not None and target.kind == "oci" and options.lock != "require":
         own = os.path.realpath(target.path) in own_files(spec, builder.store)
         if own or not within(target.path, spec.sources):
-            layout = PreparedLayout(target.path)
+            layout = LayoutWriter(target.path)
     try:
         result = builder.build(
             spec,
@@ -92,8 +92,9 @@ def build_spec(
         if options.lock == "require" and builder.lock is not None:
             check_locked(lock_path(spec), builder.lock.lock, result, builder.store)
         if target is not None:
-            write_output(target, result, builder.store)
+            write_output(target, result, builder.store, cancel=cancel, sink=sink, layout=layout)
     except BaseException:
+        # Only what this build made and nobody else uses goes (engine/output/layout.py).
         if layout is not None:
             layout.abandon()
         raise
@@ -101,12 +102,24 @@ def build_spec(
 
 
 def write_output(
-    target: OutputTarget, result: BuildResult, store: BlobStore, tag: str | None = None
+    target: OutputTarget,
+    result: BuildResult,
+    store: BlobStore,
+    *,
+    tag: str | None = None,
+    cancel: CancelToken | None = None,
+    sink: EventSink = discard,
+    layout: LayoutWriter | None = None,
 ) -> None:
-    """Write a build's image to `target` from the cache, named `tag` or as its spec names
-    it."""
+    """Write a build's image to `target` from the cache, named `tag` or as its spec names it,
+    into `layout` if the build readied one. `cancel` is honoured until the output begins to
+    change; OutputWaiting is sent once if another writer holds the output."""
     layers = tuple(d for r in result.layers for d in r.record.descriptors)
     spec = result.spec
+
+    def waiting() -> None:
+        sink(OutputWaiting(str(target)))
+
     write_image(
         target,
         StoredImage(result.manifest, result.config, layers),
@@ -114,6 +127,9 @@ def write_output(
         tag=tag or spec.tag,
         platform=spec.platform,
         reference=spec.image,
+        cancel=cancel,
+        waiting=waiting,
+        layout=layout,
     )
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from engine.builder.options import BuildOptions, LockMode
-from engine.events import Event, EventSink, Log
+from engine.events import Event, EventSink, Log, OutputWaiting
 
 
 def warnings_only(event: Event) -> None:
@@ -103,14 +103,29 @@ def build_options(args: argparse.Namespace, output: str | None = None) -> BuildO
 
 class Progress:
     """A live display on a terminal; otherwise only warnings, one line each on stderr (a
-    lock the build could not honour, say, must not pass unsaid). `finish` ends it."""
+    lock the build could not honour, say, must not pass unsaid). A wait for another writer
+    of the output is said on stderr in any case, once. `finish` ends it."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from engine.cli.progress import TerminalProgress
 
         live = not (getattr(args, "quiet", False) or getattr(args, "json", False))
         self.display = TerminalProgress() if live and sys.stderr.isatty() else None
-        self.sink: EventSink = self.display if self.display is not None else warnings_only
+        shown: EventSink = self.display if self.display is not None else warnings_only
+
+        def sink(event: Event) -> None:
+            if isinstance(event, OutputWaiting):
+                line = f"waiting for another build writing {event.target} to finish"
+                if self.display is not None:
+                    self.display(Log("vinci", line))
+                else:
+                    # One write: builds sharing a stderr must not split each other's lines.
+                    sys.stderr.write(f"vinci: {line}\n")
+                    sys.stderr.flush()
+                return
+            shown(event)
+
+        self.sink: EventSink = sink
 
     @property
     def live(self) -> bool:

@@ -5,6 +5,7 @@ stamp (engine/cli/uptodate.py)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from engine.builder.options import BuildOptions
@@ -20,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--output",
         "-o",
         metavar="TARGET",
-        help="oci:DIR (default: the spec's path with .oci), oci-archive:FILE, docker-archive:FILE",
+        help="oci:DIR (default: the spec's path with .oci), oci-archive:FILE, "
+        "docker-archive:FILE; FILE - writes the archive to stdout",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
@@ -47,18 +49,23 @@ def run(args: argparse.Namespace) -> int:
     spec_file = find_spec(args.spec)
     target = uptodate.default_target(spec_file, build_options(args, output=args.output))
     options = build_options(args, output=str(target))
+    # An archive on stdout (`-o docker-archive:- | podman load`): the digest goes to stderr.
+    to_stdout = target.kind != "oci" and _is_stdout(str(target.path))
+    if to_stdout and args.json:
+        from engine.errors import UsageError
+
+        raise UsageError("--json prints to stdout, where the archive goes; drop one of the two")
     if not (args.replan or args.json or args.push):
         answer = uptodate.check(spec_file, options)
         if answer is not None:
             return _answered(args, answer)
-    return _build(args, spec_file, options)
+    return _build(args, spec_file, options, to_stdout)
 
 
-def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions) -> int:
+def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_stdout: bool) -> int:
     """The build the stamp could not answer; imported only then, as most of the engine is."""
     import contextlib
     import json
-    import os
     import time
 
     from engine.builder.footprint import Footprint
@@ -66,6 +73,7 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions) -> i
     from engine.builder.pool import own_files
     from engine.builder.run import build_spec, open_spec
     from engine.cache.store import BlobStore
+    from engine.cli import signals
     from engine.cli.args import Progress
     from engine.cli.registryargs import apply_registry_options
 
@@ -96,7 +104,9 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions) -> i
     footprint = Footprint()
     started_ns = time.time_ns()
     try:
-        result = build_spec(spec, options, sink=progress.sink, footprint=footprint)
+        result = build_spec(
+            spec, options, sink=progress.sink, cancel=signals.token(), footprint=footprint
+        )
     finally:
         progress.finish()
     pushed = None
@@ -107,7 +117,7 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions) -> i
     else:
         from engine.cli.registryargs import push_built
 
-        pushed = push_built(args, push_to, result, store, progress.display)
+        pushed = push_built(args, push_to, result, store, progress.display, signals.token())
         progress.finish()
     if args.json:
         data = result.to_json()
@@ -122,8 +132,19 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions) -> i
                 f"({result.cached}/{len(result.layers)} layers cached) -> {target}",
                 file=sys.stderr,
             )
-        print(result.manifest.digest)
+        print(result.manifest.digest, file=sys.stderr if to_stdout else sys.stdout)
     return 0
+
+
+def _is_stdout(path: str) -> bool:
+    """Whether an archive written to `path` lands on this process's stdout."""
+    if path == "-":
+        return True
+    try:
+        st, out = os.stat(path), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino)
 
 
 def _answered(args: argparse.Namespace, answer: uptodate.Answer) -> int:

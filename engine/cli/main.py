@@ -2,19 +2,22 @@
 `add_arguments(parser)` and `run(args) -> int`, imported only when its command runs.
 
 Errors become one line each (spec problems as file:line:col: message) and the exit code the
-README promises: 2 for an invalid spec or usage, 1 for a failure, 130 when interrupted.
-Never a traceback.
+README promises: 2 for an invalid spec or usage, 1 for a failure, 130, 143 or 129 when stopped
+by SIGINT, SIGTERM or SIGHUP (engine/cli/signals.py). Never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 
-from engine.errors import SpecError, VinciError, describe_os_error
+from engine.cli import signals
+from engine.errors import BuildCancelled, SpecError, VinciError, describe_os_error
 
 # command -> (module, one line of help), in the order `vinci --help` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -68,21 +71,42 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def guard(run: Callable[[], int]) -> int:
-    """Run a command; every error it raises becomes one line and its exit code."""
+    """Run a command; every error it raises becomes one line and its exit code, and a signal
+    that stops it becomes 128 + its number."""
+    with signals.handled() as stop:
+        code = _guarded(run, stop)
+    if stop.signum is not None:
+        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+            print(f"vinci: {stop.says}", file=sys.stderr)
+        return stop.exit_code
+    return code
+
+
+def _guarded(run: Callable[[], int], stop: signals.Stop) -> int:
     try:
         return run()
     except SpecError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
         return e.exit_code
+    except BuildCancelled as e:
+        if stop.signum is None:  # cancelled by something else than a signal
+            print(f"vinci: {e}", file=sys.stderr)
+        return e.exit_code
     except VinciError as e:
         print(f"vinci: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("vinci: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        _quiet_broken_pipe()
+        if stop.signum is None:  # raised before the handlers were in place
+            stop.signum = signal.SIGINT
+        return stop.exit_code
+    except BrokenPipeError as e:
+        if _stdout_gone():
+            # Its reader went away (`| head`): not a failure of the command.
+            _quiet_broken_pipe()
+            return 0
+        # Another pipe (a credential helper's, say): a failure like any other.
+        print(f"vinci: {e.strerror or e}", file=sys.stderr)
         return 1
     except OSError as e:
         # Anything the filesystem refuses that no layer turned into a VinciError.
@@ -99,6 +123,18 @@ def guard(run: Callable[[], int]) -> int:
         return 70
 
 
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
 def _quiet_broken_pipe() -> None:
     """The reader went away (`vinci … | head`): say nothing, and keep Python from complaining
     about the unflushed stdout at exit."""
@@ -111,10 +147,10 @@ def _quiet_broken_pipe() -> None:
 
 def run() -> None:
     """The `vinci` command ([project.scripts]; python -m engine)."""
+    signals.process_exits_after = True
     code = main()
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _quiet_broken_pipe()
-        code = code or 1
     sys.exit(code)

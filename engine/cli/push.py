@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.builder.run import build_spec, open_spec
     from engine.cache.store import BlobStore
+    from engine.cli import signals
 
     apply_registry_options(args)
     spec = open_spec(args.spec)
@@ -34,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
     # The same image `vinci build` makes: vinci.lock beside the spec applies here too.
     options = build_options(args)
     try:
-        result = build_spec(spec, options, sink=progress.sink)
-        pushed = push_built(args, target, result, BlobStore(options.cache_dir), progress.display)
+        cancel = signals.token()
+        result = build_spec(spec, options, sink=progress.sink, cancel=cancel)
+        store = BlobStore(options.cache_dir)
+        pushed = push_built(args, target, result, store, progress.display, cancel)
     finally:
         progress.finish()
     if args.json:

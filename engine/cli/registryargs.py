@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from engine.builder.result import BuildResult
     from engine.cache.store import BlobStore
-    from engine.events import Event, EventSink
+    from engine.events import CancelToken, Event, EventSink
     from engine.oci.reference import ImageReference
     from engine.registry.options import RegistryOptions
     from engine.registry.push import PushResult
@@ -106,9 +106,11 @@ def push_built(
     result: BuildResult,
     store: BlobStore,
     progress: EventSink | None = None,
+    cancel: CancelToken | None = None,
 ) -> PushResult:
     """Push a build's image. Events go to `progress` (the live display) when there is one,
-    else to one line per blob on stderr; a summary follows unless --quiet or --json."""
+    else to one line per blob on stderr; a summary follows unless --quiet or --json. The
+    uploads stop at their next chunk once `cancel` is cancelled."""
     from engine.events import discard
     from engine.registry.push import push_image
 
@@ -123,6 +125,7 @@ def push_built(
         tags,
         options=apply_registry_options(args),
         sink=sink,
+        cancel=cancel,
         layer_indexes=indexes,
     )
     if not quiet:

@@ -149,7 +149,7 @@ def _stamp_path(options: BuildOptions, key: BuildKey) -> str:
 
 def check(spec_file: str, options: BuildOptions) -> Answer | None:
     """The answer to a build of `spec_file` with `options` if its stamp holds in every item."""
-    if os.environ.get("VINCI_TESTING") == "1":
+    if os.environ.get("VINCI_TESTING") == "1" or _streamed(spec_file, options):
         return None
     key = build_key(spec_file, options, options.timestamp())
     try:
@@ -175,31 +175,25 @@ def write_stamp(
     """Record what `result` depended on, if all of it can be trusted; True if written. An
     older stamp for the same options is removed when no new one can be written."""
     from engine.cache.atomic import write_atomic
-    from engine.oci.canonical import canonical_json
-    from engine.output.layout import LAYOUT_FILE, layout_index
     from engine.spec.model import ImportSpec
 
     key = build_key(spec_file, options, result.created)
     path = Path(_stamp_path(options, key))
     spec = result.spec
-    if (
-        os.environ.get("VINCI_TESTING") == "1"
-        or any(isinstance(node, ImportSpec) for node in spec.layers)
-        or not footprint.trusted(started_ns)
-    ):
-        path.unlink(missing_ok=True)
-        return False
     target = default_target(spec_file, options)
     descriptors = [result.manifest, result.config]
     descriptors += [d for r in result.layers for d in r.record.descriptors]
-    output: tuple[Any, ...]
-    where = os.path.abspath(target.path)
-    if target.kind == "oci":
-        index = layout_index(result.manifest, spec.tag, spec.platform)
-        blobs = {d.digest.hex: d.size for d in descriptors}
-        output = ("oci", where, index, canonical_json(LAYOUT_FILE), blobs)
-    else:
-        output = ("archive", where, stat_key(os.lstat(where)))
+    output = None
+    if not (
+        os.environ.get("VINCI_TESTING") == "1"
+        or any(isinstance(node, ImportSpec) for node in spec.layers)
+        or not footprint.trusted(started_ns)
+        or _streamed(spec_file, options)
+    ):
+        output = _written(target, result)
+    if output is None:
+        path.unlink(missing_ok=True)
+        return False
     texts: list[tuple[str, bytes | None]] = [(str(spec.path), spec.raw)]
     if options.lock != "ignore":  # the lock the build read (or its absence) counts too
         lock_file = beside_spec(spec.path, ".lock")
@@ -219,6 +213,44 @@ def write_stamp(
     # Lost in a crash, a stamp costs one full build; torn, it fails to load and costs the same.
     write_atomic(path, stamp.to_bytes(), durable=False)
     return True
+
+
+def _streamed(spec_file: str, options: BuildOptions) -> bool:
+    """An archive streamed to stdout, a pipe or a device: written anew by every build."""
+    from engine.output.archive import is_stream
+
+    target = default_target(spec_file, options)
+    return target.kind != "oci" and is_stream(str(target.path))
+
+
+def _written(target: OutputTarget, result: BuildResult) -> tuple[Any, ...] | None:
+    """What the output holds now that the build wrote it, as the stamp keeps it; None unless
+    it holds this build's image (another build may have written it since)."""
+    import json
+
+    from engine.oci.canonical import canonical_json
+    from engine.oci.mediatypes import REF_NAME_ANNOTATION
+    from engine.output.layout import LAYOUT_FILE
+
+    where = os.path.abspath(target.path)
+    if target.kind != "oci":
+        # Through a symlink: the file it names is what the build wrote.
+        return ("archive", where, stat_key(os.stat(where)))
+    data = _read(os.path.join(where, "index.json"))
+    try:
+        index = json.loads(data or b"")
+        named = [
+            m.get("digest")
+            for m in index["manifests"]
+            if (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) == result.spec.tag
+        ]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if named != [str(result.manifest.digest)]:
+        return None
+    blob_dir = os.path.join(where, "blobs", "sha256")
+    blobs = {name: os.lstat(os.path.join(blob_dir, name)).st_size for name in os.listdir(blob_dir)}
+    return ("oci", where, data, canonical_json(LAYOUT_FILE), blobs)
 
 
 def _inputs(record: str, seen: LayerFootprint | None) -> LayerInputs | None:
@@ -264,7 +296,7 @@ def _output_holds(output: tuple[Any, ...], blobs: list[tuple[str, int]]) -> bool
     """Whether the output and the cache blobs behind it are as the stamp recorded."""
     if output[0] == "archive":
         _, path, key = output
-        if stat_key(os.lstat(path)) != key:
+        if stat_key(os.stat(path)) != key:
             return False
     else:
         _, layout, index, marker, kept = output
@@ -273,7 +305,7 @@ def _output_holds(output: tuple[Any, ...], blobs: list[tuple[str, int]]) -> bool
             return False
         if _read(os.path.join(layout, "oci-layout")) != marker:
             return False
-        # Exactly these blobs: a full build would also remove any other file there.
+        # Exactly these blobs: a full build would also remove any garbage there.
         if sorted(os.listdir(blob_dir)) != sorted(kept):
             return False
         if not all(os.lstat(os.path.join(blob_dir, h)).st_size == n for h, n in kept.items()):

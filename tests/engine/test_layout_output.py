@@ -33,9 +33,9 @@ def copies(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     made: list[str] = []
     real = engine.output.layout._copy_file
 
-    def counting(src: Path, dest: Path, size: int) -> None:
+    def counting(src: Path, dest: Path, size: int, *rest: object) -> None:
         made.append(src.name)
-        real(src, dest, size)
+        real(src, dest, size, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine.output.layout, "_copy_file", counting)
     return made
