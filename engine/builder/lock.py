@@ -218,12 +218,6 @@ def _sources(digest: Digest, previous: Lock | None, store: BlobStore | None) -> 
     return tuple(sorted(found))
 
 
-def lock_for(spec: Spec) -> Lock | None:
-    """The lock beside `spec`, if any: what `Builder(..., lock=lock_for(spec))` should get
-    wherever a spec is built the way `vinci build` builds it."""
-    return read_lock(lock_path(spec))
-
-
 def read_lock(path: Path) -> Lock | None:
     """The lock at `path`, or None if there is none."""
     # Most specs have no lock: a stat, not an open, says so (the cache tests audit every

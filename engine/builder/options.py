@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from engine.cpus import available_cpus
 from engine.errors import UsageError
 
 MAX_DEFAULT_JOBS = 8  # each job holds a few MiB in flight: a big machine's default stays modest
@@ -19,11 +20,7 @@ LockMode = Literal["use", "ignore", "require"]
 def default_jobs() -> int:
     """`--jobs` when not given: the CPUs this process may run on (its affinity, so a container
     limited by cpuset gets what it has), at most MAX_DEFAULT_JOBS."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(MAX_DEFAULT_JOBS, cpus))
+    return min(MAX_DEFAULT_JOBS, available_cpus())
 
 
 def epoch_from_env() -> int:

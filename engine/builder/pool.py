@@ -316,18 +316,3 @@ class Builder:
         data = {"spec": str(result.spec.path), "builds": history[:BUILD_HISTORY]}
         with contextlib.suppress(OSError):
             write_atomic(path, canonical_json(data), sync_name=False)
-
-
-def build(
-    spec: Spec,
-    *,
-    store: BlobStore | None = None,
-    codec: Codec | None = None,
-    jobs: int = 0,
-    sink: EventSink = discard,
-    cancel: CancelToken | None = None,
-    created: int = 0,
-    threads: int = 0,
-) -> BuildResult:
-    """Build `spec` into the cache and return its result."""
-    return Builder(store, codec, jobs, threads).build(spec, sink, cancel, created)

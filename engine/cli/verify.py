@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from engine.cli.args import add_image_args, build_options, positive
+from engine.cpus import available_cpus
 from engine.spec.locate import find_spec
 
 
@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--parallel",
         type=positive,
-        default=min(2, os.cpu_count() or 1),
+        default=min(2, available_cpus()),
         metavar="N",
         help="perturbed builds run at once (default 2)",
     )

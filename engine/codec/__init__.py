@@ -19,10 +19,10 @@ how its input was fed, so every codec sits behind a re-blocker that hands it fix
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
+from engine.cpus import available_cpus
 from engine.errors import CodecError
 
 BLOCK_SIZE = 1 << 20
@@ -32,7 +32,7 @@ MAX_THREADS = 4
 
 
 def default_threads() -> int:
-    return max(1, min(MAX_THREADS, os.cpu_count() or 1))
+    return min(MAX_THREADS, available_cpus())
 
 
 class Compressor(Protocol):

@@ -44,6 +44,7 @@ from typing import Any
 
 from engine.cache.atomic import write_atomic
 from engine.cache.store import BlobStore
+from engine.cpus import available_cpus
 from engine.errors import OutputError
 from engine.events import CancelToken
 from engine.oci import mediatypes
@@ -376,7 +377,7 @@ class LayoutWriter:
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(min(len(big), os.cpu_count() or 1, 4)) as pool:
+        with ThreadPoolExecutor(min(len(big), available_cpus(), 4)) as pool:
             # list(): the first failure is raised here, after the others finish.
             list(pool.map(one, todo))
 

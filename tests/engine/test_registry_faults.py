@@ -14,13 +14,13 @@ from conftest import VinciRunner
 from support.faultproxy import FaultProxy
 from support.verify import layout_manifest, skopeo_copy, skopeo_inspect_raw, umoci_unpack
 
-from engine.builder.pool import build
+import engine
+from engine import BuildOptions
 from engine.cache.store import BlobStore
 from engine.errors import RegistryError
 from engine.oci.reference import parse_reference
 from engine.registry.options import RegistryOptions
 from engine.registry.push import push_image
-from engine.spec import load_spec
 
 
 def _env(tmp_path: Path, cache: str = "cache") -> dict[str, str]:
@@ -84,7 +84,7 @@ def test_chunked_upload_restarts_whole_never_repeats_a_patch(
     hello: Path, tmp_path: Path, fault_proxy: FaultProxy
 ) -> None:
     store = BlobStore(tmp_path / "cache")
-    result = build(load_spec(hello), store=store)
+    result = engine.build(hello, BuildOptions(cache_dir=tmp_path / "cache"))
     options = RegistryOptions(chunk_threshold=64 << 10, chunk_size=256 << 10, backoff=0.05)
     fault_proxy.inject("reset", method="PATCH", path_kind="upload", skip=1, times=1)
     target = parse_reference(f"{fault_proxy.host}/faults/chunked")
@@ -106,7 +106,7 @@ def test_retries_are_bounded_and_reported_in_one_line(
     hello: Path, tmp_path: Path, fault_proxy: FaultProxy
 ) -> None:
     store = BlobStore(tmp_path / "cache")
-    result = build(load_spec(hello), store=store)
+    result = engine.build(hello, BuildOptions(cache_dir=tmp_path / "cache"))
     options = RegistryOptions(attempts=3, backoff=0.01, retry_after_cap=0.2)
     # Retry-After of an hour is capped; a registry that never recovers is given up on.
     fault_proxy.inject(
