@@ -217,10 +217,12 @@ def write_stamp(
 
 def _streamed(spec_file: str, options: BuildOptions) -> bool:
     """An archive streamed to stdout, a pipe or a device: written anew by every build."""
-    from engine.output.archive import is_stream
-
     target = default_target(spec_file, options)
-    return target.kind != "oci" and is_stream(str(target.path))
+    if target.kind == "oci":
+        return False
+    from engine.output.archive import is_stream  # the archive writer, only for an archive
+
+    return is_stream(str(target.path))
 
 
 def _written(target: OutputTarget, result: BuildResult) -> tuple[Any, ...] | None:
