@@ -1058,8 +1058,8 @@ def main(argv: list[str] | None = None) -> int:
             work, QUICK if args.quick else FULL, args.repeat or (1 if args.quick else 3), args.quick
         )
         # What an installed vinci has after its first build, made outside any timed run: byte
-        # code for every module a build imports, and its value classes' methods
-        # (engine/values.py). The cold runs below start from an empty vinci cache, not this.
+        # code for every module a build imports. The cold runs below start from an empty vinci
+        # cache, not this.
         b.vinci_run("--version")
         warm_up(b)
         for name in only:

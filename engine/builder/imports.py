@@ -1,6 +1,6 @@
 """Import layers: the layers of an existing image, entering ours byte for byte.
 
-    import:     ./base.oci | base.tar (OCI archive or docker-archive)   -> imagesource.local
+    import:     ./base.oci | base.tar (OCI archive or docker-archive)   -> sources.local
     import-oci: registry/repo@sha256:…                                 -> registry.pull
 
 Either way the image is resolved to one manifest for the spec's platform, its layers are

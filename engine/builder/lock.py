@@ -9,7 +9,7 @@ diff_id uses the locked blob instead of its own compressor's output whenever tha
 the cache, so the manifest digest stays the locked one. See docs/lock.md for the format.
 
     Lock.from_result(result)  the lock a build implies     Lock.parse / Lock.to_bytes
-    LockReuse                 the per-layer decision the Builder asks for (build.py)
+    LockReuse                 the per-layer decision the Builder asks for (pool.py)
     differences(old, new)     what `vinci build --locked` reports when they disagree
 
 The locked blob is only used once the cache knows it decompresses to the diff_id (checked by
