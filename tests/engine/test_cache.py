@@ -120,6 +120,14 @@ def test_verify_finds_corruption(tmp_path: Path, vinci: VinciRunner) -> None:
     assert "ok" in vinci("cache", "verify", env=env).stdout
 
 
+def _written(pid: int) -> int:
+    """How many bytes the process has written so far (its write calls' total)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
+
 @pytest.mark.slow
 def test_sigkill_mid_layer_leaves_cache_clean(tmp_path: Path, vinci: VinciRunner) -> None:
     spec = make_tree(tmp_path / "src", big_size=768 * 2**20)
@@ -143,14 +151,18 @@ def test_sigkill_mid_layer_leaves_cache_clean(tmp_path: Path, vinci: VinciRunner
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    # The stat memo of big.bin is saved when hashing ends and compression starts.
+    # The stat memo of big.bin is saved when hashing ends and compression starts; then wait
+    # until the build has written 8 MiB more (the kernel's count of the bytes it wrote), so
+    # the kill lands while the big layer is being compressed into the cache.
     memo_dir = cache / "v1/memo"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if memo_dir.is_dir() and len(list(memo_dir.glob("*.json"))) >= 3:
             break
         time.sleep(0.01)
-    time.sleep(0.3)
+    start = _written(proc.pid)
+    while time.monotonic() < deadline and _written(proc.pid) < start + (8 << 20):
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
