@@ -315,7 +315,7 @@ class Builder:
                 # No key yet: a source the stat memo did not know is hashed as it is written.
                 cached = self.index.get(plan.key) if plan.key else None
                 if cached is None and remote is not None:
-                    cached = remote.fetch(plan.key, summary, store)
+                    cached = remote.fetch(plan.key, summary, store, index)
                 if cached is not None and remote is not None:
                     remote.offer(cached, store)
                 if self.lock is not None:

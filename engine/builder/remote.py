@@ -29,7 +29,7 @@ from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
 from engine.codec import Codec
 from engine.errors import BuildCancelled, RegistryError, UsageError, VinciError
-from engine.events import CancelToken, EventSink, Log
+from engine.events import CancelToken, EventSink, Log, ProgressThrottle
 from engine.oci import mediatypes
 from engine.oci.canonical import canonical_json
 from engine.oci.descriptor import Descriptor
@@ -171,12 +171,10 @@ class RemoteCache:
         missing = list(dict.fromkeys(missing))
         if self._reading:
             asks += [(key, repo) for key in missing for repo in self.settings.read]
-        if self._writing and self.settings.write is not None:
-            write = self.settings.write
-            extra = [k for k in dict.fromkeys(held) if write not in self.settings.read]
-            asks += [(key, write) for key in extra]
-            if write not in self.settings.read:
-                asks += [(key, write) for key in missing]
+        write = self.settings.write
+        if self._writing and write is not None:
+            # The write repository is read too (so its answers for `missing` are above).
+            asks += [(key, write) for key in dict.fromkeys(held)]
         if not asks:
             return set()
         try:
@@ -207,9 +205,10 @@ class RemoteCache:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def fetch(self, key: str, summary: str, store: BlobStore) -> LayerRecord | None:
+    def fetch(self, key: str, summary: str, store: BlobStore, index: int) -> LayerRecord | None:
         """The layer of a key `lookup` found, verified into `store` and recorded there; None
-        when it cannot be had (a warning says why) and must be built."""
+        when it cannot be had (a warning says why) and must be built. Progress goes out as
+        layer `index`'s "fetching"."""
         repo = self._found.get(key)
         if repo is None or not self._reading:
             return None
@@ -230,9 +229,15 @@ class RemoteCache:
                 )
             else:
                 ingest = Ingest(store, where, mediatypes.layer_compression(layer.media_type))
+                progress = ProgressThrottle(self.sink, index, "fetching", layer.size)
                 try:
                     client.fetch_blob(
-                        repository, layer.digest, layer.size, ingest, cancel=self.cancel
+                        repository,
+                        layer.digest,
+                        layer.size,
+                        ingest,
+                        progress.advance,
+                        self.cancel,
                     )
                     got = ingest.commit(layer.digest, layer.size, diff_id)
                 finally:
