@@ -300,3 +300,22 @@ def test_cache_repository_must_be_a_repository(tmp_path: Path, value: str) -> No
         "build", spec, "--cache-dir", tmp_path / "c", "--cache-from", value, check=False
     )
     assert run.returncode == 2 and "--cache-from" in run.stderr
+
+
+def test_local_hits_fill_the_registry_once(
+    tmp_path: Path, registry: RegistryServer, fault_proxy: FaultProxy
+) -> None:
+    """Layers a runner already holds are written to a registry that lacks them, and only
+    then: the next build asks for each key once and writes nothing."""
+    spec = _tree(tmp_path / "src")
+    repo = f"{fault_proxy.host}/fleet/fill"
+    local = json.loads(_build(spec, tmp_path / "c").stdout)
+    assert _tags(registry.host, "fleet/fill") == set()
+    again = json.loads(_build(spec, tmp_path / "c", "--replan", "--cache-to", repo).stdout)
+    assert all(layer["cache_hit"] for layer in again["layers"])
+    keys = {layer["cache_key"] for layer in local["layers"]}
+    assert _tags(registry.host, "fleet/fill") == {f"vc-{k}" for k in keys}
+    fault_proxy.reset_counts()
+    _build(spec, tmp_path / "c", "--replan", "--cache-to", repo)
+    assert fault_proxy.count("HEAD", "manifest") == len(keys)
+    assert fault_proxy.count("PUT") == 0 and fault_proxy.count("POST") == 0
