@@ -28,7 +28,13 @@ from engine.cache.provenance import add_source, mount_candidates, set_diff_id
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
 from engine.codec import Codec
-from engine.errors import BuildCancelled, RegistryError, UsageError, VinciError
+from engine.errors import (
+    BuildCancelled,
+    RegistryError,
+    RegistryStatusError,
+    UsageError,
+    VinciError,
+)
 from engine.events import CancelToken, EventSink, Log, ProgressThrottle
 from engine.oci import mediatypes
 from engine.oci.canonical import canonical_json
@@ -37,6 +43,7 @@ from engine.oci.digest import Digest
 from engine.oci.reference import ImageReference, parse_reference
 from engine.registry.client import RegistryClient
 from engine.registry.options import RegistryOptions, default_options
+from engine.registry.retry import retry_pause
 from engine.registry.upload import upload_blob
 from engine.tar.format import TAR_FORMAT
 
@@ -49,6 +56,8 @@ TIMEOUT_ENV = "VINCI_CACHE_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0  # seconds per request: a slow cache is worth less than a local build
 ATTEMPTS = 2  # a cache that fails twice is skipped, not waited on as a push would be
 MAX_ENTRY_BYTES = 64 << 10  # one entry's manifest is ~700 bytes
+WRITE_ATTEMPTS = 3
+_BLOB_UNKNOWN = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"})
 
 
 def cache_tag(key: str) -> str:
@@ -330,30 +339,52 @@ class RemoteCache:
         if write is None or not self._writing:
             return
         client, repository = self._client(write)
-        layer = record.descriptors[0]
         tag = cache_tag(record.key)
         try:
-            self._send_config(client, repository, store)
-            candidates = mount_candidates(store, layer.digest, client.registry, repository)
-            upload_blob(
-                client,
-                repository,
-                layer.digest,
-                layer.size,
-                store.blob_path(layer.digest),
-                candidates,
-                cancel=self.cancel,
-            )
-            add_source(store, layer.digest, client.registry, repository)
-            # Never over an existing tag: another runner may have written it meanwhile (with
-            # the same bytes, but a registry need not know that).
-            if client.head_manifest(repository, tag, self.cancel) is None:
-                data = entry_manifest(record)
-                client.put_manifest(repository, tag, data, mediatypes.OCI_MANIFEST, self.cancel)
-                with self._lock:
-                    self.uploaded += 1
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
+                try:
+                    self._write_once(client, repository, record, store, tag)
+                    break
+                except RegistryStatusError as e:
+                    # Runners uploading one blob at once: distribution may, for a moment,
+                    # not know a blob that another upload of it is committing. Sent again
+                    # (or found by its HEAD), it is known.
+                    if attempt == WRITE_ATTEMPTS or not _BLOB_UNKNOWN.intersection(e.codes):
+                        raise
+                    with self._lock:
+                        self._config_sent = False
+                    retry_pause(self.options.backoff * attempt, self.cancel)
         except (VinciError, OSError) as e:
             self._failed(False, e)
+
+    def _write_once(
+        self,
+        client: RegistryClient,
+        repository: str,
+        record: LayerRecord,
+        store: BlobStore,
+        tag: str,
+    ) -> None:
+        layer = record.descriptors[0]
+        self._send_config(client, repository, store)
+        candidates = mount_candidates(store, layer.digest, client.registry, repository)
+        upload_blob(
+            client,
+            repository,
+            layer.digest,
+            layer.size,
+            store.blob_path(layer.digest),
+            candidates,
+            cancel=self.cancel,
+        )
+        add_source(store, layer.digest, client.registry, repository)
+        # Never over an existing tag: another runner may have written it meanwhile (with the
+        # same bytes, but a registry need not know that).
+        if client.head_manifest(repository, tag, self.cancel) is None:
+            data = entry_manifest(record)
+            client.put_manifest(repository, tag, data, mediatypes.OCI_MANIFEST, self.cancel)
+            with self._lock:
+                self.uploaded += 1
 
     def _send_config(self, client: RegistryClient, repository: str, store: BlobStore) -> None:
         with self._lock:
