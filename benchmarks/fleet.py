@@ -88,7 +88,7 @@ def two_runners(
     uploads_b: list[int] = []
     digests = set()
     for r in range(rounds):
-        repo = f"{reg.host}/fleet/two-{level}-{r}"
+        repo = f"{reg.host}/fleet/two-{level or 0}-{r}"
         a, b_cold, b = work / "runner-a", work / "runner-b-cold", work / "runner-b"
         fresh(a, b_cold, b)
         _, da = build(spec, a, "--cache-to", repo, *codec)
