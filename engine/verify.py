@@ -58,6 +58,10 @@ _CONTROLLED = (
     "VINCI_CACHE_DIR",
     "VINCI_READ_CHUNK",
     "VINCI_CODEC_THREADS",
+    # Each build must make its layers: a shared remote cache would answer instead.
+    "VINCI_CACHE_FROM",
+    "VINCI_CACHE_TO",
+    "VINCI_CACHE_REQUIRED",
 )
 BASE_ENV = {"TZ": "UTC", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"}
 

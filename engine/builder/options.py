@@ -11,6 +11,7 @@ from typing import Literal
 
 from engine.cpus import available_cpus
 from engine.errors import UsageError
+from engine.oci.reference import parse_reference
 
 MAX_DEFAULT_JOBS = 8  # each job holds a few MiB in flight: a big machine's default stays modest
 
@@ -48,7 +49,12 @@ class BuildOptions:
     `lock`: "use" honours the spec's vinci.lock if there is one, "ignore" never reads it,
     "require" fails unless the image is exactly the locked one. `output` is where the image
     is written (`oci:DIR`, `oci-archive:FILE`, `docker-archive:FILE`), None for nowhere but
-    the cache."""
+    the cache.
+
+    `cache_from` and `cache_to` name a registry repository holding a shared layer cache (read;
+    read and write: docs/fleet-cache.md), None for $VINCI_CACHE_FROM / $VINCI_CACHE_TO, "" for
+    none; `cache_required` (None: $VINCI_CACHE_REQUIRED) fails the build when that cache
+    cannot be used, instead of one warning."""
 
     codec: str = "gzip"
     level: int | None = None
@@ -57,6 +63,9 @@ class BuildOptions:
     lock: LockMode = "use"
     cache_dir: Path | None = None
     output: str | None = None
+    cache_from: str | None = None
+    cache_to: str | None = None
+    cache_required: bool | None = None
 
     def timestamp(self) -> int:
         """The image's timestamp: `created`, else SOURCE_DATE_EPOCH, else 0."""
@@ -65,3 +74,49 @@ class BuildOptions:
         if self.created < 0:
             raise UsageError("--source-date-epoch must not be negative")
         return self.created
+
+    def remote(self) -> RemoteSettings:
+        """The remote layer cache these options ask for (the environment's where None)."""
+        return remote_settings(self.cache_from, self.cache_to, self.cache_required)
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """Where a build reads and writes its remote layer cache: repositories as
+    `registry/repository`. `required`: a remote failure fails the build."""
+
+    read: tuple[str, ...] = ()
+    write: str | None = None
+    required: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.read or self.write)
+
+
+def remote_settings(
+    cache_from: str | None, cache_to: str | None, required: bool | None
+) -> RemoteSettings:
+    """The settings the options ask for; None takes $VINCI_CACHE_FROM, $VINCI_CACHE_TO and
+    $VINCI_CACHE_REQUIRED. `cache_to` is read too."""
+    if cache_from is None:
+        cache_from = os.environ.get("VINCI_CACHE_FROM", "").strip()
+    if cache_to is None:
+        cache_to = os.environ.get("VINCI_CACHE_TO", "").strip()
+    if required is None:
+        required = os.environ.get("VINCI_CACHE_REQUIRED", "").strip() not in ("", "0")
+    write = _repository(cache_to, "--cache-to") if cache_to else None
+    read = tuple(dict.fromkeys(r for r in (write, _repository(cache_from, "--cache-from")) if r))
+    return RemoteSettings(read, write, required)
+
+
+def _repository(text: str | None, flag: str) -> str:
+    if not text:
+        return ""
+    try:
+        ref = parse_reference(text)
+    except ValueError as e:
+        raise UsageError(f"{flag}: {e}") from None
+    if ref.tag or ref.digest is not None:
+        raise UsageError(f"{flag} {text}: name a repository, without a tag or digest")
+    return ref.name

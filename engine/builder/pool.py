@@ -14,14 +14,14 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.builder.assemble import History, assemble, built_history, imported_history
 from engine.builder.footprint import Footprint
 from engine.builder.layer import write_layer
 from engine.builder.lock import Lock, LockReuse
-from engine.builder.options import default_jobs
-from engine.builder.plan import Planner
+from engine.builder.options import RemoteSettings, default_jobs
+from engine.builder.plan import LayerPlan, Planner
 from engine.builder.result import BuildResult, LayerResult
 from engine.cache.atomic import write_atomic
 from engine.cache.imported import IMPORT_CODEC
@@ -49,7 +49,11 @@ from engine.spec.locate import beside_spec
 from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
 from engine.tar.format import MAX_MTIME
 
+if TYPE_CHECKING:
+    from engine.builder.remote import RemoteCache
+
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
+FETCHERS = 4  # remote cache hits fetched at once (the registry client bounds requests too)
 
 
 def own_files(spec: Spec, store: BlobStore) -> frozenset[str]:
@@ -80,11 +84,13 @@ class Builder:
         jobs: int = 0,
         threads: int = 0,
         lock: Lock | None = None,
+        remote: RemoteSettings | None = None,
     ) -> None:
         """`jobs` is how many threads may work at once (0: default_jobs()): that many layers
         are built in parallel, each compressed on up to that many threads (at most
         MAX_THREADS; `threads` overrides it). `jobs=1` is one thread doing everything, as
-        `make -j1` or `pigz -p 1`. Neither number ever changes a byte of the image."""
+        `make -j1` or `pigz -p 1`. Neither number ever changes a byte of the image.
+        `remote`: a registry repository shared as a layer cache (engine/builder/remote.py)."""
         if jobs < 0 or threads < 0:
             raise VinciError("--jobs must be at least 1")
         self.store = store or BlobStore()
@@ -97,6 +103,7 @@ class Builder:
         self.lock: LockReuse | None = None
         if lock is not None:
             self.lock = LockReuse(lock, self.store, self.codec)
+        self.remote = remote
 
     def build(
         self,
@@ -120,21 +127,28 @@ class Builder:
         sink(BuildStarted(spec.display_path, len(spec.layers), self.jobs, self.codec.identity))
         for i, layer in enumerate(spec.layers):
             sink(LayerQueued(i, layer.label))
-        # With a lock, layers are matched by their tar digest before anything is built, so
-        # every source is hashed first (no speculative builds, engine/builder/plan.py).
+        # With a lock, layers are matched by their tar digest before anything is built, and
+        # with a remote cache they are looked up by key before anything is built: so every
+        # source is hashed first (no speculative builds, engine/builder/plan.py).
         planner = Planner(
             self.store,
             self.codec,
             created,
             sink,
             token,
-            self.lock is None,
+            self.lock is None and self.remote is None,
             footprint,
             own_files(spec, self.store),
         )
+        remote: RemoteCache | None = None
         try:
+            if self.remote is not None:
+                # Imported only when asked for: it brings in the registry client.
+                from engine.builder.remote import RemoteCache
+
+                remote = RemoteCache(self.remote, self.codec, sink, token)
             store = self.store.mirrored(mirror) if mirror is not None else self.store
-            results = self._run(spec, planner, sink, token, store)
+            results = self._run(spec, planner, sink, token, store, remote)
             base = self._base_config(spec, results)
             parts = [p for r in results for p in r.parts]
             history = [h for r in results for h in self._history(r, created)]
@@ -149,6 +163,9 @@ class Builder:
         except Exception as e:
             sink(BuildFailed(f"internal error: {e!r}", False))
             raise
+        finally:
+            if remote is not None:
+                remote.close()
         sink(ImageAssembled(manifest, config))
         result = BuildResult(
             spec,
@@ -171,16 +188,25 @@ class Builder:
         sink: EventSink,
         token: CancelToken,
         store: BlobStore,
+        remote: RemoteCache | None = None,
     ) -> list[LayerResult]:
         if not spec.layers:
             return []
         pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="vinci-layer")
+        # Remote hits are fetched on threads of their own, while the misses build on the pool.
+        fetchers = ThreadPoolExecutor(FETCHERS, thread_name_prefix="vinci-fetch")
         futures: list[Future[LayerResult]] = []
         try:
-            futures = [
-                pool.submit(self._layer, spec, i, node, planner, sink, token, store)
-                for i, node in enumerate(spec.layers)
-            ]
+            plans: dict[int, LayerPlan] = {}
+            hits: set[str] = set()
+            if remote is not None:
+                plans = self._plan_all(spec, planner, sink, token, pool)
+                hits = self._lookup(plans, remote)
+            for i, node in enumerate(spec.layers):
+                plan = plans.get(i)
+                runner = fetchers if plan is not None and plan.key in hits else pool
+                args = (spec, i, node, planner, sink, token, store, plan, remote)
+                futures.append(runner.submit(self._layer, *args))
             wait(futures, return_when=FIRST_EXCEPTION)
             if any(f.done() and not f.cancelled() and f.exception() for f in futures):
                 # A failure (a cancelled build's layers fail with BuildCancelled): stop the
@@ -190,13 +216,61 @@ class Builder:
                 errors = [e for f in futures if not f.cancelled() and (e := f.exception())]
                 real = [e for e in errors if not isinstance(e, BuildCancelled)]
                 raise (real or errors)[0]
-            return [f.result() for f in futures]
+            results = [f.result() for f in futures]
+            if remote is not None:
+                remote.finish()  # the image is built: its layers' writes go out first
+            return results
         except BaseException:
             # KeyboardInterrupt or another error in this thread: the same, fast.
             self._stop(futures, token, sink)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            fetchers.shutdown(wait=True, cancel_futures=True)
+
+    def _plan_all(
+        self,
+        spec: Spec,
+        planner: Planner,
+        sink: EventSink,
+        token: CancelToken,
+        pool: ThreadPoolExecutor,
+    ) -> dict[int, LayerPlan]:
+        """Every built layer's plan, in parallel: their keys, for one round of lookups."""
+
+        def plan(index: int, node: LayerSpec) -> LayerPlan:
+            assert not isinstance(node, ImportSpec | ImportOCISpec)
+            try:
+                token.check()
+                sink(LayerStarted(index, node.label))
+                return planner.plan(node, index)
+            except BuildCancelled:
+                sink(LayerFailed(index, "cancelled"))
+                raise
+            except VinciError as e:
+                sink(LayerFailed(index, str(e)))
+                raise
+
+        jobs = {
+            i: pool.submit(plan, i, node)
+            for i, node in enumerate(spec.layers)
+            if not isinstance(node, ImportSpec | ImportOCISpec)
+        }
+        wait(jobs.values(), return_when=FIRST_EXCEPTION)
+        if any(f.done() and f.exception() for f in jobs.values()):
+            token.cancel()
+            wait(jobs.values())
+            errors = [e for f in jobs.values() if (e := f.exception()) is not None]
+            real = [e for e in errors if not isinstance(e, BuildCancelled)]
+            raise (real or errors)[0]
+        return {i: f.result() for i, f in jobs.items()}
+
+    def _lookup(self, plans: dict[int, LayerPlan], remote: RemoteCache) -> set[str]:
+        """The keys to fetch from the remote cache: one round of HEADs for those the local
+        cache lacks (and, when writing, for those it has, which the registry may not)."""
+        held = {p.key for p in plans.values() if self.index.get(p.key) is not None}
+        missing = [p.key for p in plans.values() if p.key not in held]
+        return remote.lookup(missing, held)
 
     @staticmethod
     def _stop(futures: list[Future[LayerResult]], token: CancelToken, sink: EventSink) -> None:
@@ -217,13 +291,16 @@ class Builder:
         sink: EventSink,
         token: CancelToken,
         store: BlobStore,
+        planned: LayerPlan | None = None,
+        remote: RemoteCache | None = None,
     ) -> LayerResult:
-        """Layer `index`'s result."""
+        """Layer `index`'s result; `planned` is its plan if it was made already."""
         started = time.monotonic()
         summary = layer_summary(node)
         try:
             token.check()
-            sink(LayerStarted(index, node.label))
+            if planned is None:
+                sink(LayerStarted(index, node.label))
             if isinstance(node, ImportSpec | ImportOCISpec):
                 # Imported here: the image readers and the registry client they may need
                 # cost a local build's start-up ~12 ms for nothing (docs/performance.md).
@@ -234,9 +311,13 @@ class Builder:
                     index, node.label, summary, record, hit, time.monotonic() - started
                 )
             else:
-                plan = planner.plan(node, index)
+                plan = planned if planned is not None else planner.plan(node, index)
                 # No key yet: a source the stat memo did not know is hashed as it is written.
                 cached = self.index.get(plan.key) if plan.key else None
+                if cached is None and remote is not None:
+                    cached = remote.fetch(plan.key, summary, store, index)
+                if cached is not None and remote is not None:
+                    remote.offer(cached, store)
                 if self.lock is not None:
                     # A locked blob for these tar bytes wins over what this codec makes.
                     cached = self.lock.record_for(plan, cached, summary, token, sink) or cached
@@ -256,6 +337,8 @@ class Builder:
                         summary=summary,
                     )
                     self.index.put(record)
+                    if remote is not None:
+                        remote.offer(record, store)
                 if self.lock is not None:
                     self.lock.not_honoured(record, summary, sink)
                 result = LayerResult(

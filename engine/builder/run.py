@@ -45,12 +45,14 @@ def spec_lock(spec: Spec, options: BuildOptions) -> Lock | None:
 
 
 def builder_for(spec: Spec, options: BuildOptions) -> Builder:
-    """The Builder `options` ask for, with the lock they ask for."""
+    """The Builder `options` ask for, with the lock and the remote cache they ask for."""
+    remote = options.remote()
     return Builder(
         BlobStore(options.cache_dir),
         get_codec(options.codec, options.level),
         options.jobs,
         lock=spec_lock(spec, options),
+        remote=remote if remote.enabled else None,
     )
 
 

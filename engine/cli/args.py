@@ -66,8 +66,32 @@ def add_image_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_remote_cache_args(p: argparse.ArgumentParser) -> None:
+    """The shared layer cache in a registry repository (docs/fleet-cache.md)."""
+    p.add_argument(
+        "--cache-from",
+        metavar="REPO",
+        help="read layers from the layer cache in this registry repository "
+        "(default: $VINCI_CACHE_FROM)",
+    )
+    p.add_argument(
+        "--cache-to",
+        metavar="REPO",
+        help="read layers from, and write new ones to, the layer cache in this registry "
+        "repository (default: $VINCI_CACHE_TO)",
+    )
+    p.add_argument(
+        "--cache-required",
+        action="store_true",
+        default=None,
+        help="fail if the registry layer cache cannot be used, instead of a warning "
+        "(default: $VINCI_CACHE_REQUIRED)",
+    )
+
+
 def add_build_args(p: argparse.ArgumentParser) -> None:
     add_cache_args(p)
+    add_remote_cache_args(p)
     p.add_argument("--no-lock", action="store_true", help="ignore vinci.lock beside the spec")
     p.add_argument(
         "--jobs",
@@ -98,6 +122,9 @@ def build_options(args: argparse.Namespace, output: str | None = None) -> BuildO
         lock=lock_mode(args),
         cache_dir=Path(cache_dir) if cache_dir else None,
         output=output,
+        cache_from=getattr(args, "cache_from", None),
+        cache_to=getattr(args, "cache_to", None),
+        cache_required=getattr(args, "cache_required", None),
     )
 
 

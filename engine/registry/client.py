@@ -580,6 +580,35 @@ class RegistryClient:
         result: Manifest = self.retrying(once, what, cancel)
         return result
 
+    def head_manifest(
+        self, repository: str, reference: str, cancel: CancelToken | None = None
+    ) -> Digest | None:
+        """Whether `repository` holds a manifest under `reference` (a tag or a digest): its
+        digest as the registry states it, or None if there is none. Retries."""
+        what = f"HEAD manifest {repository}:{reference}"
+
+        def once() -> Digest | None:
+            response = self.request(
+                "HEAD",
+                f"/v2/{repository}/manifests/{reference}",
+                scopes=[pull_scope(repository)],
+                what=what,
+                headers={"Accept": MANIFEST_ACCEPT},
+            )
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise self.error(response, what)
+            stated = response.headers.get("Docker-Content-Digest", "")
+            try:
+                return Digest.parse(stated or reference)
+            except ValueError:
+                # Present, but named by a tag and with no digest stated: a GET will say.
+                return Digest("0" * 64)
+
+        result: Digest | None = self.retrying(once, what, cancel)
+        return result
+
     def put_manifest(
         self,
         repository: str,

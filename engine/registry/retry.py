@@ -132,6 +132,11 @@ def with_retries(
     raise RegistryError(f"{what}: {last} (gave up after {attempts} attempts)")
 
 
+def retry_pause(seconds: float, cancel: CancelToken | None) -> None:
+    """Wait `seconds` before another attempt, stopping early if `cancel` is cancelled."""
+    _sleep(seconds, cancel)
+
+
 def _sleep(seconds: float, cancel: CancelToken | None) -> None:
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:

@@ -11,6 +11,8 @@ Fault kinds:
 - `reset`: the request is read, never forwarded, and the client connection is closed with an
   RST (SO_LINGER 0): the client sees "connection reset";
 - `unavailable`: answered by the proxy with 503, `Retry-After`, a distribution-style error body;
+- `delay`: held for `seconds` before it is forwarded (a slow registry; the client may give up
+  first);
 - `truncate`: forwarded; the response goes out with its full Content-Length but only part of the
   body (half, or `keep_bytes`, always at least one byte short), then the connection is closed.
   A response without a body cannot be truncated: it is sent whole, then the connection closed.
@@ -36,6 +38,7 @@ import socketserver
 import struct
 import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -45,7 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["Exchange", "Fault", "FaultKind", "FaultProxy", "classify"]
 
-FaultKind = Literal["reset", "unavailable", "truncate"]
+FaultKind = Literal["reset", "unavailable", "truncate", "delay"]
 
 _HOP_BY_HOP = frozenset(
     {
@@ -102,6 +105,7 @@ class Fault:
     retry_after: int = 1
     keep_bytes: int | None = None  # truncate: body bytes sent before closing; None = half
     hits: int = 0
+    seconds: float = 0.0  # delay: how long the request is held
 
     def matches(self, method: str, target: str, kind: str) -> bool:
         if self.method is not None and self.method.upper() != method:
@@ -180,6 +184,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(payload)
             return
 
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+            fault = None  # then forwarded as it is
         status, reason, headers, resp_body = self._forward(method, target, body)
         sent = resp_body
         if fault is not None:  # truncate
@@ -401,9 +408,12 @@ class FaultProxy:
         skip: int = 0,
         retry_after: int = 1,
         keep_bytes: int | None = None,
+        seconds: float = 0.0,
     ) -> Fault:
         """Fail the next `times` matching requests (after letting `skip` through) with `kind`."""
-        fault = Fault(kind, method, path_kind, path_regex, times, skip, retry_after, keep_bytes)
+        fault = Fault(
+            kind, method, path_kind, path_regex, times, skip, retry_after, keep_bytes, 0, seconds
+        )
         with self._lock:
             self._faults.append(fault)
         return fault

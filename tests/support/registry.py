@@ -59,6 +59,7 @@ class RegistryServer:
         password: str = "testpass",
         startup_timeout: float = 15.0,
         binary: str = "docker-registry",
+        readonly: bool = False,
     ) -> None:
         if auth not in ("none", "basic", "token"):
             raise ValueError(f"unknown auth mode {auth!r}")
@@ -72,6 +73,7 @@ class RegistryServer:
         self.password = password
         self.startup_timeout = startup_timeout
         self.binary = binary
+        self.readonly = readonly  # distribution's read-only mode: pulls work, pushes are refused
         self.storage_dir = self.workdir / "storage"
         self.config_file = self.workdir / "config.yml"
         self.log_path = self.workdir / "registry.log"
@@ -196,7 +198,10 @@ class RegistryServer:
                 "delete": {"enabled": True},
                 "cache": {"blobdescriptor": "inmemory"},
                 # A test registry lives for seconds; the purge goroutine only adds log noise.
-                "maintenance": {"uploadpurging": {"enabled": False}},
+                "maintenance": {
+                    "uploadpurging": {"enabled": False},
+                    "readonly": {"enabled": self.readonly},
+                },
             },
             "http": http,
         }
