@@ -46,7 +46,7 @@ from engine.events import (
 from engine.oci.canonical import canonical_json
 from engine.oci.digest import Digest
 from engine.spec.locate import beside_spec
-from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
+from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, TarSpec, layer_summary
 from engine.tar.format import MAX_MTIME
 
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
@@ -230,6 +230,15 @@ class Builder:
                 from engine.builder.imports import import_layers
 
                 record, hit = import_layers(node, store, spec.platform, index, sink, token)
+                result = LayerResult(
+                    index, node.label, summary, record, hit, time.monotonic() - started
+                )
+            elif isinstance(node, TarSpec):
+                from engine.builder.tarlayer import tar_layer
+
+                record, hit = tar_layer(
+                    node, planner, store, self.codec, index, sink, token, self.threads
+                )
                 result = LayerResult(
                     index, node.label, summary, record, hit, time.monotonic() - started
                 )

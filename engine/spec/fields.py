@@ -291,6 +291,51 @@ IMPORT_OCI = (
     ),
 )
 
+TAR = (
+    Field(
+        "source",
+        "hostpath",
+        True,
+        "A tar archive on the host, plain or compressed with gzip, zstd or xz (told from its "
+        "first bytes): a rootfs from mmdebstrap, debootstrap, buildroot or `docker export`.",
+        "./rootfs.tar.xz",
+        aliases=("src", "from", "file"),
+    ),
+    Field(
+        "path",
+        "abspath",
+        False,
+        "Directory of the image the archive's entries are placed under.",
+        "/opt/app",
+        "/",
+        aliases=("prefix", "dest", "target"),
+    ),
+    Field(
+        "include",
+        "glob-list",
+        False,
+        "Globs (relative to the archive's root; `*` within a name, `**` across directories) "
+        "that select entries. Default: everything.",
+        "['usr/**', 'etc/**']",
+    ),
+    Field(
+        "exclude",
+        "glob-list",
+        False,
+        "Globs of entries to leave out; they win over `include`.",
+        "['usr/share/doc', 'var/cache/**']",
+    ),
+    Field(
+        "whiteouts",
+        "bool",
+        False,
+        "Keep `.wh.` whiteout entries, which delete files of the layers below; without it an "
+        "archive holding one is refused.",
+        "true",
+        "false",
+    ),
+)
+
 # Layer kinds: name -> (fields, the field a scalar shorthand stands for, may go in `combined`).
 LAYER_KINDS: dict[str, tuple[tuple[Field, ...], str, bool]] = {
     "file": (FILE, "", True),
@@ -299,6 +344,7 @@ LAYER_KINDS: dict[str, tuple[tuple[Field, ...], str, bool]] = {
     "combined": ((), "", False),
     "import": (IMPORT, "path", False),
     "import-oci": (IMPORT_OCI, "ref", False),
+    "tar": (TAR, "source", False),
 }
 COMBINABLE = tuple(k for k, (_, _, c) in LAYER_KINDS.items() if c)
 
@@ -312,4 +358,6 @@ LAYER_DOCS = {
     "combined": "A list of `file`, `directory` and `symlink` items flattened into ONE layer.",
     "import": "The layers of a local image, byte for byte.",
     "import-oci": "The layers of a registry image pinned by digest.",
+    "tar": "The entries of a tar archive (a rootfs tarball), rewritten deterministically as "
+    "one layer.",
 }

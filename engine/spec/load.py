@@ -41,6 +41,7 @@ from engine.spec.model import (
     LayerSpec,
     Spec,
     SymlinkSpec,
+    TarSpec,
 )
 
 MAX_ID = F.MAX_ID
@@ -60,6 +61,7 @@ _HOST_WANT = {
     ("file", "source"): "file",
     ("directory", "source"): "dir",
     ("import", "path"): "image",
+    ("tar", "source"): "tar",
 }
 
 Node = yaml.Node
@@ -795,6 +797,19 @@ class _Reader:
         # An unreadable ref has been reported; the placeholder is discarded with the layer.
         ref = v.get("ref") or ImageReference("", "")
         return ImportOCISpec(label, pos, ref, v.get("inherit-config", False))
+
+    def layer_tar(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
+        written = str(values["source"][1].value) if "source" in values else ""
+        return TarSpec(
+            label,
+            pos,
+            v.get("source", Path()),
+            written,
+            v.get("path", "/"),
+            v.get("include", ()),
+            v.get("exclude", ()),
+            v.get("whiteouts", False),
+        )
 
     def combined(self, node: Node, label: str, pos: Position) -> CombinedSpec | None:
         if not isinstance(node, yaml.SequenceNode):

@@ -75,7 +75,21 @@ class ImportOCISpec:
     inherit_config: bool
 
 
-LayerSpec = FileSpec | DirectorySpec | SymlinkSpec | CombinedSpec | ImportSpec | ImportOCISpec
+@dataclass(frozen=True)
+class TarSpec:
+    label: str
+    pos: Position
+    source: Path  # absolute host path
+    written: str  # the source as the spec wrote it: history must not name host directories
+    path: str  # the image directory the entries go under, normalized ("/" by default)
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    whiteouts: bool
+
+
+LayerSpec = (
+    FileSpec | DirectorySpec | SymlinkSpec | CombinedSpec | ImportSpec | ImportOCISpec | TarSpec
+)
 
 
 @dataclass(frozen=True)
@@ -128,4 +142,6 @@ def layer_summary(layer: LayerSpec) -> str:
         return f"combined ({len(layer.parts)} items)"
     if isinstance(layer, ImportSpec):
         return f"import {layer.written}"
+    if isinstance(layer, TarSpec):
+        return f"tar {layer.written}" + (f" at {layer.path}" if layer.path != "/" else "")
     return f"import-oci {layer.ref}"
