@@ -49,6 +49,7 @@ from engine.spec.locate import beside_spec
 from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, TarSpec, layer_summary
 from engine.tar.format import MAX_MTIME
 
+ACCOUNTS_LABEL = "accounts"  # the accounts layer's label: it sits above every spec layer
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
 
 
@@ -117,9 +118,12 @@ class Builder:
             )
         started = time.monotonic()
         token = CancelToken(cancel)
-        sink(BuildStarted(spec.display_path, len(spec.layers), self.jobs, self.codec.identity))
+        count = len(spec.layers) + (1 if spec.accounts is not None else 0)
+        sink(BuildStarted(spec.display_path, count, self.jobs, self.codec.identity))
         for i, layer in enumerate(spec.layers):
             sink(LayerQueued(i, layer.label))
+        if spec.accounts is not None:
+            sink(LayerQueued(len(spec.layers), ACCOUNTS_LABEL))
         # With a lock, layers are matched by their tar digest before anything is built, so
         # every source is hashed first (no speculative builds, engine/builder/plan.py).
         planner = Planner(
@@ -136,6 +140,8 @@ class Builder:
             store = self.store.mirrored(mirror) if mirror is not None else self.store
             results = self._run(spec, planner, sink, token, store)
             base = self._base_config(spec, results)
+            if spec.accounts is not None:
+                results.append(self._accounts(spec, results, created, sink, token, store))
             parts = [p for r in results for p in r.parts]
             history = [h for r in results for h in self._history(r, created)]
             manifest, config = assemble(spec, parts, history, store, created, base)
@@ -280,6 +286,33 @@ class Builder:
         sink(LayerDone(index, done.descriptors, done.diff_ids, result.cache_hit, result.seconds))
         return result
 
+    def _accounts(
+        self,
+        spec: Spec,
+        below: list[LayerResult],
+        created: int,
+        sink: EventSink,
+        token: CancelToken,
+        store: BlobStore,
+    ) -> LayerResult:
+        """The accounts layer, on top: it reads what the layers below leave in /etc."""
+        from engine.builder.accounts import SUMMARY, accounts_layer
+
+        assert spec.accounts is not None
+        index = len(spec.layers)
+        started = time.monotonic()
+        sink(LayerStarted(index, ACCOUNTS_LABEL))
+        try:
+            record, hit = accounts_layer(
+                spec.accounts, below, store, self.codec, created, index, sink, token, self.threads
+            )
+        except VinciError as e:
+            sink(LayerFailed(index, str(e)))
+            raise
+        seconds = time.monotonic() - started
+        sink(LayerDone(index, record.descriptors, record.diff_ids, hit, seconds))
+        return LayerResult(index, ACCOUNTS_LABEL, SUMMARY, record, hit, seconds)
+
     def _history(self, result: LayerResult, created: int) -> History:
         """The history entries of one layer node's image layers."""
         record = result.record
@@ -293,7 +326,7 @@ class Builder:
 
     def _base_config(self, spec: Spec, results: Sequence[LayerResult]) -> dict[str, Any] | None:
         base = None
-        for node, result in zip(spec.layers, results, strict=True):
+        for node, result in zip(spec.layers, results[: len(spec.layers)], strict=True):
             if isinstance(node, ImportSpec | ImportOCISpec) and node.inherit_config:
                 config_digest = dict(result.record.extra).get("config")
                 if config_digest:

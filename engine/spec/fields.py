@@ -30,6 +30,9 @@ TYPES: dict[str, str] = {
     "pinned-reference": "image reference by digest",
     "layer-list": "list of layers",
     "config": "mapping",
+    "accounts": "mapping",
+    "group-list": "list of groups",
+    "user-list": "list of users",
 }
 
 # Value patterns shared by the loader and the JSON Schema, so the two accept the same text.
@@ -98,6 +101,15 @@ TOP = (
         "{entrypoint: [/app]}",
     ),
     Field(
+        "accounts",
+        "accounts",
+        False,
+        "Users and groups added to the base's /etc/passwd and /etc/group, as one layer on top "
+        "(see below).",
+        "{users: [{username: app, uid: 1000}], run-as: app}",
+        aliases=("users", "groups"),
+    ),
+    Field(
         "layers",
         "layer-list",
         True,
@@ -144,6 +156,60 @@ CONFIG = (
     ),
     Field("volumes", "abspath-list", False, "Paths meant to be mounted as volumes.", "[/data]"),
     Field("stop-signal", "string", False, "Signal that stops the container.", "SIGTERM"),
+)
+
+ACCOUNTS = (
+    Field(
+        "groups",
+        "group-list",
+        False,
+        "Groups to add to /etc/group.",
+        "[{groupname: app, gid: 1000}]",
+    ),
+    Field(
+        "users",
+        "user-list",
+        False,
+        "Users to add to /etc/passwd.",
+        "[{username: app, uid: 1000, gid: 1000}]",
+    ),
+    Field(
+        "run-as",
+        "string",
+        False,
+        "The user the image runs as: a `users` name (the config's user becomes its uid:gid) "
+        "or a uid. Instead of `config.user`.",
+        "app",
+        aliases=("user", "run_as", "runas"),
+    ),
+)
+
+GROUP = (
+    Field("groupname", "string", True, "Name of the group.", "app", aliases=("name",)),
+    Field("gid", "int", True, "Group id.", "1000"),
+    Field(
+        "members",
+        "string-list",
+        False,
+        "User names that are members of the group besides those whose group it is.",
+        "[app]",
+    ),
+)
+
+USER = (
+    Field("username", "string", True, "Name of the user.", "app", aliases=("name", "user")),
+    Field("uid", "int", True, "User id.", "1000"),
+    Field("gid", "int", False, "Primary group id. Default: the uid.", "1000"),
+    Field("shell", "string", False, "Login shell.", "/bin/sh", "/bin/sh"),
+    Field(
+        "homedir",
+        "abspath",
+        False,
+        "Home directory (written to /etc/passwd, not created: add a `directory` layer for "
+        "it). Default: /home/USERNAME.",
+        "/home/app",
+        aliases=("home", "home-dir"),
+    ),
 )
 
 OWNER = (

@@ -31,17 +31,20 @@ from engine.spec import fields as F
 from engine.spec.globs import glob_match
 from engine.spec.hostpath import host_path_problem
 from engine.spec.model import (
+    AccountsSpec,
     CombinablePart,
     CombinedSpec,
     ConfigSpec,
     DirectorySpec,
     FileSpec,
+    GroupSpec,
     ImportOCISpec,
     ImportSpec,
     LayerSpec,
     Spec,
     SymlinkSpec,
     TarSpec,
+    UserSpec,
 )
 
 MAX_ID = F.MAX_ID
@@ -376,6 +379,10 @@ class _Reader:
             return self.reference(node, where, pinned=True)
         if ftype == "config":
             return self.config(node)
+        if ftype == "accounts":
+            return self.accounts(node)
+        if ftype in ("group-list", "user-list"):
+            return self.account_list(ftype, node, where)
         if ftype == "layer-list":
             return self.layers(node)
         raise AssertionError(f"fields.py names a type the loader does not read: {ftype}")
@@ -624,6 +631,7 @@ class _Reader:
             config=v.get("config", ConfigSpec()),
             layers=v.get("layers", ()),
             sources=tuple(dict.fromkeys(self.sources)),
+            accounts=self.checked_accounts(v.get("accounts"), m),
         )
 
     def config(self, node: Node) -> ConfigSpec | None:
@@ -632,6 +640,94 @@ class _Reader:
             return None
         v = self.read(m, F.CONFIG, "config")
         return ConfigSpec(**{key.replace("-", "_"): value for key, value in v.items()})
+
+    # -- accounts --------------------------------------------------------------------------
+
+    def accounts(self, node: Node) -> AccountsSpec | None:
+        m = self.mapping(node, "accounts", F.ACCOUNTS)
+        if m is None:
+            return None
+        v = self.read(m, F.ACCOUNTS, "accounts")
+        users: tuple[UserSpec, ...] = v.get("users", ())
+        user = ""
+        run_as = v.get("run-as")
+        if run_as is not None:
+            named = next((u for u in users if u.name == run_as), None)
+            if named is not None:
+                user = f"{named.uid}:{named.gid}"
+            elif run_as.isdigit() and int(run_as) <= MAX_ID:
+                user = run_as
+            else:
+                names = ", ".join(repr(u.name) for u in users) or "none"
+                self.problem(
+                    m["run-as"][1],
+                    f"accounts.run-as: {run_as!r} is not one of accounts.users ({names}) nor a uid",
+                )
+        return AccountsSpec(self.pos(node), v.get("groups", ()), users, user)
+
+    def account_list(self, ftype: str, node: Node, where: str) -> tuple[Any, ...] | None:
+        """`groups` or `users`: a list of mappings; names and ids unique within the list."""
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"{where}: expected a list, found {_kind(node)}")
+            return None
+        fields = F.GROUP if ftype == "group-list" else F.USER
+        name_key, id_key = ("groupname", "gid") if ftype == "group-list" else ("username", "uid")
+        out: list[Any] = []
+        seen: dict[tuple[str, object], str] = {}
+        for i, item in enumerate(node.value):
+            label = f"{where}[{i}]"
+            m = self.mapping(item, label, fields)
+            if m is None:
+                continue
+            v = self.read(m, fields, label)
+            name = v.get(name_key)
+            if name is None or id_key not in v:
+                continue
+            if not name or any(c in name for c in ":,\n\t ") or name.startswith(("-", "+")):
+                self.problem(m[name_key][1], f"{label}.{name_key}: {name!r} is not a valid name")
+                continue
+            clash = False
+            for key in ((name_key, name), (id_key, v[id_key])):
+                if key in seen:
+                    self.problem(
+                        m[key[0]][1],
+                        f"{label}.{key[0]}: {key[1]!r} is already taken by {seen[key]}",
+                    )
+                    clash = True
+                seen.setdefault(key, label)
+            if clash:
+                continue
+            pos = self.pos(item)
+            if ftype == "group-list":
+                out.append(GroupSpec(label, pos, name, v["gid"], v.get("members", ())))
+            else:
+                out.append(
+                    UserSpec(
+                        label,
+                        pos,
+                        name,
+                        v["uid"],
+                        v.get("gid", v["uid"]),
+                        v.get("shell", "/bin/sh"),
+                        v.get("homedir", f"/home/{name}"),
+                    )
+                )
+        return tuple(out)
+
+    def checked_accounts(self, accounts: AccountsSpec | None, top: Values) -> AccountsSpec | None:
+        """`run-as` and `config.user` both say who runs the image: only one may."""
+        if accounts is None or not accounts.user:
+            return accounts
+        config = top.get("config")
+        if config is not None and isinstance(config[1], yaml.MappingNode):
+            for k, _ in config[1].value:
+                if isinstance(k, yaml.ScalarNode) and k.value == "user":
+                    self.problem(
+                        k,
+                        "config.user: accounts.run-as already says who runs the image; keep "
+                        "one of the two",
+                    )
+        return accounts
 
     # -- layers ----------------------------------------------------------------------------
 

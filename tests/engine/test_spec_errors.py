@@ -366,7 +366,7 @@ CASES = [
         layers:
           - /etc/passwd
         """,
-        "vinci.yaml:3:5: layers[0]: expected one of file, directory, symlink, combined, import, import-oci; found the string '/etc/passwd'",
+        "vinci.yaml:3:5: layers[0]: expected one of file, directory, symlink, combined, import, import-oci, tar; found the string '/etc/passwd'",
     ),
     # -- Modes: octal digits as written, at most 07777
     Case(

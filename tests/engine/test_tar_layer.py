@@ -4,7 +4,8 @@ The same tree archived by different tools (GNU tar, Python's tarfile, busybox ta
 different entry orders, with other mtimes and owner names, compressed or not, gives one image
 digest; umoci unpacks the layer with its hardlinks, device node, setuid bit and file
 capability; whiteouts are refused unless asked; `validate` refuses a file that is no tar;
-`path`, `include` and `exclude` place and select entries; `vinci verify` passes.
+`path`, `include` and `exclude` place and select entries; `vinci verify` passes on a spec with
+a tar layer and accounts.
 """
 
 from __future__ import annotations
@@ -216,7 +217,12 @@ def test_validate_says_when_the_source_is_not_a_tar(vinci: VinciRunner, tmp_path
 def test_verify_passes(vinci: VinciRunner, tmp_path: Path, busybox_path: Path) -> None:
     root, _ = _rootfs(tmp_path, busybox_path)
     d = tmp_path / "spec"
-    _spec(d, "./rootfs.tar.gz")
+    spec = _spec(d, "./rootfs.tar.gz")
+    # The accounts layer, which reads the tar layer's /etc/passwd, is held to the same test.
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    spec.write_text(
+        spec.read_text() + "accounts:\n  users: [{username: app, uid: 1000}]\n  run-as: app\n"
+    )
     _gnu(root, d / "rootfs.tar.gz", "--gzip")
     run = vinci("verify", d, env=_env(tmp_path))
     assert "reproducible" in run.stdout + run.stderr
