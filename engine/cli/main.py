@@ -23,7 +23,8 @@ from engine.errors import BuildCancelled, SpecError, VinciError, describe_os_err
 COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("engine.cli.build", "build a spec into an image"),
     "validate": ("engine.cli.validate", "check a spec without building it"),
-    "inspect": ("engine.cli.inspect", "show an image's layers and a layer's files"),
+    "inspect": ("engine.cli.inspect", "show an image's config, layers, files; print a file"),
+    "export": ("engine.cli.export", "write an image's merged filesystem as one tar archive"),
     "diff": ("engine.cli.diff", "explain why two images differ, down to each file"),
     "verify": ("engine.cli.verify", "build under perturbations; prove every digest matches"),
     "lock": ("engine.cli.lock", "write vinci.lock: each layer's diff_id -> compressed blob"),
