@@ -51,7 +51,8 @@ class BuildOptions:
     `lock`: "use" honours the spec's vinci.lock if there is one, "ignore" never reads it,
     "require" fails unless the image is exactly the locked one. `output` is where the image
     is written (`oci:DIR`, `oci-archive:FILE`, `docker-archive:FILE`), None for nowhere but
-    the cache."""
+    the cache. `image` and `tag` name the output instead of the spec's `image`: the layout's
+    ref name and an archive's repository tag (what `docker load` and `podman load` call it)."""
 
     codec: str = "gzip"
     level: int | None = None
@@ -60,6 +61,8 @@ class BuildOptions:
     lock: LockMode = "use"
     cache_dir: Path | None = None
     output: str | None = None
+    image: str | None = None
+    tag: str | None = None
 
     def timestamp(self) -> int:
         """The image's timestamp: `created`, else SOURCE_DATE_EPOCH, else 0."""

@@ -98,6 +98,8 @@ def build_options(args: argparse.Namespace, output: str | None = None) -> BuildO
         lock=lock_mode(args),
         cache_dir=Path(cache_dir) if cache_dir else None,
         output=output,
+        image=getattr(args, "image", None),
+        tag=(getattr(args, "tag", None) or [None])[0],
     )
 
 

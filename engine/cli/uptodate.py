@@ -139,6 +139,8 @@ def build_key(spec_file: str, options: BuildOptions, created: int) -> BuildKey:
         codec_lib,
         created,
         options.lock,
+        options.image or "",
+        options.tag or "",
     )
 
 
