@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.builder.assemble import History, assemble, built_history, imported_history
-from engine.builder.footprint import Footprint
+from engine.builder.footprint import Footprint, LayerFootprint
 from engine.builder.layer import write_layer
 from engine.builder.lock import Lock, LockReuse
 from engine.builder.options import default_jobs
@@ -26,6 +26,7 @@ from engine.builder.result import BuildResult, LayerResult
 from engine.cache.atomic import write_atomic
 from engine.cache.imported import IMPORT_CODEC
 from engine.cache.records import LayerRecord, RecordIndex
+from engine.cache.statkey import stat_key
 from engine.cache.store import BlobStore
 from engine.codec import MAX_THREADS, Codec, get_codec
 from engine.errors import BuildCancelled, VinciError, describe_os_error
@@ -51,6 +52,27 @@ from engine.tar.format import MAX_MTIME
 
 ACCOUNTS_LABEL = "accounts"  # the accounts layer's label: it sits above every spec layer
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
+
+
+def _note_import(seen: LayerFootprint, path: Path) -> None:
+    """What an `import` read on the host, for the up-to-date check: the archive file, or the
+    layout's index.json and oci-layout (its blobs are named by their digests; an image that
+    changes changes index.json)."""
+    real = os.path.realpath(path)
+    seen.links.append((str(path), real))
+    files = (
+        [real]
+        if not os.path.isdir(real)
+        else [
+            os.path.join(real, "index.json"),
+            os.path.join(real, "oci-layout"),
+        ]
+    )
+    for file in files:
+        try:
+            seen.saw(file, stat_key(os.lstat(file)))
+        except OSError:
+            seen.too_big = True  # unreadable now: never stamp this build
 
 
 def own_files(spec: Spec, store: BlobStore) -> frozenset[str]:
@@ -236,6 +258,8 @@ class Builder:
                 from engine.builder.imports import import_layers
 
                 record, hit = import_layers(node, store, spec.platform, index, sink, token)
+                if isinstance(node, ImportSpec):
+                    _note_import(planner.footprint.layer(index), node.path)
                 result = LayerResult(
                     index, node.label, summary, record, hit, time.monotonic() - started
                 )

@@ -289,6 +289,7 @@ DIRECTORY = (
         "Permission bits for every copied file. Default: 0755 if the host file is executable, "
         "else 0644.",
         "0644",
+        requires="source",
     ),
     Field(
         "dir-mode",
@@ -297,6 +298,7 @@ DIRECTORY = (
         "Permission bits for every copied subdirectory.",
         "0755",
         "0755",
+        requires="source",
     ),
     *OWNER,
 )

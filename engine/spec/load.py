@@ -158,6 +158,8 @@ def _compose(text: str, display: str) -> list[Node | None]:
             mark = cm
             if context == "while scanning a quoted scalar":
                 problem, context = "this quoted string is never closed", None
+        elif "'\\t'" in problem:
+            problem = "a tab; YAML indents with spaces only, so write spaces here"
         elif problem.startswith(("expected <block end>", "expected '<document start>'")):
             # pyyaml's token names mean nothing to a user; the cause is the indentation.
             problem = "this line is indented differently from the lines around it"
@@ -267,6 +269,7 @@ class _Reader:
         self.problems: list[SpecProblem] = []
         self.sources: list[Path] = []
         self._ctor = yaml.SafeLoader("")
+        self.misplaced_config: list[str] = []  # config keys written at the top level
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -295,7 +298,11 @@ class _Reader:
         misspelt key's guess is added to it. Neither is reported missing a second time.
         """
         if not isinstance(node, yaml.MappingNode):
-            self.problem(node, f"{where}: expected a mapping, found {_kind(node)}")
+            self.problem(
+                node,
+                f"{where}: expected a mapping, found {_kind(node)}"
+                + ("" if where == "spec" else _keys_hint(allowed)),
+            )
             return None
         names = [f.name for f in allowed]
         out: Values = {}
@@ -313,6 +320,15 @@ class _Reader:
             if key in out:
                 first = self.pos(out[key][0])
                 self.problem(knode, f"{where}: duplicate key {key!r} (first at {first})")
+                continue
+            if where == "spec" and key in _CONFIG_KEYS:
+                # `config:` with its keys written at column 0, below it.
+                self.misplaced_config.append(key)
+                self.problem(
+                    knode,
+                    f"spec: {key!r} is a config key; indent it under config: (two spaces: "
+                    f"`  {key}: …`)",
+                )
                 continue
             if key not in names:
                 guess = _guess(key, allowed)
@@ -471,7 +487,11 @@ class _Reader:
         key_what: str = "",
     ) -> tuple[tuple[str, str], ...] | None:
         if not isinstance(node, yaml.MappingNode):
-            self.problem(node, f"{where}: expected a mapping of strings, found {_kind(node)}")
+            self.problem(
+                node,
+                f"{where}: expected a mapping of strings, found {_kind(node)}"
+                + _mapping_hint(node, where),
+            )
             return None
         out: list[tuple[str, str]] = []
         seen: dict[str, Node] = {}
@@ -635,6 +655,8 @@ class _Reader:
         )
 
     def config(self, node: Node) -> ConfigSpec | None:
+        if self.misplaced_config and isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+            return None  # its keys were written below it at column 0: already reported
         m = self.mapping(node, "config", F.CONFIG)
         if m is None:
             return None
@@ -735,6 +757,13 @@ class _Reader:
         if not isinstance(node, yaml.SequenceNode):
             self.problem(node, f"layers: expected a list of layers, found {_kind(node)}")
             return None
+        if not node.value:
+            self.problem(
+                node,
+                "layers: the list is empty; an image needs at least one layer (e.g. "
+                "`- file: {path: /etc/motd, contents: hi}`)",
+            )
+            return None
         out = []
         for i, item in enumerate(node.value):
             layer = self.layer(item, f"layers[{i}]", F.LAYER_KINDS)
@@ -775,7 +804,9 @@ class _Reader:
                 if name in field_names:
                     misplaced.add(name)
                     self.problem(
-                        k, f"{where}: {name!r} belongs inside {kind!r}; indent it under {kind}:"
+                        k,
+                        f"{where}: {name!r} belongs inside {kind!r}; indent it two spaces "
+                        f"deeper than {kind}:",
                     )
                 else:
                     self.problem(
@@ -954,6 +985,32 @@ class _Reader:
                 parent = posixpath.dirname(parent)
 
 
+_CONFIG_KEYS = frozenset(f.name for f in F.CONFIG)
+
+
+def _keys_hint(allowed: Sequence[F.Field]) -> str:
+    """What a mapping of these keys looks like, both ways YAML writes one."""
+    required = [f for f in allowed if f.required] or list(allowed[:1])
+    if not required:
+        return ""
+    first = required[0]
+    return (
+        f"; write its keys indented below it (`{first.name}: {first.example}` on the next "
+        f"line, two spaces in) or in braces (`{{{first.name}: {first.example}, …}}`)"
+    )
+
+
+def _mapping_hint(node: Node, where: str) -> str:
+    """For a map written as a list (`env: [A=b]`, `- A=b`): the same, written as a map."""
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        return ""
+    first = node.value[0]
+    if isinstance(first, yaml.ScalarNode) and "=" in str(first.value):
+        name, _, value = str(first.value).partition("=")
+        return f"; write `{name}: {value}` under {where.split('.')[-1]}:, not `- {first.value}`"
+    return ""
+
+
 def _path_node(item: Node) -> Node | None:
     """The value node of `path` inside a one-key layer item, to point messages at it."""
     if isinstance(item, yaml.MappingNode) and item.value:
@@ -1016,8 +1073,11 @@ def _guess(word: str, fields: Iterable[F.Field]) -> str:
             return f.name
     import difflib  # only for a spec with a misspelt key
 
-    close = difflib.get_close_matches(lowered, [f.name for f in fields], n=1, cutoff=0.6)
-    return close[0] if close else ""
+    # A misspelt alias counts too: `enviroment` is `environment` misspelt, which means `env`.
+    names = {f.name: f.name for f in fields}
+    names.update({alias: f.name for f in fields for alias in f.aliases if len(alias) > 3})
+    close = difflib.get_close_matches(lowered, list(names), n=1, cutoff=0.6)
+    return names[close[0]] if close else ""
 
 
 def _suggest(word: str, fields: Iterable[F.Field]) -> str:

@@ -88,7 +88,7 @@ def _type_schema(t: str) -> dict[str, Any]:
     if t == "pinned-reference":
         return {"type": "string", "pattern": F.DIGEST_PATTERN}
     if t == "layer-list":
-        return {"type": "array", "items": {"$ref": "#/$defs/layer"}}
+        return {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}}
     if t == "config":
         return {"$ref": "#/$defs/config"}
     if t == "accounts":

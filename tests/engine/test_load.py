@@ -113,3 +113,24 @@ def test_docker_archive_to_stdout_into_podman_load(hello: Path, tmp_path: Path) 
     assert build.wait() == 0
     assert load.returncode == 0, load.stderr
     assert _run_image(env, "localhost/piped:v3") == "Hello, World!\n"
+
+
+@pytest.mark.slow
+def test_the_readme_podman_line_works(hello: Path, tmp_path: Path, vinci: VinciRunner) -> None:
+    require_tool("podman")
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("$ podman run "))
+    env = _podman_env(tmp_path)
+    vinci("build", hello, env=env)  # the README builds examples/hello: this is its copy
+    words = line.removeprefix("$ ").replace(
+        "examples/hello/vinci.oci", str(hello.parent / "vinci.oci")
+    )
+    run = subprocess.run(
+        words.split(),
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "Hello, World!\n"
