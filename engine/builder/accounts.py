@@ -9,7 +9,9 @@ where `app` is uid 999 in one place and 1000 in another is a bug waiting for its
 New lines follow the base's, in spec order.
 
 The layer's cache key covers the accounts as written and the diff_ids of every layer below:
-an unchanged base means nothing is read. Otherwise the layers are read top down, each once,
+an unchanged base means nothing is read. When a layer below changed but the two files come
+out the same (an app's layer changed), the layer is found again by its contents' key and not
+rewritten. Otherwise the layers are read top down, each once,
 until both files are found; only those two files' contents are kept, at most MAX_FILE bytes.
 """
 
@@ -18,11 +20,11 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from engine.builder.layer import write_layer
-from engine.builder.plan import LayerPlan, PlannedEntry
+from engine.builder.plan import LayerPlan, PlannedEntry, cache_key
 from engine.builder.result import LayerResult
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
@@ -91,6 +93,14 @@ def accounts_layer(
         found[GROUP], accounts.groups, "/etc/group", "group", _group_line, lambda g: (g.name, g.gid)
     )
     entries = tuple(_entry(path, data) for path, data in ((GROUP, group), (PASSWD, passwd)))
+    # A change below that leaves both files as they were (an app's layer) makes the same
+    # bytes: the layer those bytes made is found by their own key, and not written again.
+    content_key = cache_key(entries, mtime, codec)
+    made = records.get(content_key)
+    if made is not None:
+        records.put(replace(made, key=key))
+        sink(LayerCached(index, key, made.descriptors))
+        return made, True
     plan = LayerPlan(entries, key, mtime, 0)
     built = write_layer(plan, codec, store, index, sink, cancel, threads)
     record = LayerRecord(
@@ -102,6 +112,7 @@ def accounts_layer(
         summary=SUMMARY,
     )
     records.put(record)
+    records.put(replace(record, key=content_key))
     return record, False
 
 
