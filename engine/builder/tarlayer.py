@@ -210,6 +210,8 @@ def _entries(node: TarSpec, archive: IO[bytes], cancel: CancelToken | None) -> l
     except LayerReadError as e:
         raise SourceError(f"{where}: not a readable tar archive: {e}") from None
     kept = _filtered(node, found)
+    for path in kept:
+        _check_whiteout(path, node, where)  # one left out by `exclude` is no concern
     prefix = node.path.strip("/")
     # Hardlink sets: the path that holds the data in the archive -> its kept paths.
     holders: dict[str, list[str]] = {}
@@ -263,11 +265,14 @@ def _check(entry: TarEntry, node: TarSpec, where: str) -> None:
         raise SourceError(
             f"{where}: /{entry.path} is a sparse file; write the archive without --sparse"
         )
-    name = posixpath.basename(entry.path)
+
+
+def _check_whiteout(path: str, node: TarSpec, where: str) -> None:
+    name = posixpath.basename(path)
     if name.startswith(_WHITEOUT) and not node.whiteouts:
         raise SourceError(
-            f"{where}: /{entry.path} is a whiteout, which deletes /"
-            f"{posixpath.join(posixpath.dirname(entry.path), name[len(_WHITEOUT) :])} from "
+            f"{where}: /{path} is a whiteout, which deletes /"
+            f"{posixpath.join(posixpath.dirname(path), name[len(_WHITEOUT) :])} from "
             "the layers below; add `whiteouts: true` to the tar layer if that is meant"
         )
 

@@ -198,6 +198,9 @@ def test_whiteouts_refused_unless_asked(vinci: VinciRunner, tmp_path: Path) -> N
     assert "whiteouts: true" in run.stderr
     _spec(d, "{source: ./rootfs.tar, whiteouts: true}")
     vinci("build", d, env=_env(tmp_path))
+    # A whiteout the layer leaves out is no concern.
+    _spec(d, "{source: ./rootfs.tar, exclude: ['.wh.*']}")
+    vinci("build", d, env=_env(tmp_path))
 
 
 def test_validate_says_when_the_source_is_not_a_tar(vinci: VinciRunner, tmp_path: Path) -> None:
