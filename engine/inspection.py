@@ -14,9 +14,10 @@ the host file a plan names may have changed since.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -111,6 +112,10 @@ class ImageInfo:
     config: Descriptor
     layers: tuple[LayerInfo, ...]
     codec: str = ""  # the codec identity vinci built with, "" for a local image
+    # The config's runtime part (Entrypoint, Env, User, …) and its history, as the image has
+    # them: what a person running the image wants to know first.
+    runtime: dict[str, Any] = field(default_factory=dict)
+    history: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +126,8 @@ class ImageInfo:
             "config": self.config.to_json(),
             "codec": self.codec or None,
             "layers": [layer.to_json() for layer in self.layers],
+            "runtime_config": self.runtime,
+            "history": list(self.history),
         }
 
 
@@ -145,6 +152,7 @@ def image_from_result(result: BuildResult) -> ImageInfo:
                 )
             )
     spec = result.spec
+    config = json.loads(result.store().read_blob(result.config.digest))
     return ImageInfo(
         source=spec.display_path,
         reference=str(spec.image) if spec.image is not None else "",
@@ -153,7 +161,21 @@ def image_from_result(result: BuildResult) -> ImageInfo:
         config=result.config,
         layers=tuple(layers),
         codec=result.codec.identity,
+        runtime=_runtime(config),
+        history=_history_of(config),
     )
+
+
+def _runtime(config: dict[str, Any]) -> dict[str, Any]:
+    runtime = config.get("config")
+    return dict(runtime) if isinstance(runtime, dict) else {}
+
+
+def _history_of(config: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    history = config.get("history")
+    if not isinstance(history, list):
+        return ()
+    return tuple(h for h in history if isinstance(h, dict))
 
 
 def image_info(image: OpenedImage) -> ImageInfo:
@@ -186,6 +208,8 @@ def image_info(image: OpenedImage) -> ImageInfo:
         manifest=manifest_descriptor,
         config=config,
         layers=layers,
+        runtime=_runtime(image.config),
+        history=_history_of(image.config),
     )
 
 
@@ -529,3 +553,266 @@ def require_layer(image: ImageInfo, position: int) -> LayerInfo:
             f"(0..{len(image.layers) - 1})"
         )
     return image.layers[position]
+
+
+# -- the merged image --------------------------------------------------------------------------
+#
+# What a container sees: every layer applied in order. A whiteout (`.wh.NAME`) removes NAME of
+# the layers below, an opaque whiteout (`.wh..wh..opq`) everything below its directory from
+# the layers below, and a non-directory replaces a directory with everything under it.
+
+MAX_SYMLINKS = 40  # as the kernel's path walk: more hops than this is a loop
+
+
+@dataclass(frozen=True)
+class MergedEntry:
+    """The entry an unpacker leaves at a path, and the layer (position) it came from."""
+
+    layer: LayerInfo
+    entry: TarEntry
+
+
+def merged_index(
+    blobs: BlobSource, layers: Iterable[LayerInfo], cancel: CancelToken | None = None
+) -> dict[str, MergedEntry]:
+    """Path (relative, as TarEntry.path) -> what the image holds there. Holds metadata only:
+    one entry per path of the image."""
+    out: dict[str, MergedEntry] = {}
+    for layer in layers:
+        added: dict[str, MergedEntry] = {}
+        removed: list[str] = []
+        opaque: list[str] = []
+        try:
+            with blobs.open_blob(layer.descriptor.digest) as raw:
+                for e in iter_layer(raw, cancel):
+                    parent, base = posixpath.split(e.path)
+                    if base == OPAQUE_WHITEOUT:
+                        opaque.append(parent)
+                    elif base.startswith(WHITEOUT_PREFIX):
+                        removed.append(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
+                    elif e.path:
+                        added[e.path] = MergedEntry(layer, e)  # a later one in a layer wins
+        except LayerReadError as err:
+            raise LayerReadError(f"layer {layer.descriptor.digest.short}: {err}") from None
+        for path in removed:
+            _drop(out, path, itself=True)
+        for path in opaque:
+            _drop(out, path, itself=False)
+        for path, merged in added.items():
+            if merged.entry.type != "dir":
+                _drop(out, path, itself=False)
+            out[path] = merged
+    return out
+
+
+def _drop(index: dict[str, MergedEntry], path: str, *, itself: bool) -> None:
+    """Removes everything below `path` (and `path` itself, with `itself`)."""
+    if itself:
+        index.pop(path, None)
+    prefix = path + "/" if path else ""  # "" is the root: everything is below it
+    for key in [k for k in index if k.startswith(prefix)]:
+        del index[key]
+
+
+def resolve_path(index: dict[str, MergedEntry], path: str) -> str:
+    """`path` with every symlink on the way resolved inside the image (never on the host), the
+    last one too; relative links from their directory, absolute ones from the image's root,
+    `..` never above it."""
+    pending = [p for p in reversed(path.split("/")) if p]
+    resolved = ""
+    hops = 0
+    while pending:
+        name = pending.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            resolved = posixpath.dirname(resolved)
+            continue
+        candidate = posixpath.join(resolved, name) if resolved else name
+        merged = index.get(candidate)
+        if merged is not None and merged.entry.type == "symlink":
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise VinciError(f"/{path}: too many levels of symbolic links in the image")
+            target = merged.entry.linkname
+            if target.startswith("/"):
+                resolved = ""
+            pending.extend(p for p in reversed(target.split("/")) if p)
+            continue
+        resolved = candidate
+    return resolved
+
+
+def image_file(
+    blobs: BlobSource, layers: Iterable[LayerInfo], path: str, cancel: CancelToken | None = None
+) -> MergedEntry:
+    """The regular file at `path` in the merged image, symlinks followed (a hardlink is the
+    file it links to); a VinciError saying why when there is none."""
+    index = merged_index(blobs, layers, cancel)
+    wanted = posixpath.normpath("/" + path).lstrip("/")
+    resolved = resolve_path(index, wanted)
+    merged = index.get(resolved)
+    shown = "/" + wanted + (f" (-> /{resolved})" if resolved != wanted else "")
+    if merged is None:
+        raise VinciError(f"{shown} is not in the image")
+    if merged.entry.type == "hardlink":
+        target = posixpath.normpath("/" + merged.entry.linkname).lstrip("/")
+        linked = index.get(target)
+        if linked is None or linked.entry.type != "file":
+            raise VinciError(f"{shown} is a hardlink to /{target}, which is not a file")
+        merged = linked
+    if merged.entry.type != "file":
+        raise VinciError(f"{shown} is a {merged.entry.type}, not a file")
+    return merged
+
+
+def copy_file_data(
+    blobs: BlobSource,
+    merged: MergedEntry,
+    write: Callable[[bytes], object],
+    limit: int | None = None,
+    cancel: CancelToken | None = None,
+) -> int:
+    """Streams the data of `merged` (found by merged_index) to `write`, at most `limit`
+    bytes; returns how many were written."""
+    from engine.tar.compression import decompressed
+    from engine.tar.read import TarReader
+
+    wanted = merged.entry.offset
+    left = merged.entry.size if limit is None else min(limit, merged.entry.size)
+    written = 0
+    with blobs.open_blob(merged.layer.descriptor.digest) as raw, decompressed(raw) as stream:
+        reader = TarReader(stream, cancel, digests=False)
+        for e in reader:
+            if e.offset != wanted:
+                continue
+            while left:
+                chunk = reader.read_data(min(left, 1 << 20))
+                if not chunk:
+                    break
+                write(chunk)
+                written += len(chunk)
+                left -= len(chunk)
+            break
+    return written
+
+
+# Tar type names (TarEntry.type) -> typeflags, for writing the merged filesystem.
+_TYPEFLAGS = {
+    "file": b"0",
+    "hardlink": b"1",
+    "symlink": b"2",
+    "char": b"3",
+    "block": b"4",
+    "dir": b"5",
+    "fifo": b"6",
+}
+
+
+def export_filesystem(
+    blobs: BlobSource,
+    layers: Sequence[LayerInfo],
+    out: BinaryIO,
+    cancel: CancelToken | None = None,
+) -> int:
+    """Writes the merged filesystem of `layers` to `out` as one tar stream, in one pass over
+    each layer from the top down: an entry is written unless a layer above already wrote its
+    path, removed it (whiteout, opaque directory) or put a non-directory above it. Entries
+    keep their metadata (mtime, owner, mode, xattrs); whiteouts are applied, never written.
+    Returns how many entries were written."""
+    from engine.tar.compression import decompressed
+    from engine.tar.format import END, TarHeader, encode_header, padding
+    from engine.tar.read import TarReader
+
+    seen: set[str] = set()
+    covered: set[str] = set()  # removed, or a non-directory above: nothing below survives
+    removed: set[str] = set()
+    count = 0
+    for layer in reversed(layers):
+        whiteouts: set[str] = set()
+        opaques: set[str] = set()
+        try:
+            with (
+                blobs.open_blob(layer.descriptor.digest) as raw,
+                decompressed(raw) as stream,
+            ):
+                reader = TarReader(stream, cancel, digests=False)
+                for e in reader:
+                    parent, base = posixpath.split(e.path)
+                    if base == OPAQUE_WHITEOUT:
+                        opaques.add(parent)
+                        continue
+                    if base.startswith(WHITEOUT_PREFIX):
+                        whiteouts.add(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
+                        continue
+                    if not e.path or e.path in seen or e.path in removed:
+                        continue
+                    if e.type not in _TYPEFLAGS or _under(covered, e.path):
+                        continue
+                    seen.add(e.path)
+                    if e.type != "dir":
+                        covered.add(e.path)
+                    linkname = e.linkname
+                    if e.type == "hardlink":
+                        linkname = posixpath.normpath("/" + linkname).lstrip("/")
+                    out.write(
+                        encode_header(
+                            TarHeader(
+                                name=e.path + "/" if e.type == "dir" else e.path,
+                                type=_TYPEFLAGS[e.type],
+                                mode=e.mode,
+                                uid=e.uid,
+                                gid=e.gid,
+                                size=e.size,
+                                mtime=_mtime(e.mtime),
+                                linkname=linkname,
+                                devmajor=e.devmajor,
+                                devminor=e.devminor,
+                                xattrs=_xattrs(e),
+                            )
+                        )
+                    )
+                    count += 1
+                    if e.type == "file":
+                        left = e.size
+                        while left:
+                            chunk = reader.read_data(min(left, 1 << 20))
+                            if not chunk:
+                                raise LayerReadError("truncated tar member data")
+                            out.write(chunk)
+                            left -= len(chunk)
+                        out.write(padding(e.size))
+        except LayerReadError as err:
+            raise LayerReadError(f"layer {layer.descriptor.digest.short}: {err}") from None
+        # For the layers below: a whiteout removes its path and all under it, an opaque
+        # directory all under it (the directory itself stays).
+        removed |= whiteouts
+        covered |= whiteouts | opaques
+    out.write(END)
+    return count
+
+
+def _xattrs(e: TarEntry) -> tuple[tuple[str, bytes], ...]:
+    prefix = "SCHILY.xattr."
+    return tuple(
+        (k[len(prefix) :], v.encode("utf-8", "surrogateescape"))
+        for k, v in e.extra
+        if k.startswith(prefix)
+    )
+
+
+def _under(covered: set[str], path: str) -> bool:
+    """Whether a strict ancestor of `path` is in `covered`."""
+    parent = posixpath.dirname(path)
+    while parent:
+        if parent in covered:
+            return True
+        parent = posixpath.dirname(parent)
+    return False
+
+
+def _mtime(text: str) -> int:
+    try:
+        return max(0, min(int(float(text)), 0o77777777777))
+    except ValueError:
+        return 0

@@ -23,6 +23,7 @@ from engine.spec import (
     LayerSpec,
     Spec,
     SymlinkSpec,
+    TarSpec,
 )
 
 
@@ -93,6 +94,8 @@ def layer_text(node: LayerSpec, base: Path) -> str:
         return f"{len(node.parts)} items"
     if isinstance(node, ImportSpec):
         return node.written + (f" ({node.tag})" if node.tag else "")
+    if isinstance(node, TarSpec):
+        return node.written + (f" → {node.path}" if node.path != "/" else "")
     return str(node.ref)
 
 

@@ -53,9 +53,14 @@ def rfc3339(epoch: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def runtime_config(config: ConfigSpec, base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The config's `config` object: the base image's, with the spec's keys over it."""
+def runtime_config(
+    config: ConfigSpec, base: dict[str, Any] | None = None, run_as: str = ""
+) -> dict[str, Any]:
+    """The config's `config` object: the base image's, with the spec's keys over it;
+    `run_as` is the user `accounts.run-as` names (the loader allows it or `config.user`)."""
     out: dict[str, Any] = dict(base or {})
+    if run_as:
+        out["User"] = run_as
     if config.entrypoint is not None:
         out["Entrypoint"] = list(config.entrypoint)
         # As docker does: a new entrypoint drops the base image's default arguments.
@@ -102,7 +107,7 @@ def image_config(
     config: dict[str, Any] = {
         **platform.to_json(),
         "created": when,
-        "config": runtime_config(spec.config, base),
+        "config": runtime_config(spec.config, base, spec.accounts.user if spec.accounts else ""),
         "rootfs": {"type": "layers", "diff_ids": [str(p.diff_id) for p in layers]},
         "history": history,
     }

@@ -52,7 +52,7 @@ def tar_header(entry: PlannedEntry, mtime: int) -> bytes:
     )
 
 
-class _TarSink:
+class TarSink:
     """Counts and hashes the uncompressed stream on its way into the compressor (if any:
     without one, the stream is only hashed)."""
 
@@ -103,7 +103,7 @@ def write_layer(
     with store.writer() as blob:
         # testhooks: knobs `vinci verify` turns to prove they never change the bytes.
         compressor = testhooks.open_codec(codec, blob, threads)  # type: ignore[arg-type]
-        tar = _TarSink(compressor, progress, cancel)
+        tar = TarSink(compressor, progress, cancel)
         try:
             content = _stream_tar(plan, tar)
         finally:
@@ -119,12 +119,12 @@ def write_layer(
 def tar_digest(plan: LayerPlan, cancel: CancelToken | None = None) -> tuple[Digest, int]:
     """The diff_id and size `write_layer` would produce for `plan`, without compressing or
     storing anything: the same stream, into a hash (vinci.lock matches layers by it)."""
-    tar = _TarSink(None, None, cancel)
+    tar = TarSink(None, None, cancel)
     _stream_tar(plan, tar)
     return tar.digest, tar.size
 
 
-def _stream_tar(plan: LayerPlan, tar: _TarSink) -> list[tuple[int, str]]:
+def _stream_tar(plan: LayerPlan, tar: TarSink) -> list[tuple[int, str]]:
     """Writes the layer's tar stream into `tar`; returns (entry index, content digest) for
     the files that had no digest yet and were hashed on the way."""
     content: list[tuple[int, str]] = []
@@ -145,7 +145,7 @@ def _stream_tar(plan: LayerPlan, tar: _TarSink) -> list[tuple[int, str]]:
     return content
 
 
-def _copy_source(entry: PlannedEntry, tar: _TarSink, chunk: int, hashing: bool) -> str | None:
+def _copy_source(entry: PlannedEntry, tar: TarSink, chunk: int, hashing: bool) -> str | None:
     """Streams one source file into the layer; with `hashing`, returns its content digest.
 
     Reads are sized so that, past the file's first read, each one ends on a codec block

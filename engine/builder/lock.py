@@ -171,7 +171,10 @@ class Lock:
         first: dict[Digest, tuple[Descriptor, str, int]] = {}  # blob, codec, tar size
         used: dict[Digest, set[str]] = {}
         imports: list[LockedImport] = []
-        for node, r in zip(result.spec.layers, result.layers, strict=True):
+        nodes = result.spec.layers
+        for r in result.layers:
+            # The accounts layer, above the spec's layers, has no node.
+            node = nodes[r.index] if r.index < len(nodes) else None
             record = r.record
             if isinstance(node, ImportOCISpec):
                 extra = dict(record.extra)

@@ -49,7 +49,8 @@ class BuildOptions:
     `lock`: "use" honours the spec's vinci.lock if there is one, "ignore" never reads it,
     "require" fails unless the image is exactly the locked one. `output` is where the image
     is written (`oci:DIR`, `oci-archive:FILE`, `docker-archive:FILE`), None for nowhere but
-    the cache.
+    the cache. `image` and `tag` name the output instead of the spec's `image`: the layout's
+    ref name and an archive's repository tag (what `docker load` and `podman load` call it).
 
     `cache_from` and `cache_to` name a registry repository holding a shared layer cache (read;
     read and write: docs/fleet-cache.md), None for $VINCI_CACHE_FROM / $VINCI_CACHE_TO, "" for
@@ -66,6 +67,8 @@ class BuildOptions:
     cache_from: str | None = None
     cache_to: str | None = None
     cache_required: bool | None = None
+    image: str | None = None
+    tag: str | None = None
 
     def timestamp(self) -> int:
         """The image's timestamp: `created`, else SOURCE_DATE_EPOCH, else 0."""

@@ -260,6 +260,39 @@ class Planner:
             tuple(entries), cache_key(entries, self.mtime, self.codec), self.mtime, hashed
         )
 
+    def file_digest(self, source: Path, index: int, origin: str) -> tuple[str, StatKey]:
+        """The content digest of the host file `source` (a symlink is followed) and the stat
+        key it stands for: from the stat memo when the file is unchanged, else read once and
+        remembered. Noted in layer `index`'s footprint, as a file source is."""
+        real = os.path.realpath(source)
+        try:
+            st = os.stat(real)
+        except OSError as e:
+            raise SourceError(f"{origin}: {source}: {e.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceError(f"{origin}: {source} is not a regular file")
+        key = stat_key(st)
+        seen = self.footprint.layer(index)
+        seen.links.append((str(source), real))
+        seen.saw(real, key)
+        with self._memo_lock:
+            memo = self._memo(real)
+            known = memo.lookup("", key)
+        if known is not None:
+            return known, key
+        progress = ProgressThrottle(self.sink, index, "hashing", st.st_size)
+        digest = hash_file(real, self.cancel, progress)
+        try:
+            after = stat_key(os.stat(real))
+        except OSError as e:
+            raise SourceError(f"cannot read {real}: {e.strerror}") from None
+        if after != key:
+            raise SourceError(f"{real} changed while it was being read; build again")
+        with self._memo_lock:
+            memo.remember("", key, digest)
+            memo.save()
+        return digest, key
+
     # -- entries per node kind ---------------------------------------------------------------
 
     def _entries(self, part: CombinablePart, seen: LayerFootprint) -> list[_Raw]:

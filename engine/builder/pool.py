@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.builder.assemble import History, assemble, built_history, imported_history
-from engine.builder.footprint import Footprint
+from engine.builder.footprint import Footprint, LayerFootprint
 from engine.builder.layer import write_layer
 from engine.builder.lock import Lock, LockReuse
 from engine.builder.options import RemoteSettings, default_jobs
@@ -26,6 +26,7 @@ from engine.builder.result import BuildResult, LayerResult
 from engine.cache.atomic import write_atomic
 from engine.cache.imported import IMPORT_CODEC
 from engine.cache.records import LayerRecord, RecordIndex
+from engine.cache.statkey import stat_key
 from engine.cache.store import BlobStore
 from engine.codec import MAX_THREADS, Codec, get_codec
 from engine.errors import BuildCancelled, VinciError, describe_os_error
@@ -46,14 +47,36 @@ from engine.events import (
 from engine.oci.canonical import canonical_json
 from engine.oci.digest import Digest
 from engine.spec.locate import beside_spec
-from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, layer_summary
+from engine.spec.model import ImportOCISpec, ImportSpec, LayerSpec, Spec, TarSpec, layer_summary
 from engine.tar.format import MAX_MTIME
 
 if TYPE_CHECKING:
     from engine.builder.remote import RemoteCache
 
+ACCOUNTS_LABEL = "accounts"  # the accounts layer's label: it sits above every spec layer
 BUILD_HISTORY = 20  # builds remembered per spec, for gc and for "what changed since"
 FETCHERS = 4  # remote cache hits fetched at once (the registry client bounds requests too)
+
+
+def _note_import(seen: LayerFootprint, path: Path) -> None:
+    """What an `import` read on the host, for the up-to-date check: the archive file, or the
+    layout's index.json and oci-layout (its blobs are named by their digests; an image that
+    changes changes index.json)."""
+    real = os.path.realpath(path)
+    seen.links.append((str(path), real))
+    files = (
+        [real]
+        if not os.path.isdir(real)
+        else [
+            os.path.join(real, "index.json"),
+            os.path.join(real, "oci-layout"),
+        ]
+    )
+    for file in files:
+        try:
+            seen.saw(file, stat_key(os.lstat(file)))
+        except OSError:
+            seen.too_big = True  # unreadable now: never stamp this build
 
 
 def own_files(spec: Spec, store: BlobStore) -> frozenset[str]:
@@ -124,9 +147,12 @@ class Builder:
             )
         started = time.monotonic()
         token = CancelToken(cancel)
-        sink(BuildStarted(spec.display_path, len(spec.layers), self.jobs, self.codec.identity))
+        count = len(spec.layers) + (1 if spec.accounts is not None else 0)
+        sink(BuildStarted(spec.display_path, count, self.jobs, self.codec.identity))
         for i, layer in enumerate(spec.layers):
             sink(LayerQueued(i, layer.label))
+        if spec.accounts is not None:
+            sink(LayerQueued(len(spec.layers), ACCOUNTS_LABEL))
         # With a lock, layers are matched by their tar digest before anything is built, and
         # with a remote cache they are looked up by key before anything is built: so every
         # source is hashed first (no speculative builds, engine/builder/plan.py).
@@ -150,6 +176,8 @@ class Builder:
             store = self.store.mirrored(mirror) if mirror is not None else self.store
             results = self._run(spec, planner, sink, token, store, remote)
             base = self._base_config(spec, results)
+            if spec.accounts is not None:
+                results.append(self._accounts(spec, results, created, sink, token, store))
             parts = [p for r in results for p in r.parts]
             history = [h for r in results for h in self._history(r, created)]
             manifest, config = assemble(spec, parts, history, store, created, base)
@@ -239,7 +267,7 @@ class Builder:
         """Every built layer's plan, in parallel: their keys, for one round of lookups."""
 
         def plan(index: int, node: LayerSpec) -> LayerPlan:
-            assert not isinstance(node, ImportSpec | ImportOCISpec)
+            assert not isinstance(node, ImportSpec | ImportOCISpec | TarSpec)
             try:
                 token.check()
                 sink(LayerStarted(index, node.label))
@@ -254,7 +282,9 @@ class Builder:
         jobs = {
             i: pool.submit(plan, i, node)
             for i, node in enumerate(spec.layers)
-            if not isinstance(node, ImportSpec | ImportOCISpec)
+            # Imports enter byte for byte and tar layers key on their tarball: neither is in
+            # the remote cache (docs/fleet-cache.md).
+            if not isinstance(node, ImportSpec | ImportOCISpec | TarSpec)
         }
         wait(jobs.values(), return_when=FIRST_EXCEPTION)
         if any(f.done() and f.exception() for f in jobs.values()):
@@ -307,6 +337,17 @@ class Builder:
                 from engine.builder.imports import import_layers
 
                 record, hit = import_layers(node, store, spec.platform, index, sink, token)
+                if isinstance(node, ImportSpec):
+                    _note_import(planner.footprint.layer(index), node.path)
+                result = LayerResult(
+                    index, node.label, summary, record, hit, time.monotonic() - started
+                )
+            elif isinstance(node, TarSpec):
+                from engine.builder.tarlayer import tar_layer
+
+                record, hit = tar_layer(
+                    node, planner, store, self.codec, index, sink, token, self.threads
+                )
                 result = LayerResult(
                     index, node.label, summary, record, hit, time.monotonic() - started
                 )
@@ -354,6 +395,33 @@ class Builder:
         sink(LayerDone(index, done.descriptors, done.diff_ids, result.cache_hit, result.seconds))
         return result
 
+    def _accounts(
+        self,
+        spec: Spec,
+        below: list[LayerResult],
+        created: int,
+        sink: EventSink,
+        token: CancelToken,
+        store: BlobStore,
+    ) -> LayerResult:
+        """The accounts layer, on top: it reads what the layers below leave in /etc."""
+        from engine.builder.accounts import SUMMARY, accounts_layer
+
+        assert spec.accounts is not None
+        index = len(spec.layers)
+        started = time.monotonic()
+        sink(LayerStarted(index, ACCOUNTS_LABEL))
+        try:
+            record, hit = accounts_layer(
+                spec.accounts, below, store, self.codec, created, index, sink, token, self.threads
+            )
+        except VinciError as e:
+            sink(LayerFailed(index, str(e)))
+            raise
+        seconds = time.monotonic() - started
+        sink(LayerDone(index, record.descriptors, record.diff_ids, hit, seconds))
+        return LayerResult(index, ACCOUNTS_LABEL, SUMMARY, record, hit, seconds)
+
     def _history(self, result: LayerResult, created: int) -> History:
         """The history entries of one layer node's image layers."""
         record = result.record
@@ -367,7 +435,7 @@ class Builder:
 
     def _base_config(self, spec: Spec, results: Sequence[LayerResult]) -> dict[str, Any] | None:
         base = None
-        for node, result in zip(spec.layers, results, strict=True):
+        for node, result in zip(spec.layers, results[: len(spec.layers)], strict=True):
             if isinstance(node, ImportSpec | ImportOCISpec) and node.inherit_config:
                 config_digest = dict(result.record.extra).get("config")
                 if config_digest:

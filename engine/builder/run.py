@@ -18,8 +18,9 @@ from engine.builder.result import BuildResult
 from engine.cache.image import StoredImage
 from engine.cache.store import BlobStore
 from engine.codec import get_codec
-from engine.errors import LockError
+from engine.errors import LockError, UsageError
 from engine.events import CancelToken, EventSink, OutputWaiting, discard
+from engine.oci.reference import ImageReference, parse_reference
 from engine.output import OutputTarget, parse_output
 from engine.output.image import write_image
 from engine.output.layout import LayoutWriter
@@ -94,7 +95,17 @@ def build_spec(
         if options.lock == "require" and builder.lock is not None:
             check_locked(lock_path(spec), builder.lock.lock, result, builder.store)
         if target is not None:
-            write_output(target, result, builder.store, cancel=cancel, sink=sink, layout=layout)
+            image, tag = output_name(spec, options)
+            write_output(
+                target,
+                result,
+                builder.store,
+                tag=tag,
+                reference=image,
+                cancel=cancel,
+                sink=sink,
+                layout=layout,
+            )
     except BaseException:
         # Only what this build made and nobody else uses goes (engine/output/layout.py).
         if layout is not None:
@@ -103,12 +114,30 @@ def build_spec(
     return result
 
 
+def output_name(spec: Spec, options: BuildOptions) -> tuple[ImageReference | None, str]:
+    """The name (repository) and tag an output is given: `options.image` and `options.tag`
+    where given (an image's own tag counts), else the spec's."""
+    image = spec.image
+    tag = ""
+    if options.image:
+        try:
+            image = parse_reference(options.image)
+        except ValueError as e:
+            raise UsageError(f"--image {options.image!r}: {e}") from None
+        if image.digest:
+            raise UsageError(f"--image {options.image!r}: name an image by tag, not digest")
+        tag = image.tag
+    tag = options.tag or tag or (image.tag if image is not None and image.tag else "") or "latest"
+    return image, tag
+
+
 def write_output(
     target: OutputTarget,
     result: BuildResult,
     store: BlobStore,
     *,
     tag: str | None = None,
+    reference: ImageReference | None = None,
     cancel: CancelToken | None = None,
     sink: EventSink = discard,
     layout: LayoutWriter | None = None,
@@ -128,7 +157,7 @@ def write_output(
         store,
         tag=tag or spec.tag,
         platform=spec.platform,
-        reference=spec.image,
+        reference=reference or spec.image,
         cancel=cancel,
         waiting=waiting,
         layout=layout,

@@ -125,6 +125,8 @@ def build_options(args: argparse.Namespace, output: str | None = None) -> BuildO
         cache_from=getattr(args, "cache_from", None),
         cache_to=getattr(args, "cache_to", None),
         cache_required=getattr(args, "cache_required", None),
+        image=getattr(args, "image", None),
+        tag=(getattr(args, "tag", None) or [None])[0],
     )
 
 

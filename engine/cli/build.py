@@ -1,6 +1,12 @@
-"""`vinci build`: build a spec into an OCI layout or archive (and push it with --push), print
-the manifest digest. A rebuild that would change nothing is answered from the last build's
-stamp (engine/cli/uptodate.py)."""
+"""`vinci build`: build a spec into an OCI layout or archive (and push it with --push, load it
+into podman or docker with --load), print the manifest digest. A rebuild that would change
+nothing is answered from the last build's stamp (engine/cli/uptodate.py).
+
+`--image` and `--tag` name the output (the layout's ref name, an archive's repository tag, the
+loaded image) as well as the push. `--load` streams a docker-archive into `podman load` (else
+`docker load`, whichever is on PATH first; `--load=docker` picks): nothing is written to disk
+on the way, and the image is named as the output is, `localhost/<spec directory>` when nothing
+names it."""
 
 from __future__ import annotations
 
@@ -37,6 +43,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="plan every layer even if nothing changed since the last build (its stamp is "
         "not consulted; unchanged layers are still cache hits)",
     )
+    p.add_argument(
+        "--load",
+        nargs="?",
+        const="auto",
+        choices=("auto", "podman", "docker"),
+        metavar="podman|docker",
+        help="load the image into podman (else docker; or the one named), named by --image/"
+        "--tag or the spec's image",
+    )
     add_build_args(p)
     add_push_arguments(p)
 
@@ -55,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         from engine.errors import UsageError
 
         raise UsageError("--json prints to stdout, where the archive goes; drop one of the two")
-    if not (args.replan or args.json or args.push):
+    if not (args.replan or args.json or args.push or args.load):
         answer = uptodate.check(spec_file, options)
         if answer is not None:
             return _answered(args, answer)
@@ -119,11 +134,18 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
 
         pushed = push_built(args, push_to, result, store, progress.display, signals.token())
         progress.finish()
+    loaded = None
+    if args.load:
+        from engine.cli.load import load_image
+
+        loaded = load_image(args.load, spec, result, store, options)
     if args.json:
         data = result.to_json()
         data["output"] = str(target)
         if pushed is not None:
             data["push"] = pushed.to_json()
+        if loaded is not None:
+            data["loaded"] = loaded
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         if progress.live:

@@ -1,5 +1,11 @@
-"""`vinci inspect SPEC|LAYOUT [--layer N] [--json]`: the workbench's Details and Contents
-panes, headless.
+"""`vinci inspect IMAGE [--layer N] [--cat PATH] [--json]`: the workbench's Details and
+Contents panes, headless, and what a person running the image asks first: its entrypoint,
+environment, user, ports and history.
+
+`--cat PATH` reads the file a container would see (every layer applied, whiteouts honoured,
+symlinks inside the image followed), or with `--layer N` the file as that layer holds it. On a
+terminal it shows text (at most --limit bytes) and refuses binary data; anywhere else (a pipe,
+a file) it writes the file's bytes as they are, all of them unless --limit says otherwise.
 
 A spec is built first (through the cache, so an unchanged spec costs only planning) and its
 layers' files come from their plans, with the spec node behind each one; an OCI layout (or an
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -27,7 +34,9 @@ from engine.inspection import (
     ImageInfo,
     LayerInfo,
     build_tree,
+    copy_file_data,
     entry_columns,
+    image_file,
     image_from_result,
     image_info,
     layer_entries,
@@ -39,16 +48,21 @@ from engine.inspection import (
 )
 from engine.oci.descriptor import Platform
 from engine.spec.locate import find_spec
-from engine.tar.read import DEFAULT_TEXT_LIMIT
+from engine.tar.read import DEFAULT_TEXT_LIMIT, looks_binary
+
+# --cat --layer N off a terminal: one layer's file is read into memory, so it is capped.
+MAX_LAYER_CAT = 64 << 20
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, *, image_only: bool = False) -> None:
+    """inspect's arguments; `image_only`: just those that name and open the image (what
+    `vinci export` shares)."""
     p.add_argument(
         "target",
         nargs="?",
-        metavar="SPEC|LAYOUT",
-        help="a spec file (or its directory), an OCI image layout directory, or an OCI or "
-        "docker archive (default: ./vinci.yaml)",
+        metavar="IMAGE",
+        help="a spec file (or its directory), an OCI image layout directory, an OCI or "
+        "docker archive, or a registry reference (default: ./vinci.yaml)",
     )
     p.add_argument(
         "--platform",
@@ -56,20 +70,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="OS/ARCH",
         help="the image to show from a multi-platform layout or archive (default linux/amd64)",
     )
-    p.add_argument("--layer", type=int, metavar="N", help="list the files of image layer N")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument(
-        "--sort", choices=("name", "size"), default="name", help="order of files (default name)"
-    )
-    p.add_argument("--filter", metavar="TEXT", help="only paths containing TEXT (and their dirs)")
-    p.add_argument("--cat", metavar="PATH", help="print the file at PATH in the layer")
-    p.add_argument(
-        "--limit",
-        type=int,
-        default=DEFAULT_TEXT_LIMIT,
-        metavar="BYTES",
-        help=f"at most this much of --cat (default {DEFAULT_TEXT_LIMIT})",
-    )
+    if not image_only:
+        p.add_argument("--layer", type=int, metavar="N", help="list the files of image layer N")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.add_argument(
+            "--sort",
+            choices=("name", "size"),
+            default="name",
+            help="name: the tree, in path order (default); size: every file in one list, "
+            "biggest first",
+        )
+        p.add_argument(
+            "--filter", metavar="TEXT", help="only paths containing TEXT (and their dirs)"
+        )
+        p.add_argument(
+            "--cat",
+            metavar="PATH",
+            help="print the file at PATH as a container sees it (symlinks followed), or as layer "
+            "N holds it with --layer",
+        )
+        p.add_argument(
+            "--limit",
+            type=int,
+            default=None,
+            metavar="BYTES",
+            help=f"at most this much of --cat (default on a terminal {DEFAULT_TEXT_LIMIT}, "
+            "elsewhere all of it)",
+        )
     add_build_args(p)
     from engine.cli.registryargs import add_registry_arguments
 
@@ -113,8 +140,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     image, blobs, plans = load_target(args, stack)
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must be at least 0")
     if args.cat and args.layer is None:
-        raise UsageError("--cat needs --layer N")
+        return cat_merged(blobs, image, args.cat, args.limit)
     if args.layer is None:
         if args.json:
             print(json.dumps(image.to_json(), indent=2, sort_keys=True))
@@ -125,7 +154,10 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if args.cat:
         return cat(blobs, layer, args.cat, args.limit)
     entries = layer_entries(blobs, layer, plans.get(layer.position))
-    ordered = ordered_entries(entries, args.sort, args.filter)
+    if args.sort == "size":
+        ordered = by_size(entries, args.filter)
+    else:
+        ordered = ordered_entries(entries, args.sort, args.filter)
     if args.json:
         data: dict[str, Any] = {
             "image": {
@@ -141,6 +173,12 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         print()
         print_entries(ordered)
     return 0
+
+
+def by_size(entries: list[FileEntry], needle: str | None) -> list[FileEntry]:
+    """Every entry but directories in one list, biggest first (then by path)."""
+    picked = [e for e in entries if e.type != "dir" and (not needle or needle in e.path)]
+    return sorted(picked, key=lambda e: (-e.size, e.path))
 
 
 def ordered_entries(entries: list[FileEntry], by: str, needle: str | None) -> list[FileEntry]:
@@ -189,6 +227,12 @@ def print_image(image: ImageInfo) -> None:
     for name, value in rows:
         print(f"{name:<9} {value}")
     print()
+    runtime = runtime_rows(image.runtime)
+    if runtime:
+        width = max(len(name) for name, _ in runtime)
+        for name, value in runtime:
+            print(f"{name:<{width}}  {shown(value)}")
+        print()
     table = [("#", "digest", "size", "comp", "node", "summary")]
     for layer in image.layers:
         table.append(
@@ -202,6 +246,47 @@ def print_image(image: ImageInfo) -> None:
             )
         )
     print_table(table)
+    if any(h.get("empty_layer") for h in image.history):
+        # Entries without a layer (ENV, CMD, … of the Dockerfiles behind a base) are history
+        # the layer table cannot show.
+        print()
+        print("history")
+        for h in image.history:
+            mark = "  (no layer)" if h.get("empty_layer") else ""
+            print(f"  {shown(str(h.get('created_by') or h.get('comment') or '-'))}{mark}")
+
+
+# The runtime config's keys, in the order a person reads them, with their spec names.
+_RUNTIME = (
+    ("Entrypoint", "entrypoint"),
+    ("Cmd", "cmd"),
+    ("Env", "env"),
+    ("User", "user"),
+    ("WorkingDir", "working-dir"),
+    ("ExposedPorts", "exposed-ports"),
+    ("Volumes", "volumes"),
+    ("Labels", "labels"),
+    ("StopSignal", "stop-signal"),
+)
+
+
+def runtime_rows(runtime: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, text) lines for the runtime config; a list or map gets a line per item."""
+    rows: list[tuple[str, str]] = []
+    for key, name in _RUNTIME:
+        value = runtime.get(key)
+        if value in (None, "", [], {}):
+            continue
+        if key in ("Entrypoint", "Cmd"):
+            rows.append((name, json.dumps(value, ensure_ascii=False)))
+        elif key == "Env" and isinstance(value, list):
+            rows += [(name if i == 0 else "", str(v)) for i, v in enumerate(value)]
+        elif isinstance(value, dict):
+            items = [f"{k}={v}" if key == "Labels" else str(k) for k, v in sorted(value.items())]
+            rows += [(name if i == 0 else "", item) for i, item in enumerate(items)]
+        else:
+            rows.append((name, str(value)))
+    return rows
 
 
 def print_layer(layer: LayerInfo) -> None:
@@ -239,12 +324,56 @@ def print_table(rows: Sequence[Sequence[str]], right: set[int] | None = None) ->
         print("  ".join(cells).rstrip())
 
 
-def cat(blobs: BlobSource, layer: LayerInfo, path: str, limit: int) -> int:
+def _terminal() -> bool:
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return False
+
+
+def cat_merged(blobs: BlobSource, image: ImageInfo, path: str, limit: int | None) -> int:
+    """--cat without --layer: the file as a container sees it."""
+    merged = image_file(blobs, image.layers, path)
+    if _terminal():
+        text_limit = DEFAULT_TEXT_LIMIT if limit is None else limit
+        data = bytearray()
+        copy_file_data(blobs, merged, data.extend, text_limit)
+        truncated = merged.entry.size > len(data)
+        if looks_binary(bytes(data), truncated):
+            raise VinciError(
+                f"{path} is a binary file ({human_bytes(merged.entry.size)}); redirect stdout "
+                "to write its bytes"
+            )
+        sys.stdout.write(bytes(data).decode("utf-8", "replace"))
+        sys.stdout.flush()
+        if truncated:
+            print(
+                f"vinci: showed the first {len(data)} of {merged.entry.size} bytes "
+                "(raise --limit for more)",
+                file=sys.stderr,
+            )
+        return 0
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    copy_file_data(blobs, merged, out.write, limit)
+    out.flush()
+    return 0
+
+
+def cat(blobs: BlobSource, layer: LayerInfo, path: str, limit: int | None) -> int:
+    terminal = _terminal()
+    if limit is None:
+        limit = DEFAULT_TEXT_LIMIT if terminal else MAX_LAYER_CAT
     content = read_layer_file(blobs, layer.descriptor, path, limit)
     if content is None:
         raise VinciError(f"{path} is not in layer {layer.position}")
     if content.entry.type != "file":
         raise VinciError(f"{path} is a {content.entry.type}, not a file")
+    if not terminal:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content.data)
+        sys.stdout.buffer.flush()
+        return 0
     if content.binary:
         raise VinciError(f"{path} is a binary file ({human_bytes(content.entry.size)})")
     sys.stdout.write(content.text)

@@ -50,14 +50,16 @@ def add_push_arguments(p: argparse.ArgumentParser, *, for_build: bool = True) ->
     p.add_argument(
         "--image",
         metavar="REPO",
-        help="push to this registry/repository instead of the spec's `image`",
+        help="push to this registry/repository instead of the spec's `image` (`build` also "
+        "names its output by it)",
     )
     p.add_argument(
         "--tag",
         "-t",
         action="append",
         metavar="TAG",
-        help="tag to push (repeatable; default: the image's tag, else latest)",
+        help="tag to push (repeatable; default: the image's tag, else latest); `build` also "
+        "names its output (layout ref, archive tag, loaded image) by the first",
     )
     add_registry_arguments(p)
 

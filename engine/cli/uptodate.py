@@ -23,10 +23,10 @@ this check (the cache's stat memo still spares it re-reading unchanged sources);
 never repaired or half-trusted.
 
 No stamp is written when the build could not trust every stat it took (a source modified
-within two seconds of the build's start: see engine/cache/statkey.py), nor for a spec with a
-local `import` layer (its image files are not tracked here), a push, or a run with test-only
-faults (VINCI_TESTING=1). Only the command line uses this module; nothing in the engine
-imports it.
+within two seconds of the build's start: see engine/cache/statkey.py), a push, or a run with
+test-only faults (VINCI_TESTING=1). A local `import` counts as its archive file, or its
+layout's index.json and oci-layout (engine/builder/pool.py); a `tar` layer as its archive.
+Only the command line uses this module; nothing in the engine imports it.
 """
 
 from __future__ import annotations
@@ -139,6 +139,8 @@ def build_key(spec_file: str, options: BuildOptions, created: int) -> BuildKey:
         codec_lib,
         created,
         options.lock,
+        options.image or "",
+        options.tag or "",
     )
 
 
@@ -175,7 +177,6 @@ def write_stamp(
     """Record what `result` depended on, if all of it can be trusted; True if written. An
     older stamp for the same options is removed when no new one can be written."""
     from engine.cache.atomic import write_atomic
-    from engine.spec.model import ImportSpec
 
     key = build_key(spec_file, options, result.created)
     path = Path(_stamp_path(options, key))
@@ -186,7 +187,6 @@ def write_stamp(
     output = None
     if not (
         os.environ.get("VINCI_TESTING") == "1"
-        or any(isinstance(node, ImportSpec) for node in spec.layers)
         or not footprint.trusted(started_ns)
         or _streamed(spec_file, options)
     ):

@@ -170,6 +170,18 @@ def write_archive(
             _blob(out, store, d, cancel)
         out.write(END)
 
+    write_target(target, body, cancel=cancel, waiting=waiting)
+
+
+def write_target(
+    target: Path,
+    body: Callable[[BinaryIO], None],
+    *,
+    cancel: CancelToken | None = None,
+    waiting: Callable[[], None] | None = None,
+) -> None:
+    """Write what `body` writes to `target`, a file, a link to one, `-` or a stream, as an
+    archive is written (see the module's text); `vinci export` writes its tarball so too."""
     text = str(target)
     if is_stream(text):
         _stream(text, body)

@@ -27,6 +27,7 @@ the descriptor's size for a blob.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import ssl
@@ -76,6 +77,9 @@ MANIFEST_TYPES = (
     mediatypes.DOCKER_MANIFEST_LIST,
 )
 MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES)
+# A repository's tags: a few pages of at most this many (distribution pages by 100 or 1,000).
+MAX_TAGS = 100_000
+MAX_TAG_PAGES = 1_000
 MAX_MANIFEST_BYTES = SMALL_BODY_CAP  # distribution's own limit; anything bigger is not one
 # A body we do not need (a ping's, a redirect's) is read this far so that its connection can be
 # kept; one longer is dropped with the connection.
@@ -642,6 +646,33 @@ class RegistryClient:
         result: Digest = self.retrying(once, what, cancel)
         return result
 
+    def list_tags(self, repository: str, cancel: CancelToken | None = None) -> list[str]:
+        """Every tag of `repository`, following the registry's pages (its Link headers), at
+        most MAX_TAGS of them. Each page is one bounded read, retried."""
+        tags: list[str] = []
+        what = f"GET tags of {repository}"
+        url: httpx.URL | str = f"/v2/{repository}/tags/list"
+        for _page in range(MAX_TAG_PAGES):
+            step = functools.partial(self._tag_page, repository, url)
+            page: Reply = self.retrying(step, what, cancel)
+            tags.extend(_tag_list(page.content, f"{self.registry}: {what}"))
+            if len(tags) > MAX_TAGS:
+                raise RegistryError(f"{self.registry}/{repository}: more than {MAX_TAGS} tags")
+            following = _next_link(page.headers.get("Link", ""))
+            if not following:
+                return tags
+            url = self.absolute(following)
+        raise RegistryError(f"{self.registry}/{repository}: more than {MAX_TAG_PAGES} pages")
+
+    def _tag_page(self, repository: str, url: httpx.URL | str) -> Reply:
+        what = f"GET tags of {repository}"
+        response = self.request("GET", url, scopes=[pull_scope(repository)], what=what)
+        if response.status_code == 404:
+            raise RegistryError(f"{self.registry}/{repository}: no such repository")
+        if response.status_code != 200:
+            raise self.error(response, what)
+        return response
+
     # -- blobs ---------------------------------------------------------------------------------
 
     def head_blob(self, repository: str, digest: Digest, *, push: bool = False) -> int | None:
@@ -804,6 +835,25 @@ class RegistryClient:
         if response.status_code != 202:
             raise self.error(response, what)
         return str(self.absolute(response.headers.get("Location", "") or location))
+
+
+def _tag_list(data: bytes, what: str) -> list[str]:
+    try:
+        names = json.loads(data).get("tags") or []
+    except (ValueError, AttributeError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(t, str) for t in names):
+        raise RegistryError(f"{what}: the answer is not a tag list")
+    return names
+
+
+def _next_link(header: str) -> str:
+    """The target of a Link header's rel="next" ('' if none): `<url>; rel="next"`."""
+    for part in header.split(","):
+        target, _, params = part.partition(";")
+        if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
+            return target.strip().lstrip("<").rstrip(">")
+    return ""
 
 
 def _where(url: httpx.URL) -> str:

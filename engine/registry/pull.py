@@ -291,3 +291,23 @@ def _fetch_image(
             real = [e for e in errors if not isinstance(e, BuildCancelled)]
             raise (real or errors)[0]
         return [jobs[i].result() for i in range(len(image.layers))]
+
+
+def fetch_config(
+    reference: ImageReference,
+    platform: Platform,
+    options: RegistryOptions | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[Descriptor, bytes]:
+    """The config blob of the image `reference` names (from an index, the one for
+    `platform`), checked against its digest: `vinci config`."""
+    found = resolve(reference, platform, options, cancel)
+    chosen = found.platform_manifest
+    assert chosen is not None  # resolve names one for an image and for an index alike
+    with RegistryClient(reference.registry, options) as client:
+        manifest = client.get_manifest(reference.repository, str(chosen.digest), cancel)
+        config = parse_json(manifest.data, str(reference)).get("config")
+        if not isinstance(config, dict) or not config.get("digest"):
+            raise CorruptImportedImage(f"{reference}: the manifest names no config")
+        descriptor = Descriptor.from_json(config)
+        return descriptor, _small_blob(client, reference.repository, descriptor, cancel)

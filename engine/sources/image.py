@@ -203,7 +203,9 @@ def open_local(target: Target, platform: Platform) -> OpenedImage:
                     f.seek(0)
                     digest, size = Digest.of_stream(f)
                 kind = sniff_compression(head)
-                descriptors.append(Descriptor(_MEDIA_FOR[kind], digest, size))
+                # An xz blob is no layer any runtime reads; it is described as it always was.
+                media = _MEDIA_FOR.get(kind, mediatypes.OCI_LAYER)
+                descriptors.append(Descriptor(media, digest, size))
                 members[i] = layer.member
         kind = "oci" if path.is_dir() else ("oci-archive" if image.kind == "oci" else "docker")
         if kind == "docker":

@@ -20,6 +20,7 @@ from engine.spec.model import (
     LayerSpec,
     Spec,
     SymlinkSpec,
+    TarSpec,
     layer_summary,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "LayerSpec",
     "Spec",
     "SymlinkSpec",
+    "TarSpec",
     "layer_summary",
     "load_spec",
     "load_spec_text",

@@ -30,6 +30,9 @@ TYPES: dict[str, str] = {
     "pinned-reference": "image reference by digest",
     "layer-list": "list of layers",
     "config": "mapping",
+    "accounts": "mapping",
+    "group-list": "list of groups",
+    "user-list": "list of users",
 }
 
 # Value patterns shared by the loader and the JSON Schema, so the two accept the same text.
@@ -98,6 +101,15 @@ TOP = (
         "{entrypoint: [/app]}",
     ),
     Field(
+        "accounts",
+        "accounts",
+        False,
+        "Users and groups added to the base's /etc/passwd and /etc/group, as one layer on top "
+        "(see below).",
+        "{users: [{username: app, uid: 1000}], run-as: app}",
+        aliases=("users", "groups"),
+    ),
+    Field(
         "layers",
         "layer-list",
         True,
@@ -144,6 +156,60 @@ CONFIG = (
     ),
     Field("volumes", "abspath-list", False, "Paths meant to be mounted as volumes.", "[/data]"),
     Field("stop-signal", "string", False, "Signal that stops the container.", "SIGTERM"),
+)
+
+ACCOUNTS = (
+    Field(
+        "groups",
+        "group-list",
+        False,
+        "Groups to add to /etc/group.",
+        "[{groupname: app, gid: 1000}]",
+    ),
+    Field(
+        "users",
+        "user-list",
+        False,
+        "Users to add to /etc/passwd.",
+        "[{username: app, uid: 1000, gid: 1000}]",
+    ),
+    Field(
+        "run-as",
+        "string",
+        False,
+        "The user the image runs as: a `users` name (the config's user becomes its uid:gid) "
+        "or a uid. Instead of `config.user`.",
+        "app",
+        aliases=("user", "run_as", "runas"),
+    ),
+)
+
+GROUP = (
+    Field("groupname", "string", True, "Name of the group.", "app", aliases=("name",)),
+    Field("gid", "int", True, "Group id.", "1000"),
+    Field(
+        "members",
+        "string-list",
+        False,
+        "User names that are members of the group besides those whose group it is.",
+        "[app]",
+    ),
+)
+
+USER = (
+    Field("username", "string", True, "Name of the user.", "app", aliases=("name", "user")),
+    Field("uid", "int", True, "User id.", "1000"),
+    Field("gid", "int", False, "Primary group id. Default: the uid.", "1000"),
+    Field("shell", "string", False, "Login shell.", "/bin/sh", "/bin/sh"),
+    Field(
+        "homedir",
+        "abspath",
+        False,
+        "Home directory (written to /etc/passwd, not created: add a `directory` layer for "
+        "it). Default: /home/USERNAME.",
+        "/home/app",
+        aliases=("home", "home-dir"),
+    ),
 )
 
 OWNER = (
@@ -223,6 +289,7 @@ DIRECTORY = (
         "Permission bits for every copied file. Default: 0755 if the host file is executable, "
         "else 0644.",
         "0644",
+        requires="source",
     ),
     Field(
         "dir-mode",
@@ -231,6 +298,7 @@ DIRECTORY = (
         "Permission bits for every copied subdirectory.",
         "0755",
         "0755",
+        requires="source",
     ),
     *OWNER,
 )
@@ -291,6 +359,51 @@ IMPORT_OCI = (
     ),
 )
 
+TAR = (
+    Field(
+        "source",
+        "hostpath",
+        True,
+        "A tar archive on the host, plain or compressed with gzip, zstd or xz (told from its "
+        "first bytes): a rootfs from mmdebstrap, debootstrap, buildroot or `docker export`.",
+        "./rootfs.tar.xz",
+        aliases=("src", "from", "file"),
+    ),
+    Field(
+        "path",
+        "abspath",
+        False,
+        "Directory of the image the archive's entries are placed under.",
+        "/opt/app",
+        "/",
+        aliases=("prefix", "dest", "target"),
+    ),
+    Field(
+        "include",
+        "glob-list",
+        False,
+        "Globs (relative to the archive's root; `*` within a name, `**` across directories) "
+        "that select entries. Default: everything.",
+        "['usr/**', 'etc/**']",
+    ),
+    Field(
+        "exclude",
+        "glob-list",
+        False,
+        "Globs of entries to leave out; they win over `include`.",
+        "['usr/share/doc', 'var/cache/**']",
+    ),
+    Field(
+        "whiteouts",
+        "bool",
+        False,
+        "Keep `.wh.` whiteout entries, which delete files of the layers below; without it an "
+        "archive holding one is refused.",
+        "true",
+        "false",
+    ),
+)
+
 # Layer kinds: name -> (fields, the field a scalar shorthand stands for, may go in `combined`).
 LAYER_KINDS: dict[str, tuple[tuple[Field, ...], str, bool]] = {
     "file": (FILE, "", True),
@@ -299,6 +412,7 @@ LAYER_KINDS: dict[str, tuple[tuple[Field, ...], str, bool]] = {
     "combined": ((), "", False),
     "import": (IMPORT, "path", False),
     "import-oci": (IMPORT_OCI, "ref", False),
+    "tar": (TAR, "source", False),
 }
 COMBINABLE = tuple(k for k, (_, _, c) in LAYER_KINDS.items() if c)
 
@@ -312,4 +426,6 @@ LAYER_DOCS = {
     "combined": "A list of `file`, `directory` and `symlink` items flattened into ONE layer.",
     "import": "The layers of a local image, byte for byte.",
     "import-oci": "The layers of a registry image pinned by digest.",
+    "tar": "The entries of a tar archive (a rootfs tarball), rewritten deterministically as "
+    "one layer.",
 }

@@ -18,7 +18,8 @@ from pathlib import Path
 
 def host_path_problem(path: Path, value: str, want: str, resolved: str = "") -> str | None:
     """Why `path` (written `value` in the spec; `resolved` says where that led) cannot be used
-    as `want` ('file', 'dir', 'image' or 'any'), worded to follow `where: `; None if it can."""
+    as `want` ('file', 'dir', 'image', 'tar' or 'any'), worded to follow `where: `; None if it
+    can. A 'tar' is a regular file whose first tar header reads (compressed or not)."""
     try:
         os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -33,7 +34,7 @@ def host_path_problem(path: Path, value: str, want: str, resolved: str = "") -> 
     except OSError as e:
         return f"cannot access {value!r}: {e.strerror}"
     is_dir, is_reg = stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
-    if want == "file" and not is_reg:
+    if want in ("file", "tar") and not is_reg:
         hint = " (copy a tree with a `directory` layer)" if is_dir else ""
         return f"{value!r} is {_file_kind(st.st_mode)}, not a regular file{hint}"
     if want == "dir" and not is_dir:
@@ -43,7 +44,23 @@ def host_path_problem(path: Path, value: str, want: str, resolved: str = "") -> 
     # A directory must also be searchable to copy what is in it.
     if not os.access(path, os.R_OK | (os.X_OK if is_dir else 0)):
         return f"{value!r} is not readable (permission denied)"
+    if want == "tar":
+        return _tar_problem(path, value)
     return None
+
+
+def _tar_problem(path: Path, value: str) -> str | None:
+    # Imported here: the decompressors are not loaded for specs without a tar layer.
+    from engine.tar.read import head_problem
+
+    try:
+        with open(path, "rb") as f:
+            problem = head_problem(f)
+    except OSError as e:
+        return f"cannot read {value!r}: {e.strerror}"
+    if problem is None:
+        return None
+    return f"{value!r} is not a tar archive (plain, gzip, zstd or xz): {problem}"
 
 
 _KINDS = (

@@ -31,16 +31,20 @@ from engine.spec import fields as F
 from engine.spec.globs import glob_match
 from engine.spec.hostpath import host_path_problem
 from engine.spec.model import (
+    AccountsSpec,
     CombinablePart,
     CombinedSpec,
     ConfigSpec,
     DirectorySpec,
     FileSpec,
+    GroupSpec,
     ImportOCISpec,
     ImportSpec,
     LayerSpec,
     Spec,
     SymlinkSpec,
+    TarSpec,
+    UserSpec,
 )
 
 MAX_ID = F.MAX_ID
@@ -60,6 +64,7 @@ _HOST_WANT = {
     ("file", "source"): "file",
     ("directory", "source"): "dir",
     ("import", "path"): "image",
+    ("tar", "source"): "tar",
 }
 
 Node = yaml.Node
@@ -153,6 +158,8 @@ def _compose(text: str, display: str) -> list[Node | None]:
             mark = cm
             if context == "while scanning a quoted scalar":
                 problem, context = "this quoted string is never closed", None
+        elif "'\\t'" in problem:
+            problem = "a tab; YAML indents with spaces only, so write spaces here"
         elif problem.startswith(("expected <block end>", "expected '<document start>'")):
             # pyyaml's token names mean nothing to a user; the cause is the indentation.
             problem = "this line is indented differently from the lines around it"
@@ -262,6 +269,7 @@ class _Reader:
         self.problems: list[SpecProblem] = []
         self.sources: list[Path] = []
         self._ctor = yaml.SafeLoader("")
+        self.misplaced_config: list[str] = []  # config keys written at the top level
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -290,7 +298,11 @@ class _Reader:
         misspelt key's guess is added to it. Neither is reported missing a second time.
         """
         if not isinstance(node, yaml.MappingNode):
-            self.problem(node, f"{where}: expected a mapping, found {_kind(node)}")
+            self.problem(
+                node,
+                f"{where}: expected a mapping, found {_kind(node)}"
+                + ("" if where == "spec" else _keys_hint(allowed)),
+            )
             return None
         names = [f.name for f in allowed]
         out: Values = {}
@@ -308,6 +320,15 @@ class _Reader:
             if key in out:
                 first = self.pos(out[key][0])
                 self.problem(knode, f"{where}: duplicate key {key!r} (first at {first})")
+                continue
+            if where == "spec" and key in _CONFIG_KEYS:
+                # `config:` with its keys written at column 0, below it.
+                self.misplaced_config.append(key)
+                self.problem(
+                    knode,
+                    f"spec: {key!r} is a config key; indent it under config: (two spaces: "
+                    f"`  {key}: …`)",
+                )
                 continue
             if key not in names:
                 guess = _guess(key, allowed)
@@ -374,6 +395,10 @@ class _Reader:
             return self.reference(node, where, pinned=True)
         if ftype == "config":
             return self.config(node)
+        if ftype == "accounts":
+            return self.accounts(node)
+        if ftype in ("group-list", "user-list"):
+            return self.account_list(ftype, node, where)
         if ftype == "layer-list":
             return self.layers(node)
         raise AssertionError(f"fields.py names a type the loader does not read: {ftype}")
@@ -462,7 +487,11 @@ class _Reader:
         key_what: str = "",
     ) -> tuple[tuple[str, str], ...] | None:
         if not isinstance(node, yaml.MappingNode):
-            self.problem(node, f"{where}: expected a mapping of strings, found {_kind(node)}")
+            self.problem(
+                node,
+                f"{where}: expected a mapping of strings, found {_kind(node)}"
+                + _mapping_hint(node, where),
+            )
             return None
         out: list[tuple[str, str]] = []
         seen: dict[str, Node] = {}
@@ -622,20 +651,118 @@ class _Reader:
             config=v.get("config", ConfigSpec()),
             layers=v.get("layers", ()),
             sources=tuple(dict.fromkeys(self.sources)),
+            accounts=self.checked_accounts(v.get("accounts"), m),
         )
 
     def config(self, node: Node) -> ConfigSpec | None:
+        if self.misplaced_config and isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+            return None  # its keys were written below it at column 0: already reported
         m = self.mapping(node, "config", F.CONFIG)
         if m is None:
             return None
         v = self.read(m, F.CONFIG, "config")
         return ConfigSpec(**{key.replace("-", "_"): value for key, value in v.items()})
 
+    # -- accounts --------------------------------------------------------------------------
+
+    def accounts(self, node: Node) -> AccountsSpec | None:
+        m = self.mapping(node, "accounts", F.ACCOUNTS)
+        if m is None:
+            return None
+        v = self.read(m, F.ACCOUNTS, "accounts")
+        users: tuple[UserSpec, ...] = v.get("users", ())
+        user = ""
+        run_as = v.get("run-as")
+        if run_as is not None:
+            named = next((u for u in users if u.name == run_as), None)
+            if named is not None:
+                user = f"{named.uid}:{named.gid}"
+            elif run_as.isdigit() and int(run_as) <= MAX_ID:
+                user = run_as
+            else:
+                names = ", ".join(repr(u.name) for u in users) or "none"
+                self.problem(
+                    m["run-as"][1],
+                    f"accounts.run-as: {run_as!r} is not one of accounts.users ({names}) nor a uid",
+                )
+        return AccountsSpec(self.pos(node), v.get("groups", ()), users, user)
+
+    def account_list(self, ftype: str, node: Node, where: str) -> tuple[Any, ...] | None:
+        """`groups` or `users`: a list of mappings; names and ids unique within the list."""
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"{where}: expected a list, found {_kind(node)}")
+            return None
+        fields = F.GROUP if ftype == "group-list" else F.USER
+        name_key, id_key = ("groupname", "gid") if ftype == "group-list" else ("username", "uid")
+        out: list[Any] = []
+        seen: dict[tuple[str, object], str] = {}
+        for i, item in enumerate(node.value):
+            label = f"{where}[{i}]"
+            m = self.mapping(item, label, fields)
+            if m is None:
+                continue
+            v = self.read(m, fields, label)
+            name = v.get(name_key)
+            if name is None or id_key not in v:
+                continue
+            if not name or any(c in name for c in ":,\n\t ") or name.startswith(("-", "+")):
+                self.problem(m[name_key][1], f"{label}.{name_key}: {name!r} is not a valid name")
+                continue
+            clash = False
+            for key in ((name_key, name), (id_key, v[id_key])):
+                if key in seen:
+                    self.problem(
+                        m[key[0]][1],
+                        f"{label}.{key[0]}: {key[1]!r} is already taken by {seen[key]}",
+                    )
+                    clash = True
+                seen.setdefault(key, label)
+            if clash:
+                continue
+            pos = self.pos(item)
+            if ftype == "group-list":
+                out.append(GroupSpec(label, pos, name, v["gid"], v.get("members", ())))
+            else:
+                out.append(
+                    UserSpec(
+                        label,
+                        pos,
+                        name,
+                        v["uid"],
+                        v.get("gid", v["uid"]),
+                        v.get("shell", "/bin/sh"),
+                        v.get("homedir", f"/home/{name}"),
+                    )
+                )
+        return tuple(out)
+
+    def checked_accounts(self, accounts: AccountsSpec | None, top: Values) -> AccountsSpec | None:
+        """`run-as` and `config.user` both say who runs the image: only one may."""
+        if accounts is None or not accounts.user:
+            return accounts
+        config = top.get("config")
+        if config is not None and isinstance(config[1], yaml.MappingNode):
+            for k, _ in config[1].value:
+                if isinstance(k, yaml.ScalarNode) and k.value == "user":
+                    self.problem(
+                        k,
+                        "config.user: accounts.run-as already says who runs the image; keep "
+                        "one of the two",
+                    )
+        return accounts
+
     # -- layers ----------------------------------------------------------------------------
 
     def layers(self, node: Node) -> tuple[LayerSpec, ...] | None:
         if not isinstance(node, yaml.SequenceNode):
             self.problem(node, f"layers: expected a list of layers, found {_kind(node)}")
+            return None
+        if not node.value:
+            self.problem(
+                node,
+                "layers: the list is empty; an image needs at least one layer (e.g. "
+                "`- file: {path: /etc/motd, contents: hi}`)",
+            )
             return None
         out = []
         for i, item in enumerate(node.value):
@@ -677,7 +804,9 @@ class _Reader:
                 if name in field_names:
                     misplaced.add(name)
                     self.problem(
-                        k, f"{where}: {name!r} belongs inside {kind!r}; indent it under {kind}:"
+                        k,
+                        f"{where}: {name!r} belongs inside {kind!r}; indent it two spaces "
+                        f"deeper than {kind}:",
                     )
                 else:
                     self.problem(
@@ -796,6 +925,19 @@ class _Reader:
         ref = v.get("ref") or ImageReference("", "")
         return ImportOCISpec(label, pos, ref, v.get("inherit-config", False))
 
+    def layer_tar(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
+        written = str(values["source"][1].value) if "source" in values else ""
+        return TarSpec(
+            label,
+            pos,
+            v.get("source", Path()),
+            written,
+            v.get("path", "/"),
+            v.get("include", ()),
+            v.get("exclude", ()),
+            v.get("whiteouts", False),
+        )
+
     def combined(self, node: Node, label: str, pos: Position) -> CombinedSpec | None:
         if not isinstance(node, yaml.SequenceNode):
             self.problem(
@@ -841,6 +983,32 @@ class _Reader:
                     )
                     break
                 parent = posixpath.dirname(parent)
+
+
+_CONFIG_KEYS = frozenset(f.name for f in F.CONFIG)
+
+
+def _keys_hint(allowed: Sequence[F.Field]) -> str:
+    """What a mapping of these keys looks like, both ways YAML writes one."""
+    required = [f for f in allowed if f.required] or list(allowed[:1])
+    if not required:
+        return ""
+    first = required[0]
+    return (
+        f"; write its keys indented below it (`{first.name}: {first.example}` on the next "
+        f"line, two spaces in) or in braces (`{{{first.name}: {first.example}, …}}`)"
+    )
+
+
+def _mapping_hint(node: Node, where: str) -> str:
+    """For a map written as a list (`env: [A=b]`, `- A=b`): the same, written as a map."""
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        return ""
+    first = node.value[0]
+    if isinstance(first, yaml.ScalarNode) and "=" in str(first.value):
+        name, _, value = str(first.value).partition("=")
+        return f"; write `{name}: {value}` under {where.split('.')[-1]}:, not `- {first.value}`"
+    return ""
 
 
 def _path_node(item: Node) -> Node | None:
@@ -905,8 +1073,11 @@ def _guess(word: str, fields: Iterable[F.Field]) -> str:
             return f.name
     import difflib  # only for a spec with a misspelt key
 
-    close = difflib.get_close_matches(lowered, [f.name for f in fields], n=1, cutoff=0.6)
-    return close[0] if close else ""
+    # A misspelt alias counts too: `enviroment` is `environment` misspelt, which means `env`.
+    names = {f.name: f.name for f in fields}
+    names.update({alias: f.name for f in fields for alias in f.aliases if len(alias) > 3})
+    close = difflib.get_close_matches(lowered, list(names), n=1, cutoff=0.6)
+    return names[close[0]] if close else ""
 
 
 def _suggest(word: str, fields: Iterable[F.Field]) -> str:

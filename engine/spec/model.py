@@ -75,7 +75,21 @@ class ImportOCISpec:
     inherit_config: bool
 
 
-LayerSpec = FileSpec | DirectorySpec | SymlinkSpec | CombinedSpec | ImportSpec | ImportOCISpec
+@dataclass(frozen=True)
+class TarSpec:
+    label: str
+    pos: Position
+    source: Path  # absolute host path
+    written: str  # the source as the spec wrote it: history must not name host directories
+    path: str  # the image directory the entries go under, normalized ("/" by default)
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    whiteouts: bool
+
+
+LayerSpec = (
+    FileSpec | DirectorySpec | SymlinkSpec | CombinedSpec | ImportSpec | ImportOCISpec | TarSpec
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,35 @@ class ConfigSpec:
 
 
 @dataclass(frozen=True)
+class GroupSpec:
+    label: str  # "accounts.groups[0]"
+    pos: Position
+    name: str
+    gid: int
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    label: str  # "accounts.users[0]"
+    pos: Position
+    name: str
+    uid: int
+    gid: int
+    shell: str
+    homedir: str
+
+
+@dataclass(frozen=True)
+class AccountsSpec:
+    pos: Position
+    groups: tuple[GroupSpec, ...]
+    users: tuple[UserSpec, ...]
+    # What `run-as` makes the config's user: "uid:gid" of a `users` entry, or a uid as written.
+    user: str
+
+
+@dataclass(frozen=True)
 class Spec:
     path: Path  # the spec file, absolute
     display_path: str  # as the user named it, for messages
@@ -101,6 +144,7 @@ class Spec:
     config: ConfigSpec
     layers: tuple[LayerSpec, ...]
     sources: tuple[Path, ...] = field(default=())  # every host path it reads, for watchers
+    accounts: AccountsSpec | None = None  # made into one layer above `layers`
     # The file's bytes as loaded: what the up-to-date check (engine/cli/uptodate.py) compares.
     raw: bytes = field(default=b"", repr=False, compare=False)
 
@@ -128,4 +172,6 @@ def layer_summary(layer: LayerSpec) -> str:
         return f"combined ({len(layer.parts)} items)"
     if isinstance(layer, ImportSpec):
         return f"import {layer.written}"
+    if isinstance(layer, TarSpec):
+        return f"tar {layer.written}" + (f" at {layer.path}" if layer.path != "/" else "")
     return f"import-oci {layer.ref}"

@@ -88,9 +88,15 @@ def _type_schema(t: str) -> dict[str, Any]:
     if t == "pinned-reference":
         return {"type": "string", "pattern": F.DIGEST_PATTERN}
     if t == "layer-list":
-        return {"type": "array", "items": {"$ref": "#/$defs/layer"}}
+        return {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}}
     if t == "config":
         return {"$ref": "#/$defs/config"}
+    if t == "accounts":
+        return {"$ref": "#/$defs/accounts"}
+    if t == "group-list":
+        return {"type": "array", "items": {"$ref": "#/$defs/group"}}
+    if t == "user-list":
+        return {"type": "array", "items": {"$ref": "#/$defs/user"}}
     raise ValueError(f"no schema for field type {t!r}")
 
 
@@ -156,7 +162,12 @@ def _layer_variant(kind: str) -> dict[str, Any]:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a v1 spec."""
-    defs: dict[str, Any] = {"config": _object(F.CONFIG)}
+    defs: dict[str, Any] = {
+        "config": _object(F.CONFIG),
+        "accounts": _object(F.ACCOUNTS),
+        "group": _object(F.GROUP),
+        "user": _object(F.USER),
+    }
     for kind, (fields, _, _) in F.LAYER_KINDS.items():
         if kind != "combined":
             defs[kind] = _object(fields, F.EXACTLY_ONE.get(kind, ()))
@@ -205,6 +216,9 @@ def _table(fields: tuple[F.Field, ...], exactly_one: tuple[str, ...] = ()) -> st
 def markdown_reference() -> str:
     """Every key of spec v1 as Markdown tables, for docs/spec.md."""
     out = ["### Top level\n\n", _table(F.TOP), "\n### `config`\n\n", _table(F.CONFIG)]
+    out += ["\n### `accounts`\n\n", _table(F.ACCOUNTS)]
+    out += ["\n### `accounts.groups[]`\n\n", _table(F.GROUP)]
+    out += ["\n### `accounts.users[]`\n\n", _table(F.USER)]
     for kind, (fields, _shorthand, _combinable) in F.LAYER_KINDS.items():
         out.append(f"\n### Layer kind `{kind}`\n\n{_layer_doc(kind)}\n")
         if fields:

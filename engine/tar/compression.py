@@ -1,4 +1,4 @@
-"""The one place a layer's compression is recognised and undone: gzip, zstd or none.
+"""The one place a layer's compression is recognised and undone: gzip, zstd, xz or none.
 
 The compression of a blob is taken from its first bytes, never from its media type alone: an
 imported layer's media type may be a Docker one, or wrong. Two shapes of the same decoders:
@@ -13,11 +13,16 @@ gzip is inflated by isal (zlib's interface and bytes, about 2.4 times the speed)
 concatenated streams make them), zero padding after the last member is allowed, anything else
 after it is an error. Output is produced in bounded pieces, so a small compressed chunk that
 inflates enormously never lands in memory at once.
+
+xz is no layer compression any image format names, but rootfs tarballs come as `.tar.xz` (a
+`tar` layer reads them here, engine/builder/tarlayer.py); the stdlib's lzma undoes it, with
+every stream of a concatenated file read, as for gzip.
 """
 
 from __future__ import annotations
 
 import io
+import lzma
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +33,8 @@ from isal import isal_zlib
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-SNIFF_BYTES = len(ZSTD_MAGIC)  # enough to tell every kind apart
+XZ_MAGIC = b"\xfd7zXZ\x00"
+SNIFF_BYTES = len(XZ_MAGIC)  # enough to tell every kind apart
 OUT_CHUNK = 1 << 20  # at most this much inflated output per step
 _IN_CHUNK = 256 << 10
 
@@ -38,16 +44,19 @@ DECODE_ERRORS: tuple[type[Exception], ...] = (
     zlib.error,
     cast("type[Exception]", isal_zlib.error),
     zstandard.ZstdError,
+    lzma.LZMAError,
     EOFError,
 )
 
 
 def sniff_compression(head: bytes) -> str:
-    """'gzip', 'zstd' or 'none', from a blob's first SNIFF_BYTES bytes."""
+    """'gzip', 'zstd', 'xz' or 'none', from a blob's first SNIFF_BYTES bytes."""
     if head.startswith(GZIP_MAGIC):
         return "gzip"
     if head.startswith(ZSTD_MAGIC):
         return "zstd"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
     return "none"
 
 
@@ -145,6 +154,10 @@ def decompressed(raw: BinaryIO) -> Iterator[IO[bytes]]:
             "IO[bytes]",
             zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True),
         )
+    elif kind == "xz":
+        # LZMAFile decodes in bounded steps and reads every concatenated stream.
+        xz = lzma.LZMAFile(buffered)  # noqa: SIM115 - closed with the reader over it
+        stream = cast("IO[bytes]", io.BufferedReader(xz, OUT_CHUNK))
     else:
         stream = cast("IO[bytes]", buffered)
     try:
@@ -200,7 +213,8 @@ class _ZstdInflater:
 
 
 def inflater(kind: str, out: Callable[[bytes], object]) -> Inflater | None:
-    """A push decoder for `kind` ("gzip" or "zstd") writing to `out`; None for "none"."""
+    """A push decoder for `kind` ("gzip" or "zstd") writing to `out`; None for "none" (and
+    for "xz", which no image's layers use: such a blob's bytes are taken as they are)."""
     if kind == "gzip":
         return _GzipInflater(out)
     if kind == "zstd":

@@ -8,7 +8,9 @@ its header bytes are an implementation detail of the Python version. Here every 
   most 100 bytes; ids up to 0o7777777; size below 8 GiB.
 - A PAX extended header ('x') only where the entry does not fit, carrying just the records it
   needs (path, linkpath, uid, gid, size), sorted by keyword.
-- uname/gname empty; devmajor/devminor zero; mtime a whole number of seconds.
+- uname/gname empty; devmajor/devminor zero but for devices; mtime a whole number of seconds.
+- Extended attributes (a `tar` layer keeps a rootfs tarball's, file capabilities among them)
+  as `SCHILY.xattr.NAME` PAX records, the spelling GNU tar, bsdtar and every unpacker read.
 - No padding to a 10 KiB record after the two zero end blocks.
 - A name that is not valid UTF-8 (a host file name, read as Python keeps such names, with
   surrogate escapes) is written byte for byte: in the USTAR fields where it fits, else in a
@@ -54,6 +56,7 @@ class TarHeader:
     linkname: str = ""
     devmajor: int = 0
     devminor: int = 0
+    xattrs: tuple[tuple[str, bytes], ...] = ()  # (name, value), written sorted by name
 
 
 def _octal(value: int, width: int) -> bytes:
@@ -74,7 +77,7 @@ def _split_ustar(name: bytes) -> tuple[bytes, bytes] | None:
 
 
 def _pax_record(key: str, value: bytes) -> bytes:
-    payload = b" " + key.encode() + b"=" + value + b"\n"
+    payload = b" " + key.encode("utf-8", "surrogateescape") + b"=" + value + b"\n"
     length = len(payload)
     digits = len(str(length))
     while len(str(length + digits)) != digits:
@@ -143,6 +146,8 @@ def encode_header(h: TarHeader) -> bytes:
     if size > _MAX_SIZE:
         pax["size"] = str(size).encode()
         size = 0
+    for xattr, value in h.xattrs:
+        pax["SCHILY.xattr." + xattr] = value
     main = _block(name, prefix, h, h.type, size, raw_link, uid, gid)
     if not pax:
         return main

@@ -431,6 +431,20 @@ def iter_layer(raw: BinaryIO, cancel: CancelToken | None = None) -> Iterator[Tar
         yield from TarReader(stream, cancel, digests=False)
 
 
+def head_problem(raw: BinaryIO) -> str | None:
+    """Why `raw` (a host file at its start) is not a tar archive, plain or compressed, judged
+    from its first header alone; None if that header reads. A whole rootfs is not read to
+    validate a spec: a fault further in is reported by the build, at the layer."""
+    try:
+        with decompressed(raw) as stream:
+            next(iter(TarReader(stream, digests=False)), None)
+    except LayerReadError as e:
+        return str(e)
+    except _READ_ERRORS as e:
+        return f"cannot be decompressed ({e})"
+    return None
+
+
 @dataclass(frozen=True)
 class FileContent:
     """The first `limit` bytes of one member, and what they are."""

@@ -219,7 +219,13 @@ def test_schema_rejects_more(
 
 def _object_defs(schema: dict[str, Any]) -> dict[str, tuple[tuple[F.Field, ...], dict[str, Any]]]:
     defs = schema["$defs"]
-    out = {"top": (F.TOP, schema), "config": (F.CONFIG, defs["config"])}
+    out = {
+        "top": (F.TOP, schema),
+        "config": (F.CONFIG, defs["config"]),
+        "accounts": (F.ACCOUNTS, defs["accounts"]),
+        "group": (F.GROUP, defs["group"]),
+        "user": (F.USER, defs["user"]),
+    }
     for kind, (fields, _, _) in F.LAYER_KINDS.items():
         if kind != "combined":
             out[kind] = (fields, defs[kind])
@@ -243,11 +249,11 @@ def test_property_names_and_required_keys_equal_the_table() -> None:
     assert part == list(F.COMBINABLE)
     # Every object of the schema is one of those above: nothing hand-written besides.
     objects = {k for k, v in schema["$defs"].items() if v.get("type") == "object"}
-    assert objects == set(F.LAYER_KINDS) - {"combined"} | {"config"}
+    assert objects == set(F.LAYER_KINDS) - {"combined"} | {"config", "accounts", "group", "user"}
 
 
 def test_every_type_is_handled_by_schema_and_loader() -> None:
-    used = {f.type for f in (*F.TOP, *F.CONFIG)} | {
+    used = {f.type for f in (*F.TOP, *F.CONFIG, *F.ACCOUNTS, *F.GROUP, *F.USER)} | {
         f.type for fields, _, _ in F.LAYER_KINDS.values() for f in fields
     }
     assert used <= set(F.TYPES)
@@ -280,9 +286,19 @@ def test_reference_documents_every_key_with_required_default_and_example() -> No
     assert [s.splitlines()[0] for s in sections] == [
         "### Top level",
         "`config`",
+        "`accounts`",
+        "`accounts.groups[]`",
+        "`accounts.users[]`",
         *(f"Layer kind `{k}`" for k in kinds),
     ]
-    tables = [F.TOP, F.CONFIG, *(F.LAYER_KINDS[k][0] for k in kinds)]
+    tables = [
+        F.TOP,
+        F.CONFIG,
+        F.ACCOUNTS,
+        F.GROUP,
+        F.USER,
+        *(F.LAYER_KINDS[k][0] for k in kinds),
+    ]
     for section, fields in zip(sections, tables, strict=True):
         rows = [line for line in section.splitlines() if line.startswith("| `")]
         assert len(rows) == len(fields)

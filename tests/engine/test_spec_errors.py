@@ -68,14 +68,14 @@ CASES = [
     Case(
         "yaml-tab-indent",
         "spec-version: v1\nlayers:\n\t- file: {path: /a, contents: x}\n",
-        "vinci.yaml:3:1: invalid YAML: found character '\\t' that cannot start any token",
+        "vinci.yaml:3:1: invalid YAML: a tab; YAML indents with spaces only, so write spaces here",
     ),
     Case(
         "yaml-mapping-in-scalar",
         """
         spec-version: v1
         image: app: 1
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:2:11: invalid YAML: mapping values are not allowed here",
     ),
@@ -108,7 +108,7 @@ CASES = [
         "yaml-two-documents",
         """
         spec-version: v1
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         ---
         spec-version: v1
         """,
@@ -142,7 +142,7 @@ CASES = [
         "unknown-snake-case",
         """
         spec_version: v1
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:1:1: spec: unknown key 'spec_version'; did you mean 'spec-version'?",
     ),
@@ -152,9 +152,59 @@ CASES = [
         spec-version: v1
         config:
           workdir: /srv
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:3:3: config: unknown key 'workdir'; did you mean 'working-dir'?",
+    ),
+    Case(
+        "unknown-config-misspelt-alias",
+        """
+        spec-version: v1
+        config:
+          enviroment: {A: b}
+        layers: [{file: {path: /a, contents: x}}]
+        """,
+        "vinci.yaml:3:3: config: unknown key 'enviroment'; did you mean 'env'?",
+    ),
+    Case(
+        "config-keys-at-column-0",
+        """
+        spec-version: v1
+        config:
+        entrypoint: [/a]
+        layers: [{file: {path: /a, contents: x}}]
+        """,
+        "vinci.yaml:3:1: spec: 'entrypoint' is a config key; indent it under config: (two "
+        "spaces: `  entrypoint: …`)",
+    ),
+    Case(
+        "layer-kind-given-a-scalar",
+        """
+        spec-version: v1
+        layers:
+          - file: /a
+        """,
+        "vinci.yaml:3:11: layers[0].file: expected a mapping, found the string '/a'; write its "
+        "keys indented below it (`path: /etc/app.conf` on the next line, two spaces in) or in "
+        "braces (`{{path: /etc/app.conf, …}}`)",
+    ),
+    Case(
+        "layers-empty",
+        """
+        spec-version: v1
+        layers: []
+        """,
+        "vinci.yaml:2:9: layers: the list is empty; an image needs at least one layer (e.g. "
+        "`- file: {{path: /etc/motd, contents: hi}}`)",
+    ),
+    Case(
+        "directory-file-mode-without-source",
+        """
+        spec-version: v1
+        layers:
+          - directory: {path: /srv, file-mode: 0644}
+        """,
+        "vinci.yaml:3:29: layers[0].directory.file-mode: only applies with 'source'",
     ),
     Case(
         "unknown-config-ports",
@@ -162,7 +212,7 @@ CASES = [
         spec-version: v1
         config:
           ports: [80]
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:3:3: config: unknown key 'ports'; did you mean 'exposed-ports'?",
     ),
@@ -206,7 +256,7 @@ CASES = [
     Case(
         "missing-spec-version",
         """
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:1:1: spec: missing required key 'spec-version'",
     ),
@@ -270,7 +320,7 @@ CASES = [
         spec-version: v1
         config:
           entrypoint: /app --serve
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:3:15: config.entrypoint: expected a list of strings (exec form, e.g. [/bin/app, --flag]), found the string '/app --serve'",
     ),
@@ -280,9 +330,9 @@ CASES = [
         spec-version: v1
         config:
           env: [A=b]
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
-        "vinci.yaml:3:8: config.env: expected a mapping of strings, found a list",
+        "vinci.yaml:3:8: config.env: expected a mapping of strings, found a list; write `A: b` under env:, not `- A=b`",
     ),
     Case(
         "type-env-null-value",
@@ -291,7 +341,7 @@ CASES = [
         config:
           env:
             HOME:
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:4:10: config.env.HOME: expected a string, found nothing",
     ),
@@ -337,7 +387,7 @@ CASES = [
         spec-version: v1
         config:
           volumes: /data
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:3:12: config.volumes: expected a list of paths (write [/data]), found the string '/data'",
     ),
@@ -366,7 +416,7 @@ CASES = [
         layers:
           - /etc/passwd
         """,
-        "vinci.yaml:3:5: layers[0]: expected one of file, directory, symlink, combined, import, import-oci; found the string '/etc/passwd'",
+        "vinci.yaml:3:5: layers[0]: expected one of file, directory, symlink, combined, import, import-oci, tar; found the string '/etc/passwd'",
     ),
     # -- Modes: octal digits as written, at most 07777
     Case(
@@ -423,7 +473,7 @@ CASES = [
         """
         spec-version: v1
         layers:
-          - directory: {path: /srv, dir-mode: 0x1ed}
+          - directory: {path: /srv, dir-mode: 0x1ed, source: .}
         """,
         "vinci.yaml:3:39: layers[0].directory.dir-mode: 0x1ed is not a valid mode (octal digits 0-7, at most 07777)",
     ),
@@ -461,7 +511,7 @@ CASES = [
         spec-version: v1
         config:
           working-dir: srv
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:3:16: config.working-dir: image path 'srv' must be absolute (start with /)",
     ),
@@ -471,7 +521,7 @@ CASES = [
         spec-version: v1
         config:
           volumes: [/data, /x/..]
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:3:20: config.volumes[1]: image path '/x/..' must not contain '..'",
     ),
@@ -611,7 +661,7 @@ CASES = [
           env:
             A: x
             A: y
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:5:5: config.env: duplicate key 'A' (first at vinci.yaml:4:5)",
     ),
@@ -621,7 +671,7 @@ CASES = [
         spec-version: v1
         config:
           exposed-ports: [80, 80/tcp]
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:3:23: config.exposed-ports[1]: 80/tcp is already listed (at vinci.yaml:3:19)",
     ),
@@ -668,7 +718,7 @@ CASES = [
         """
         spec-version: v1
         image: example.com/app@sha256:abababababababababababababababababababababababababababababababab
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:2:8: image: 'example.com/app@sha256:abababababababababababababababababababababababababababababababab' names a digest; give a repository and tag",
     ),
@@ -677,7 +727,7 @@ CASES = [
         """
         spec-version: v1
         image: example.com/MyApp:1
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:2:8: image: 'example.com/MyApp:1': repository part 'MyApp' must be lowercase letters, digits and separators (. _ -)",
     ),
@@ -686,7 +736,7 @@ CASES = [
         "spec-version-v2",
         """
         spec-version: v2
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:1:15: spec-version: 'v2' is not supported (only 'v1')",
     ),
@@ -695,7 +745,7 @@ CASES = [
         """
         spec-version: v1
         platform: amd64
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:2:11: platform: not a platform: 'amd64' (expected os/arch or os/arch/variant)",
     ),
@@ -705,7 +755,7 @@ CASES = [
         spec-version: v1
         config:
           exposed-ports: [8080, 70000/tcp]
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:3:25: config.exposed-ports[1]: '70000/tcp' is not a port (1-65535, optionally /tcp, /udp or /sctp)",
     ),
@@ -715,7 +765,7 @@ CASES = [
         spec-version: v1
         config:
           env: {"A=B": x}
-        layers: []
+        layers: [{file: {path: /a, contents: x}}]
         """,
         "vinci.yaml:3:9: config.env: 'A=B' is not a valid variable name",
     ),
@@ -775,7 +825,7 @@ CASES = [
               contents: x
             mode: 0644
         """,
-        "vinci.yaml:6:5: layers[0]: 'mode' belongs inside 'file'; indent it under file:",
+        "vinci.yaml:6:5: layers[0]: 'mode' belongs inside 'file'; indent it two spaces deeper than file:",
     ),
     Case(
         "combined-empty",

@@ -137,7 +137,7 @@ EVERY_TOP_LEVEL_AND_CONFIG_KEY = valid(
       exposed-ports: [8080, 53/udp, '9000/sctp', 443/tcp]
       volumes: [/data, /var//cache/]
       stop-signal: SIGTERM
-    layers: []
+    layers: [{symlink: {path: /a, target: b}}]
     """,
 )
 
@@ -163,7 +163,7 @@ def test_every_top_level_and_config_key(sources: Path) -> None:
         volumes=("/data", "/var/cache"),
         stop_signal="SIGTERM",
     )
-    assert spec.layers == ()
+    assert len(spec.layers) == 1
 
 
 def test_config_keys_cover_the_table() -> None:
@@ -172,7 +172,7 @@ def test_config_keys_cover_the_table() -> None:
     assert names == set(ConfigSpec.__dataclass_fields__)
 
 
-MINIMAL = valid("minimal", "spec-version: v1\nlayers: []\n")
+MINIMAL = valid("minimal", "spec-version: v1\nlayers: [{symlink: {path: /a, target: b}}]\n")
 
 
 def test_defaults(sources: Path) -> None:
@@ -367,7 +367,8 @@ for _written, _ in MODES:
         spec-version: v1
         layers:
           - file: {{path: /a, contents: x, mode: {_written}}}
-          - directory: {{path: /d, mode: {_written}, file-mode: {_written}, dir-mode: {_written}}}
+          - directory: {{path: /d, source: ./site, mode: {_written}, file-mode: {_written},
+              dir-mode: {_written}}}
         """,
     )
 
@@ -595,9 +596,10 @@ def test_anchors_and_aliases_are_followed(sources: Path) -> None:
 def test_utf8_bom_and_comments(sources: Path) -> None:
     spec_path = sources / "vinci.yaml"
     spec_path.write_bytes(
-        "\ufeff# a comment\nspec-version: v1  # trailing\nlayers: []\n".encode("utf-8")
+        "\ufeff# a comment\nspec-version: v1  # trailing\n"
+        "layers: [{symlink: {path: /a, target: b}}]\n".encode()
     )
-    assert load_spec(spec_path).layers == ()
+    assert len(load_spec(spec_path).layers) == 1
 
 
 def test_misspelt_required_key_is_reported_once(sources: Path) -> None:
@@ -621,8 +623,8 @@ def test_misindented_keys_are_reported_where_they_stand(sources: Path) -> None:
             contents: x
         """,
     ) == [
-        "4:5: layers[0]: 'path' belongs inside 'file'; indent it under file:",
-        "5:5: layers[0]: 'contents' belongs inside 'file'; indent it under file:",
+        "4:5: layers[0]: 'path' belongs inside 'file'; indent it two spaces deeper than file:",
+        "5:5: layers[0]: 'contents' belongs inside 'file'; indent it two spaces deeper than file:",
     ]
 
 

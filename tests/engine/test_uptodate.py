@@ -227,7 +227,7 @@ def test_a_lock_appearing_takes_the_full_path(tree: Path, tmp_path: Path) -> Non
     assert _build(tree, cache, "--no-lock") == (TREE_DIGEST, "full")
 
 
-def test_no_stamp_for_racy_sources_faults_or_local_imports(tree: Path, tmp_path: Path) -> None:
+def test_no_stamp_for_racy_sources_or_faults(tree: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     # Just written: a change within the same timestamp tick could go unseen, so no stamp.
     (tree.parent / "app/fresh.txt").write_text("fresh\n")
@@ -238,6 +238,35 @@ def test_no_stamp_for_racy_sources_faults_or_local_imports(tree: Path, tmp_path:
     assert _build(tree, cache)[1] == "stamp"
     # Test-only faults are never answered from a stamp.
     assert _build(tree, cache, env={"VINCI_TESTING": "1"})[1] == "full"
+
+
+@pytest.mark.parametrize("kind", ["oci-archive", "oci"])
+def test_local_imports_and_tar_layers_are_answered_from_the_stamp(
+    tree: Path, tmp_path: Path, kind: str
+) -> None:
+    cache = tmp_path / "cache"
+    (tmp_path / "proj").mkdir()
+    base = tmp_path / "proj" / ("base.tar" if kind == "oci-archive" else "base.oci")
+    _build(tree, cache, "-o", f"{kind}:{base}")
+    spec = tmp_path / "proj" / "vinci.yaml"
+    subprocess.run(
+        ["tar", "-C", tree.parent / "app", "-cf", tmp_path / "proj/app.tar", "."], check=True
+    )
+    spec.write_text(f"spec-version: v1\nlayers:\n  - import: ./{base.name}\n  - tar: ./app.tar\n")
+    _age(tmp_path / "proj")
+    digest, path = _build(spec, cache)
+    assert path == "full"
+    assert _build(spec, cache) == (digest, "stamp")
+    # Another image at the same path: the stamp no longer holds.
+    _build(tree, cache, "-o", f"{kind}:{base}", "--source-date-epoch", "7")
+    _age(tmp_path / "proj")
+    changed, path = _build(spec, cache)
+    assert path == "full" and changed != digest
+    assert _build(spec, cache) == (changed, "stamp")
+    # So does a changed tarball.
+    subprocess.run(["tar", "-C", tree.parent, "-cf", tmp_path / "proj/app.tar", "."], check=True)
+    _age(tmp_path / "proj")
+    assert _build(spec, cache)[1] == "full"
 
 
 def test_a_footprint_is_trusted_only_if_no_key_is_racy_or_too_big() -> None:
