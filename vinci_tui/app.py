@@ -250,9 +250,12 @@ class Workbench(App[int]):
     def on_spec_loaded(self, message: SpecLoaded) -> None:
         if self._stale(message.generation):
             return
-        self.spec = message.spec
+        previous, self.spec = self.spec, message.spec
         self.problems = ()
         self.query_one(SpecTree).show_spec(self.spec)
+        moved = follow_node(previous, self.spec, self.selected_layer)
+        if moved != self.selected_layer:
+            self.selected_layer = moved  # the same node, at its new index
         self.query_one(LayersTable).names = {
             i: layer_summary(node) for i, node in enumerate(self.spec.layers)
         }
@@ -289,7 +292,12 @@ class Workbench(App[int]):
         if isinstance(event, BuildStarted):
             self._started = message.generation
             self.model = BuildModel(self.clock)
+            # One queued row per layer node at once, so the table is rebuilt once and its
+            # cursor goes straight back to the selected layer, not through row 0.
+            if self.spec is not None and len(self.spec.layers) == event.layer_count:
+                self.model.seed(len(self.spec.layers))
             self.query_one(LayersTable).show_model(self.model)
+            self.query_one(SpecTree).mark_failed(set())
         new_phase = False
         if isinstance(event, LayerProgress):
             row = self.model.rows.get(event.index)
@@ -305,6 +313,10 @@ class Workbench(App[int]):
             self.notify(
                 event.error.splitlines()[0], title="build failed", severity="error", timeout=4
             )
+            failed = {r.index for r in self.model.rows.values() if r.error}
+            self.query_one(SpecTree).mark_failed(failed)
+        if isinstance(event, BuildFinished | BuildFailed):
+            self._show_details()
         if not isinstance(event, LayerProgress) or new_phase:
             self._update_titles()
 
@@ -331,7 +343,10 @@ class Workbench(App[int]):
         elif self.selected_layer is not None and self.selected_layer >= len(result.layers):
             self.selected_layer = len(result.layers) - 1 if result.layers else None
         self._cache_dirty = True
-        self._sync_selection()
+        # The panes show the new result where they are: no cursor moves (the spec tree's
+        # cursor and expansion are the user's), only Details and Contents follow.
+        self._show_details()
+        self._show_contents()
         self._update_titles()
 
     @from_worker
@@ -375,11 +390,34 @@ class Workbench(App[int]):
         self._show_contents()
         self._update_titles()
 
-    def _show_details(self) -> None:
-        note = ""
+    def stale_reason(self) -> str:
+        """Why the result on screen is not the spec as it is now ("" when it is)."""
         if self.problems:
-            note = "The spec does not load (see the Spec pane); this is the last good build."
+            return "the spec does not load"
+        if self.model.status == "failed":
+            return "the last build failed"
+        if self.model.status == "cancelled":
+            return "the last build was cancelled"
+        return ""
+
+    def _show_details(self) -> None:
+        notes = []
+        if self.problems:
+            notes.append(
+                "✗ The spec does not load (see the Spec pane); below is the last good build."
+            )
+        elif self.model.status in ("failed", "cancelled"):
+            what = "failed" if self.model.status == "failed" else "was cancelled"
+            first = self.model.error.splitlines()[0] if self.model.error else ""
+            notes.append(f"✗ This build {what}" + (f": {first}" if first else "."))
+            if self.result is not None:
+                digest = short_digest(self.result.manifest.digest)
+                notes.append(f"Below is the last good build (sha256:{digest}).")
         index = self.selected_layer
+        row = self.model.rows.get(index) if index is not None else None
+        if row is not None and row.state == "failed" and row.error:
+            notes.append(f"✗ layer {index} failed: {row.error.splitlines()[0]}")
+        note = "\n".join(notes)
         changes = LayerChanges(self.changes.get(index)) if index is not None else None
         self.query_one(DetailsTable).show(self.result, index, changes, note)
 
@@ -629,6 +667,29 @@ class Workbench(App[int]):
         if self.result is None or self.building or self.tasks.busy("push"):
             self.notify("wait for the build (or push) to finish", severity="warning")
             return
+        reason = self.stale_reason()
+        if reason:
+            digest = short_digest(self.result.manifest.digest)
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._push()
+
+            self.push_screen(
+                ConfirmScreen(
+                    f"{reason.capitalize()}. Push the last good image anyway?",
+                    f"It is sha256:{digest}, built before the spec and its sources as they "
+                    "are now.",
+                    yes="Push",
+                ),
+                answered,
+            )
+            return
+        self._push()
+
+    def _push(self) -> None:
+        if self.spec is None or self.spec.image is None or self.result is None:
+            return
         # Imported here: the registry client (httpx) is not needed to author and build.
         from engine.registry.push import push_image
 
@@ -820,8 +881,17 @@ class Workbench(App[int]):
             title = "starting…"  # loading the spec; the engine has not begun
         pane = self.query_one("#layers-pane")
         pane.border_title = f"2 Layers · {title}"
-        manifest = self.result.manifest.digest if self.result is not None else None
-        pane.border_subtitle = f"manifest sha256:{short_digest(manifest)}" if manifest else ""
+        # The digest beside "built" is always this build's (from its BuildFinished event, a
+        # moment before the result arrives); any other is named for what it is.
+        manifest, which = None, ""
+        if self.model.status == "built" and self.model.manifest is not None:
+            manifest = self.model.manifest
+        elif self.result is not None:
+            manifest = self.result.manifest.digest
+            which = "last good " if self.stale_reason() else "last built "
+        pane.border_subtitle = (
+            f"{which}manifest sha256:{short_digest(manifest)}" if manifest else ""
+        )
         status = Text()
         status.append(self.display_path(self.spec_path), style="bold")
         status.append("  ·  ")
@@ -833,13 +903,32 @@ class Workbench(App[int]):
             status.append(title, style="bold")
         if manifest is not None:
             status.append("  ·  ")
-            status.append(f"sha256:{short_digest(manifest)}", style="bold cyan")
+            status.append(
+                f"{which}sha256:{short_digest(manifest)}", style="dim" if which else "bold cyan"
+            )
         status.append("  ·  ")
         status.append(
             f"watch {'on' if self.watching else 'off'}", style="green" if self.watching else "dim"
         )
         self.query_one("#status", Static).update(status)
         self.sub_title = title
+
+
+def follow_node(before: Spec | None, after: Spec, index: int | None) -> int | None:
+    """Where layer node `index` of `before` is in `after`: the same index if it still holds
+    the same node (same kind and key fields), else the first index that does, else the
+    nearest index that exists. A layer inserted above the selection keeps it on its node."""
+    if index is None or not after.layers:
+        return None
+    if before is None or index >= len(before.layers):
+        return min(index, len(after.layers) - 1)
+    wanted = layer_summary(before.layers[index])
+    if index < len(after.layers) and layer_summary(after.layers[index]) == wanted:
+        return index
+    for i, node in enumerate(after.layers):
+        if layer_summary(node) == wanted:
+            return i
+    return min(index, len(after.layers) - 1)
 
 
 def _merge(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:

@@ -79,6 +79,11 @@ class BuildModel:
     error: str = ""
     codec: str = ""
 
+    def seed(self, count: int) -> None:
+        """A queued row for each of `count` layers, before their LayerQueued events arrive."""
+        for index in range(count):
+            self.rows.setdefault(index, LayerRow(index, ""))
+
     def apply(self, event: Event) -> set[int]:
         """Fold `event` in; return the indexes of the rows it changed."""
         if isinstance(event, BuildStarted):

@@ -93,10 +93,12 @@ class DetailsTable(DataTable[Text]):
     ) -> None:
         self._rows = []
         if result is None:
-            self._row("", Text(note or "No build yet.", style="dim"))
+            for line in (note or "No build yet.").splitlines():
+                self._row("", Text(line, style="bold red" if line.startswith("✗") else "dim"))
         else:
-            if note:
-                self._row("", Text(note, style="yellow"))
+            for line in note.splitlines():
+                style = "bold red" if line.startswith("✗") else "yellow"
+                self._row("", Text(line, style=style))
             image = image_from_result(result)
             self._image(result, image)
             if node is not None:

@@ -81,6 +81,9 @@ class LayersTable(DataTable[Text]):
         self.clock = clock
         self.model = BuildModel(clock)
         self.names: dict[int, str] = {}  # layer index -> "file /cat", from the spec
+        # The layer the app has selected: the cursor goes back to it whenever the rows are
+        # rebuilt (a new build, a resize), so a rebuild never moves the user's place.
+        self.wanted: int | None = None
         self._columns: tuple[tuple[str, str, int], ...] = ()
 
     # -- columns follow the width ----------------------------------------------------------
@@ -110,7 +113,9 @@ class LayersTable(DataTable[Text]):
         # An explicit height (header + rows; the pane caps it): `auto` was measured at
         # whatever moment the layout ran, sometimes before the rows existed.
         self.styles.height = self.row_count + 1
-        if self.row_count:
+        if self.wanted is not None and str(self.wanted) in self.rows:
+            self.move_cursor(row=self.get_row_index(str(self.wanted)))
+        elif self.row_count:
             self.move_cursor(row=min(cursor, self.row_count - 1))
 
     # -- rows ------------------------------------------------------------------------------
@@ -183,11 +188,20 @@ class LayersTable(DataTable[Text]):
         return text
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        # Only the user's moves select a layer: rebuilding the rows also moves the cursor.
-        if self.has_focus and event.row_key.value is not None:
-            self.post_message(self.LayerSelected(int(event.row_key.value)))
+        # Only the user's moves select a layer. Rebuilding the rows moves the cursor too (to
+        # row 0, then back to the wanted row): by the time such a move's message arrives the
+        # cursor has moved on, or it lands on the wanted row; either way it selects nothing.
+        if not self.has_focus or event.row_key.value is None:
+            return
+        if event.cursor_row != self.cursor_row:
+            return
+        index = int(event.row_key.value)
+        if index != self.wanted:
+            self.wanted = index
+            self.post_message(self.LayerSelected(index))
 
     def select_layer(self, index: int) -> None:
+        self.wanted = index
         key = str(index)
         if key in self.rows:
             row = self.get_row_index(key)

@@ -60,6 +60,17 @@ class SpecTree(Tree[SpecItem]):
         self.problems: tuple[SpecProblem, ...] = ()
         self._populated = False
         self._pending_cursor: str | None = None
+        self.failed: set[int] = set()  # layer nodes the last build failed on
+
+    def mark_failed(self, indexes: set[int]) -> None:
+        """Mark the layer nodes the last build failed on (an empty set clears the marks)."""
+        if indexes == self.failed:
+            return
+        self.failed = set(indexes)
+        for node in self._walk():
+            item = node.data
+            if item is not None and item.layer is not None and item.key.count("[") == 1:
+                node.set_label(self.item_label(item))
 
     def show_spec(self, spec: Spec | None, problems: Sequence[SpecProblem] = ()) -> None:
         """Show `spec` (the last good one) and any problems of the current file."""
@@ -102,8 +113,7 @@ class SpecTree(Tree[SpecItem]):
         else:
             parent.add_leaf(label, data=item)
 
-    @staticmethod
-    def item_label(item: SpecItem) -> Text:
+    def item_label(self, item: SpecItem) -> Text:
         style = KIND_STYLES.get(item.kind, "bold")
         text = Text()
         if item.layer is not None and item.key.count("[") == 1:
@@ -113,6 +123,8 @@ class SpecTree(Tree[SpecItem]):
             text.append(" " + item.text)
         if item.pos is not None:
             text.append(f"  :{item.pos.line}:{item.pos.column}", style="dim")
+        if item.layer in self.failed and item.key.count("[") == 1:
+            text.append("  ✗ failed", style="bold red")
         return text
 
     def _walk(self, node: TreeNode[SpecItem] | None = None) -> Iterator[TreeNode[SpecItem]]:
