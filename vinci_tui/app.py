@@ -443,10 +443,12 @@ class Workbench(App[int]):
         key = (str(info.descriptor.digest), index, part)
         if key == self._contents_key:
             return
+        # The same node and part, rebuilt: the pane keeps the user's place in it.
+        keep = self._contents_key is not None and self._contents_key[1:] == key[1:]
         self._contents_key = key
         self._contents_heading()
         if layer.plan is not None:
-            view.table.show_entries(entries_from_plan(layer.plan), layer.label)
+            view.table.show_entries(entries_from_plan(layer.plan), layer.label, keep=keep)
             return
         view.table.clear_entries()
         store, label = self.store, layer.label

@@ -22,6 +22,7 @@ from engine.builder.result import BuildResult
 from engine.events import BuildFinished
 from engine.spec import Spec
 from vinci_tui.app import Workbench
+from vinci_tui.widgets.contents import FileTable
 from vinci_tui.widgets.details import DetailsTable
 from vinci_tui.widgets.layers import LayersTable
 from vinci_tui.widgets.modals import ConfirmScreen
@@ -220,3 +221,46 @@ async def test_failed_build_is_marked_and_push_asks_first(project: Path) -> None
         await pilot.pause()
         assert not app.tasks.busy("push")
         assert not isinstance(app.screen, ConfirmScreen)
+
+
+async def test_contents_keeps_cursor_and_folds_when_its_layer_rebuilds(
+    project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, app)
+        await pilot.press("2", "down")
+        await wait_for(pilot, lambda: app.selected_layer == 1)
+        await pilot.press("4")
+        table = app.query_one(FileTable)
+        await wait_for(pilot, lambda: table.has_focus and table.row_count == 7)
+        # Fold assets/, then put the cursor on index.html (the last row).
+        table.move_cursor(row=3)
+        assert table.current_path() == "/srv/site/assets"
+        await pilot.press("space", "G")
+        await wait_for(pilot, lambda: table.current_path() == "/srv/site/index.html")
+        assert table.row_count == 5
+        (project / "site" / "index.html").write_text("<h1>changed</h1>\n")
+        await pilot.press("r")
+        await wait_built(pilot, app, generation=2)
+        assert app.model.rows[1].state == "done"  # the layer was rebuilt, with a new digest
+        assert table.current_path() == "/srv/site/index.html"
+        assert table.row_count == 5  # assets/ stays folded
+
+
+async def test_details_keeps_its_cursor_across_rebuilds(
+    app_factory: Callable[..., Workbench],
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_built(pilot, app)
+        await pilot.press("3")
+        details = app.query_one(DetailsTable)
+        await wait_for(pilot, lambda: details.has_focus)
+        await pilot.press("G")
+        row, scroll = details.cursor_row, details.scroll_y
+        assert row == details.row_count - 1 and scroll > 0, (row, details.size)
+        await pilot.press("r")
+        await wait_built(pilot, app, generation=2)
+        assert details.cursor_row == row
+        assert details.scroll_y == scroll

@@ -47,6 +47,8 @@ class DetailsTable(DataTable[Text]):
         Binding("y,enter", "copy_row", "Copy", id="details.copy"),
         Binding("j", "cursor_down", "Down", show=False, id="details.down"),
         Binding("k", "cursor_up", "Up", show=False, id="details.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="details.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="details.bottom"),
     ]
 
     def __init__(self, clock: Clock, *, id: str | None = None) -> None:
@@ -54,6 +56,7 @@ class DetailsTable(DataTable[Text]):
         self.clock = clock
         self._copy: dict[str, str] = {}
         self._rows: list[tuple[Text, Text, str | None]] = []
+        self._pending_scroll: tuple[float, float] | None = None
 
     def _row(self, field: str, value: str | Text, copy: str | None = None) -> None:
         label = Text(field, style="bold" if field and not field.startswith(" ") else "dim")
@@ -67,6 +70,10 @@ class DetailsTable(DataTable[Text]):
         automatic sizing, which depended on when the table was first laid out.
         """
         cursor = self.cursor_row
+        # Two flushes can come before one refresh (a build's end, then its result): the scroll
+        # to restore is the one the user left, not the first flush's reset.
+        scroll = self._pending_scroll or (self.scroll_x, self.scroll_y)
+        self._pending_scroll = scroll
         self.clear(columns=True)
         self._copy.clear()
         self.add_column("field", key="field", width=FIELD_WIDTH)
@@ -79,7 +86,16 @@ class DetailsTable(DataTable[Text]):
                 self._copy[key] = copy
         self._rows = []
         if self.row_count:
-            self.move_cursor(row=min(cursor, self.row_count - 1))
+            # A rebuild shows the same rows with new values: the cursor and the scroll stay.
+            self.move_cursor(row=min(cursor, self.row_count - 1), scroll=False)
+            # After the refresh: the new rows' height is known only then.
+            self.call_after_refresh(self._restore_scroll)
+
+    def _restore_scroll(self) -> None:
+        if self._pending_scroll is not None:
+            x, y = self._pending_scroll
+            self._pending_scroll = None
+            self.scroll_to(x, y, animate=False, immediate=True)
 
     def _heading(self, text: str) -> None:
         self._row("", Text(text, style="bold underline"))
