@@ -37,8 +37,8 @@ from engine.builder.plan import LayerPlan
 from engine.builder.result import BuildResult
 from engine.cache.maintenance import collect_garbage, list_entries, verify
 from engine.cache.store import BlobStore
-from engine.errors import SpecProblem
-from engine.events import BuildFailed, BuildFinished, BuildStarted, LayerProgress
+from engine.errors import SpecProblem, describe_os_error
+from engine.events import BuildFailed, BuildFinished, BuildStarted, LayerFailed, LayerProgress
 from engine.inspection import (
     InputChange,
     LayerInfo,
@@ -118,6 +118,14 @@ class Workbench(App[int]):
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="quit"),
+        # As in dive, lazydocker and k9s; a priority binding so that it quits from any pane
+        # (it still asks while a build runs).
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="quit-ctrl-c"),
+        Binding("z,f10", "maximize_pane", "Maximize", show=False, id="maximize"),
+        Binding(
+            "less_than_sign", "resize_spec(-4)", "Narrower spec", show=False, id="spec-narrower"
+        ),
+        Binding("greater_than_sign", "resize_spec(4)", "Wider spec", show=False, id="spec-wider"),
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("r", "build", "Build", id="build-now"),
@@ -303,6 +311,12 @@ class Workbench(App[int]):
             row = self.model.rows.get(event.index)
             new_phase = row is None or row.phase != event.phase
         changed = self.model.apply(event)
+        if isinstance(event, LayerFailed | BuildFailed):
+            # Shown in narrow places (a row, the status line, Details): paths under the
+            # current directory are shortened there; the log keeps the full message.
+            self.model.error = self.shorten(self.model.error)
+            for index in changed:
+                self.model.rows[index].error = self.shorten(self.model.rows[index].error)
         self.query_one(LayersTable).refresh_rows(changed)
         line = describe(self.model, event, new_phase)
         if line is not None:
@@ -409,14 +423,16 @@ class Workbench(App[int]):
         elif self.model.status in ("failed", "cancelled"):
             what = "failed" if self.model.status == "failed" else "was cancelled"
             first = self.model.error.splitlines()[0] if self.model.error else ""
-            notes.append(f"✗ This build {what}" + (f": {first}" if first else "."))
+            notes.append(f"✗ This build {what}" + (":" if first else "."))
+            if first:
+                notes.append(f"  {first}")
             if self.result is not None:
                 digest = short_digest(self.result.manifest.digest)
                 notes.append(f"Below is the last good build (sha256:{digest}).")
         index = self.selected_layer
         row = self.model.rows.get(index) if index is not None else None
         if row is not None and row.state == "failed" and row.error:
-            notes.append(f"✗ layer {index} failed: {row.error.splitlines()[0]}")
+            notes.append(f"✗ layer {index} failed here (the row is marked in Layers).")
         note = "\n".join(notes)
         changes = LayerChanges(self.changes.get(index)) if index is not None else None
         self.query_one(DetailsTable).show(self.result, index, changes, note)
@@ -512,8 +528,9 @@ class Workbench(App[int]):
         result = message.result
         handler = getattr(self, f"_done_{message.group.replace('-', '_')}", None)
         if isinstance(result, BaseException) and message.group != "file":
-            self.log_line("error", f"{message.group}: {result}")
-            self.notify(str(result), title=message.group, severity="error")
+            text = describe_os_error(result) if isinstance(result, OSError) else str(result)
+            self.log_line("error", f"{message.group}: {text}")
+            self.notify(text, title=message.group, severity="error")
             self._update_titles()
             return
         if handler is not None:
@@ -813,6 +830,8 @@ class Workbench(App[int]):
         )
 
     async def action_quit(self) -> None:
+        if isinstance(self.screen, ConfirmScreen):
+            return  # already asking
         if not self.building:
             await self.shutdown()
             self.exit(0)
@@ -842,6 +861,36 @@ class Workbench(App[int]):
     async def on_unmount(self) -> None:
         await self.shutdown()
 
+    def action_maximize_pane(self) -> None:
+        """Maximize the focused pane (the whole screen for it), or restore the layout."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+        elif self.focused is not None:
+            screen.maximize(self.focused)
+
+    def action_resize_spec(self, step: int) -> None:
+        """Make the Spec pane `step` cells wider (or narrower), within the window."""
+        pane = self.query_one("#spec-pane")
+        total = self.size.width
+        width = max(16, min(total - 40, pane.outer_size.width + step))
+        pane.styles.width = width
+        pane.styles.min_width = width
+        pane.styles.max_width = width
+
+    def deliver_screenshot(
+        self,
+        filename: str | None = None,
+        path: str | None = None,
+        time_format: str | None = None,
+    ) -> str | None:
+        # Textual's default directory is ~/Downloads, which many machines (servers,
+        # containers) lack: the current directory always exists and is where the user is.
+        return super().deliver_screenshot(filename, path or os.getcwd(), time_format)
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        self.deliver_screenshot(filename, path)
+
     # -- palette ---------------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -865,6 +914,11 @@ class Workbench(App[int]):
         self.post_message(CacheTable.Collect())
 
     # -- titles ----------------------------------------------------------------------------
+
+    def shorten(self, text: str) -> str:
+        """`text` with absolute paths under the current directory made relative ("./site")."""
+        here = os.getcwd()
+        return text.replace(here + os.sep, "./") if here != os.sep else text
 
     def display_path(self, path: Path) -> str:
         try:
@@ -901,6 +955,11 @@ class Workbench(App[int]):
             status.append(
                 f"✗ spec: {len(self.problems)} problem(s), last good build shown", style="bold red"
             )
+        elif self.model.status == "failed":
+            # The whole message is in the Layers title, Details and the log; here it must
+            # leave room for the digest beside it.
+            text = f"✗ {title}"
+            status.append(text if len(text) <= 56 else text[:55] + "…", style="bold red")
         else:
             status.append(title, style="bold")
         if manifest is not None:

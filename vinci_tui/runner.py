@@ -32,6 +32,7 @@ from engine import (
 from engine.builder.result import BuildResult
 from engine.cache.store import BlobStore
 from engine.compare import diff_results, render
+from engine.errors import describe_os_error
 from engine.events import Log
 from engine.output import default_output
 from engine.spec import Spec
@@ -127,6 +128,10 @@ class BuildRunner:
             if token.cancelled:
                 return
             self._build(generation, token, spec_path)
+        except OSError as e:
+            # A full disk, a directory that cannot be written: one line that names the path
+            # and says what to do, not a repr.
+            self._send(LogLine("error", f"build {generation}: {describe_os_error(e)}"))
         except Exception as e:
             # A traceback printed from a thread would scribble over the screen: log it.
             self._send(LogLine("error", f"internal error in build {generation}: {e!r}"))

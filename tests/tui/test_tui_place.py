@@ -213,7 +213,7 @@ async def test_failed_build_is_marked_and_push_asks_first(project: Path) -> None
         assert "failed" in status(app) and f"last good sha256:{good.short}" in status(app)
         text = details_text(app)
         assert "This build failed" in text and "last good build" in text
-        assert "layer 1 failed" in text
+        assert "layer 1 failed here" in text and "./site is not a directory" in text
         # Push would send the last good image: it asks first, and "no" sends nothing.
         await pilot.press("p")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="a question")

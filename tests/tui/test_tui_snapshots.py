@@ -4,6 +4,7 @@ the report; they live in tests/tui/__snapshots__/test_tui_snapshots/."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,39 @@ def test_mid_build(snap_compare: Snap, project: Path, gated_builder: GatedBuild)
         await pilot.pause()
 
     assert snap_compare(make_app(project, build=builder), terminal_size=WIDE, run_before=run_before)
+
+
+def failed_build(project: Path, gate: GatedBuild) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """The second build fails at layer 1 (its directory goes while layer 0 builds), with
+    layer 1 selected: the failure marked in every pane over the last good build."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        app.selected_layer = 1
+        gate.opened.clear()
+        gate.reached.clear()
+        app.start_build("snapshot")
+        await wait_for(pilot, gate.reached.is_set)
+        shutil.rmtree(project / "site")
+        gate.opened.set()
+        await wait_for(pilot, lambda: app.model.status == "failed" and not app.building)
+        app.clear_notifications()
+        await pilot.pause()
+
+    return run_before
+
+
+def test_failed_build(snap_compare: Snap, project: Path) -> None:
+    gate = GatedBuild(gate_layer=0)
+    gate.opened.set()
+    app = make_app(project, build=gate)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=failed_build(project, gate))
+
+
+def test_failed_build_80x24(snap_compare: Snap, project: Path) -> None:
+    gate = GatedBuild(gate_layer=0)
+    gate.opened.set()
+    app = make_app(project, build=gate)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=failed_build(project, gate))

@@ -113,7 +113,9 @@ class DetailsTable(DataTable[Text]):
                 self._row("", Text(line, style="bold red" if line.startswith("✗") else "dim"))
         else:
             for line in note.splitlines():
-                style = "bold red" if line.startswith("✗") else "yellow"
+                style = (
+                    "bold red" if line.startswith("✗") else "red" if line[:1] == " " else "yellow"
+                )
                 self._row("", Text(line, style=style))
             image = image_from_result(result)
             self._image(result, image)

@@ -118,13 +118,14 @@ class SpecTree(Tree[SpecItem]):
         text = Text()
         if item.layer is not None and item.key.count("[") == 1:
             text.append(f"{item.layer} ", style="dim")
+            if item.layer in self.failed:
+                # Before the kind, where a narrow pane still shows it.
+                text.append("✗ failed ", style="bold red")
         text.append(item.kind, style=style)
         if item.text:
             text.append(" " + item.text)
         if item.pos is not None:
             text.append(f"  :{item.pos.line}:{item.pos.column}", style="dim")
-        if item.layer in self.failed and item.key.count("[") == 1:
-            text.append("  ✗ failed", style="bold red")
         return text
 
     def _walk(self, node: TreeNode[SpecItem] | None = None) -> Iterator[TreeNode[SpecItem]]:

@@ -1,0 +1,105 @@
+"""The small things users of k9s, lazygit and dive expect: ctrl+c quits (asking during a
+build), a screenshot lands where the user is, watch passes over what a layer excludes, the
+Spec pane can be widened or maximized, errors name their paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tuikit import GatedBuild, make_app, vinci_threads, wait_built, wait_for
+
+from engine import load_spec
+from vinci_tui.app import Workbench
+from vinci_tui.messages import TaskFinished
+from vinci_tui.watch import watch_targets
+from vinci_tui.widgets.log import BuildLog
+from vinci_tui.widgets.modals import ConfirmScreen
+from vinci_tui.widgets.spec_tree import SpecTree
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_ctrl_c_quits_when_idle(app_factory: Callable[..., Workbench]) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, app)
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+    assert app.return_value == 0
+
+
+async def test_ctrl_c_asks_during_a_build(project: Path, gated_builder: GatedBuild) -> None:
+    app = make_app(project, build=gated_builder)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, gated_builder.reached.is_set, what="the build to reach layer 1")
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="a question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+    assert vinci_threads() == []
+
+
+async def test_screenshot_is_saved_in_the_current_directory(
+    project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        await wait_built(pilot, app)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Screenshot")
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: bool(list(project.glob("*.svg"))), what="a screenshot")
+        (shot,) = project.glob("*.svg")
+        await wait_for(pilot, lambda: "</svg>" in shot.read_text(), what="the whole file")
+
+
+def test_watch_passes_over_files_a_layer_excludes(project: Path) -> None:
+    spec = project / "vinci.yaml"
+    spec.write_text(
+        spec.read_text().replace(
+            "      source: ./site\n", "      source: ./site\n      exclude: ['*.bak', 'drafts']\n"
+        )
+    )
+    targets = watch_targets(Path("vinci.yaml"), load_spec(spec))
+    assert targets.relevant(project / "site" / "index.html")
+    assert not targets.relevant(project / "site" / "index.html.bak")
+    assert not targets.relevant(project / "site" / "drafts" / "next.html")
+    assert targets.relevant(project / "site" / "assets" / "app.js")
+
+
+async def test_spec_pane_widens_and_maximizes(app_factory: Callable[..., Workbench]) -> None:
+    app = app_factory()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_built(pilot, app)
+        pane = app.query_one("#spec-pane")
+        before = pane.outer_size.width
+        await pilot.press("greater_than_sign", "greater_than_sign")
+        await wait_for(pilot, lambda: pane.outer_size.width == before + 8)
+        await pilot.press("less_than_sign")
+        await wait_for(pilot, lambda: pane.outer_size.width == before + 4)
+        tree = app.query_one(SpecTree)
+        await pilot.press("1")
+        await wait_for(pilot, lambda: tree.has_focus)
+        await pilot.press("z")
+        await wait_for(pilot, lambda: app.screen.maximized is tree)
+        await wait_for(pilot, lambda: tree.outer_size.width == 160)
+        await pilot.press("z")
+        await wait_for(pilot, lambda: app.screen.maximized is None)
+
+
+async def test_a_full_disk_is_one_line_naming_the_path(
+    app_factory: Callable[..., Workbench],
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, app)
+        full = OSError(28, "No space left on device", "/srv/cache/blobs/tmp")
+        app.post_message(TaskFinished("cache-list", app.tasks.current("cache-list"), full))
+        log = app.query_one(BuildLog)
+        await wait_for(pilot, lambda: any("No space" in t for _, t in log.lines_kept))
+        (line,) = [t for _, t in log.lines_kept if "No space" in t]
+        assert "OSError" not in line and "/srv/cache/blobs/tmp" in line
+        assert "free some space" in line
