@@ -201,7 +201,7 @@ class Workbench(App[int]):
                     with TabPane("5 Cache", id="cache-tab"):
                         yield CacheView(self.clock, blink=self.cursor_blink, id="cache")
                     with TabPane("6 Log", id="log-tab"):
-                        yield LogView(blink=self.cursor_blink, id="logview")
+                        yield LogView(self.clock, blink=self.cursor_blink, id="logview")
         yield Footer()
 
     def on_mount(self) -> None:

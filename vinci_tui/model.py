@@ -11,9 +11,13 @@ byte is in and the compressor is flushing its last blocks.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 
 from engine.events import (
+    BlobMounted,
+    BlobPushed,
+    BlobSkipped,
     BuildFailed,
     BuildFinished,
     BuildStarted,
@@ -27,6 +31,8 @@ from engine.events import (
     LayerStarted,
     Log,
     OutputWritten,
+    PushFinished,
+    PushStarted,
 )
 from engine.humanize import human_bytes
 from engine.oci.digest import Digest
@@ -237,6 +243,24 @@ def describe(model: BuildModel, event: Event, new_phase: bool) -> tuple[str, str
         return "event", f"wrote {event.target}"
     if isinstance(event, Log):
         return event.level, event.message
+    if isinstance(event, PushStarted):
+        return "info", f"push to {event.target}: {event.blobs} blobs, {human_bytes(event.bytes)}"
+    if isinstance(event, BlobPushed | BlobMounted | BlobSkipped):
+        what = "config" if event.index < 0 else label(event.index)
+        size = human_bytes(event.size)
+        if isinstance(event, BlobPushed):
+            return "event", f"{what}: sent {event.digest.short} ({size})"
+        if isinstance(event, BlobMounted):
+            return "event", f"{what}: mounted {event.digest.short} from {event.source}"
+        return "event", f"{what}: already in the registry ({event.digest.short}, {size})"
+    if isinstance(event, PushFinished):
+        tags = ", ".join(event.tags) or "(no tag)"
+        at = time.strftime("%H:%M:%S", time.localtime(clock.wall()))
+        seconds = format_seconds(clock.seconds(event.seconds))
+        return "info", (
+            f"pushed to {event.target} ({tags}) at {at} "
+            f"({human_bytes(event.bytes_sent)} sent in {seconds}), manifest {event.digest.short}"
+        )
     # Events this workbench does not know yet (the engine grows): still logged, generically.
     return "event", _generic(event)
 

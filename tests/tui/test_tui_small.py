@@ -11,8 +11,19 @@ import pytest
 from tuikit import GatedBuild, make_app, vinci_threads, wait_built, wait_for
 
 from engine import load_spec
+from engine.events import (
+    BlobMounted,
+    BlobPushed,
+    BlobSkipped,
+    LayerQueued,
+    PushFinished,
+    PushStarted,
+)
+from engine.oci.digest import Digest
 from vinci_tui.app import Workbench
+from vinci_tui.clock import FrozenClock
 from vinci_tui.messages import TaskFinished
+from vinci_tui.model import BuildModel, describe
 from vinci_tui.watch import watch_targets
 from vinci_tui.widgets.log import BuildLog
 from vinci_tui.widgets.modals import ConfirmScreen
@@ -103,3 +114,42 @@ async def test_a_full_disk_is_one_line_naming_the_path(
         (line,) = [t for _, t in log.lines_kept if "No space" in t]
         assert "OSError" not in line and "/srv/cache/blobs/tmp" in line
         assert "free some space" in line
+
+
+async def test_log_lines_carry_their_time(app_factory: Callable[..., Workbench]) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, app)
+        await pilot.press("6")
+        log = app.query_one(BuildLog)
+        await wait_for(pilot, lambda: bool(log.lines))
+        # The frozen clock's wall time, 1,700,000,000 s, in UTC (the tests' zone).
+        first = log.lines[0].text
+        assert first.startswith("22:13:20 workbench started on vinci.yaml"), first
+
+
+def test_push_events_read_as_sentences() -> None:
+    model = BuildModel(FrozenClock())
+    model.apply(LayerQueued(0, "layers[0].file"))
+    digest = Digest.parse("sha256:" + "ab" * 32)
+    lines = [
+        describe(model, event, False)
+        for event in (
+            PushStarted("registry.example/vinci/app", 3, 3 * 2**20),
+            BlobPushed(digest, 2**20, 0),
+            BlobSkipped(digest, 100, -1),
+            BlobMounted(digest, 10, 0, "vinci/base"),
+            PushFinished("registry.example/vinci/app", digest, ("v1",), 2**20, 1.5),
+        )
+    ]
+    assert lines == [
+        ("info", "push to registry.example/vinci/app: 3 blobs, 3.0 MiB"),
+        ("event", "layers[0].file: sent abababababab (1.0 MiB)"),
+        ("event", "config: already in the registry (abababababab, 100 B)"),
+        ("event", "layers[0].file: mounted abababababab from vinci/base"),
+        (
+            "info",
+            "pushed to registry.example/vinci/app (v1) at 22:13:20 (1.0 MiB sent in 0.2 s), "
+            "manifest abababababab",
+        ),
+    ]
