@@ -189,12 +189,17 @@ class Workbench(App[int]):
         yield Static("", id="status")
         with Horizontal(id="main"):
             with Vertical(id="spec-pane", classes="pane"):
+                yield FilterBar("filter the spec…", id="spec-filter", blink=self.cursor_blink)
                 yield SpecTree(id="spec")
             with Vertical(id="right"):
                 with Vertical(id="layers-pane", classes="pane"):
+                    yield FilterBar("filter layers…", id="layers-filter", blink=self.cursor_blink)
                     yield LayersTable(self.clock, id="layers")
                 with TabbedContent(id="tabs", initial="details-tab"):
                     with TabPane("3 Details", id="details-tab"):
+                        yield FilterBar(
+                            "filter details…", id="details-filter", blink=self.cursor_blink
+                        )
                         yield DetailsTable(self.clock, id="details")
                     with TabPane("4 Contents", id="contents-tab"):
                         yield ContentsView(blink=self.cursor_blink, id="contents")
@@ -787,8 +792,22 @@ class Workbench(App[int]):
             node = node.parent
         return "layers"
 
+    def on_filter_bar_filter_changed(self, event: FilterBar.FilterChanged) -> None:
+        """The filters of the panes that are not views of their own (contents, cache and log
+        handle theirs)."""
+        bar = event.bar.id
+        if bar == "spec-filter":
+            self.query_one(SpecTree).set_needle(event.text, self.spec)
+        elif bar == "layers-filter":
+            self.query_one(LayersTable).set_needle(event.text)
+        elif bar == "details-filter":
+            self.query_one(DetailsTable).set_needle(event.text)
+
     def action_filter(self) -> None:
         pane = self.focused_pane()
+        if pane in ("spec", "layers", "details"):
+            self.query_one(f"#{pane}-filter", FilterBar).open()
+            return
         if pane == "contents":
             self.query_one(ContentsView).open_filter()
             return

@@ -25,6 +25,8 @@ from vinci_tui.clock import FrozenClock
 from vinci_tui.messages import TaskFinished
 from vinci_tui.model import BuildModel, describe
 from vinci_tui.watch import watch_targets
+from vinci_tui.widgets.details import DetailsTable
+from vinci_tui.widgets.layers import LayersTable
 from vinci_tui.widgets.log import BuildLog
 from vinci_tui.widgets.modals import ConfirmScreen
 from vinci_tui.widgets.spec_tree import SpecTree
@@ -153,3 +155,41 @@ def test_push_events_read_as_sentences() -> None:
             "manifest abababababab",
         ),
     ]
+
+
+async def test_slash_filters_the_spec_layers_and_details_panes(
+    app_factory: Callable[..., Workbench],
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, app)
+        # Layers: only the rows that match; escape brings every row back.
+        layers = app.query_one(LayersTable)
+        await pilot.press("2", "slash", *"site")
+        await wait_for(pilot, lambda: layers.row_count == 1)
+        assert str(layers.get_row_at(0)[0]) == "1"  # the directory layer
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: layers.row_count == 3)
+        # Spec: the matching nodes and the nodes above them, expansion restored afterwards.
+        tree = app.query_one(SpecTree)
+        config = tree.node_for_key("config")
+        assert config is not None
+        config.collapse()
+        await pilot.press("1")
+        await wait_for(pilot, lambda: tree.has_focus)
+        await pilot.press("slash", *"motd")
+        await wait_for(pilot, lambda: tree.node_for_key("config") is None)
+        motd = tree.node_for_key("layers[2].combined[1].file")
+        assert motd is not None and "motd" in str(motd.label)
+        assert tree.node_for_key("layers[0].file") is None
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: tree.node_for_key("layers[0].file") is not None)
+        config = tree.node_for_key("config")
+        assert config is not None and not config.is_expanded
+        # Details: only the rows whose field or value matches.
+        details = app.query_one(DetailsTable)
+        await pilot.press("3", "slash", *"diff_id")
+        await wait_for(pilot, lambda: details.row_count == 1)
+        assert str(details.get_row_at(0)[0]) == "diff_id"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: details.row_count > 10)

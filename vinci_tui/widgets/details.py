@@ -57,6 +57,13 @@ class DetailsTable(DataTable[Text]):
         self._copy: dict[str, str] = {}
         self._rows: list[tuple[Text, Text, str | None]] = []
         self._pending_scroll: tuple[float, float] | None = None
+        self.needle = ""  # `/`: only the rows whose field or value contains it
+        self._shown: tuple[BuildResult | None, int | None, LayerChanges | None, str] = (
+            None,
+            None,
+            None,
+            "",
+        )
 
     def _row(self, field: str, value: str | Text, copy: str | None = None) -> None:
         label = Text(field, style="bold" if field and not field.startswith(" ") else "dim")
@@ -79,7 +86,12 @@ class DetailsTable(DataTable[Text]):
         self.add_column("field", key="field", width=FIELD_WIDTH)
         widest = max((cell.cell_len for _, cell, _ in self._rows), default=1)
         self.add_column("value", key="value", width=widest)
+        needle = self.needle.lower()
         for n, (label, cell, copy) in enumerate(self._rows):
+            text = f"{label.plain} {cell.plain}"
+            # A failure stays in view whatever the filter.
+            if needle and needle not in text.lower() and not cell.plain.startswith("✗"):
+                continue
             key = f"r{n}"
             self.add_row(label, cell, key=key)
             if copy:
@@ -107,6 +119,7 @@ class DetailsTable(DataTable[Text]):
         changes: LayerChanges | None,
         note: str = "",
     ) -> None:
+        self._shown = (result, node, changes, note)
         self._rows = []
         if result is None:
             for line in (note or "No build yet.").splitlines():
@@ -172,6 +185,10 @@ class DetailsTable(DataTable[Text]):
         else:
             for i, change in enumerate(changes.changes):
                 self._row("changed" if i == 0 else "", Text(str(change), style="yellow"))
+
+    def set_needle(self, needle: str) -> None:
+        self.needle = needle
+        self.show(*self._shown)
 
     def copy_value(self) -> str | None:
         """The full value of the cursor's row, if it holds one worth copying."""

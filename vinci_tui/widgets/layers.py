@@ -84,6 +84,7 @@ class LayersTable(DataTable[Text]):
         # The layer the app has selected: the cursor goes back to it whenever the rows are
         # rebuilt (a new build, a resize), so a rebuild never moves the user's place.
         self.wanted: int | None = None
+        self.needle = ""  # `/`: only the rows whose name, label or state contains it
         self._columns: tuple[tuple[str, str, int], ...] = ()
 
     # -- columns follow the width ----------------------------------------------------------
@@ -109,7 +110,8 @@ class LayersTable(DataTable[Text]):
         for key, header, w in columns:
             self.add_column(header, key=key, width=w)
         for index in sorted(self.model.rows):
-            self.add_row(*self._cells(self.model.rows[index]), key=str(index))
+            if self._visible(self.model.rows[index]):
+                self.add_row(*self._cells(self.model.rows[index]), key=str(index))
         # An explicit height (header + rows; the pane caps it): `auto` was measured at
         # whatever moment the layout ran, sometimes before the rows existed.
         self.styles.height = self.row_count + 1
@@ -136,10 +138,23 @@ class LayersTable(DataTable[Text]):
                 continue
             key = str(index)
             if key not in self.rows:
+                if not self._visible(row):
+                    continue  # filtered out
                 self._ensure_columns(force=True)
                 return
             for (column, _, _), value in zip(self._columns, self._cells(row), strict=True):
                 self.update_cell(key, column, value)
+
+    def _visible(self, row: LayerRow) -> bool:
+        needle = self.needle.lower()
+        if not needle:
+            return True
+        text = f"{row.index} {self.names.get(row.index, '')} {row.label} {row.state}"
+        return needle in text.lower()
+
+    def set_needle(self, needle: str) -> None:
+        self.needle = needle
+        self._ensure_columns(force=True)
 
     def _cells(self, row: LayerRow) -> list[Text]:
         return [self._cell(row, key, width) for key, _, width in self._columns]

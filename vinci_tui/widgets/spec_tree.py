@@ -61,6 +61,10 @@ class SpecTree(Tree[SpecItem]):
         self._populated = False
         self._pending_cursor: str | None = None
         self.failed: set[int] = set()  # layer nodes the last build failed on
+        # `/`: only the nodes whose line contains the needle, and the nodes above them. The
+        # user's expansion from before the filter is kept aside and comes back after it.
+        self.needle = ""
+        self._unfiltered: set[str] | None = None
 
     def mark_failed(self, indexes: set[int]) -> None:
         """Mark the layer nodes the last build failed on (an empty set clears the marks)."""
@@ -105,13 +109,31 @@ class SpecTree(Tree[SpecItem]):
         return Text.assemble((spec.display_path, "bold"), ("  spec-version v1", "dim"))
 
     def _add(self, parent: TreeNode[SpecItem], item: SpecItem, expanded: set[str]) -> None:
+        if self.needle and not self._matches(item):
+            return
         label = self.item_label(item)
         if item.children:
-            node = parent.add(label, data=item, expand=item.key in expanded)
+            open_ = item.key in expanded or bool(self.needle)
+            node = parent.add(label, data=item, expand=open_)
             for child in item.children:
                 self._add(node, child, expanded)
         else:
             parent.add_leaf(label, data=item)
+
+    def _matches(self, item: SpecItem) -> bool:
+        needle = self.needle.lower()
+        if needle in self.item_label(item).plain.lower():
+            return True
+        return any(self._matches(child) for child in item.children)
+
+    def set_needle(self, needle: str, spec: Spec | None) -> None:
+        """Filter the tree by `needle` ("" shows it all again, as it was)."""
+        if needle and self._unfiltered is None:
+            self._unfiltered = self._remember()[0]
+        self.needle = needle
+        self.show_spec(spec, self.problems)
+        if not needle:
+            self._unfiltered = None
 
     def item_label(self, item: SpecItem) -> Text:
         style = KIND_STYLES.get(item.kind, "bold")
@@ -137,9 +159,12 @@ class SpecTree(Tree[SpecItem]):
     def _remember(self) -> tuple[set[str], str | None]:
         if not self._populated:
             return set(DEFAULT_EXPANDED), None
-        expanded = {n.data.key for n in self._walk() if n.data is not None and n.is_expanded} | {
-            "problems"
-        }
+        if self._unfiltered is not None:
+            expanded = set(self._unfiltered)
+        else:
+            expanded = {
+                n.data.key for n in self._walk() if n.data is not None and n.is_expanded
+            } | {"problems"}
         if self._pending_cursor is not None:
             return expanded, self._pending_cursor  # a move not yet made is where it will be
         cursor = self.cursor_node
