@@ -25,6 +25,8 @@ from vinci_tui.clock import FrozenClock
 from vinci_tui.messages import TaskFinished
 from vinci_tui.model import BuildModel, describe
 from vinci_tui.watch import watch_targets
+from vinci_tui.widgets.cache import CacheTable
+from vinci_tui.widgets.contents import FileTable
 from vinci_tui.widgets.details import DetailsTable
 from vinci_tui.widgets.layers import LayersTable
 from vinci_tui.widgets.log import BuildLog
@@ -193,3 +195,28 @@ async def test_slash_filters_the_spec_layers_and_details_panes(
         assert str(details.get_row_at(0)[0]) == "diff_id"
         await pilot.press("escape")
         await wait_for(pilot, lambda: details.row_count > 10)
+
+
+async def test_g_and_shift_g_go_to_the_top_and_bottom_of_every_pane(
+    app_factory: Callable[..., Workbench],
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, app)
+        tree = app.query_one(SpecTree)
+        await pilot.press("1", "G")
+        await wait_for(pilot, lambda: tree.cursor_line == tree.last_line)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: tree.cursor_line == 0)
+        for key, widget in (
+            ("2", app.query_one(LayersTable)),
+            ("3", app.query_one(DetailsTable)),
+            ("4", app.query_one(FileTable)),
+            ("5", app.query_one(CacheTable)),
+        ):
+            await pilot.press(key)
+            await wait_for(pilot, lambda w=widget: w.has_focus and w.row_count > 1)
+            await pilot.press("G")
+            await wait_for(pilot, lambda w=widget: w.cursor_row == w.row_count - 1)
+            await pilot.press("g")
+            await wait_for(pilot, lambda w=widget: w.cursor_row == 0)

@@ -51,6 +51,8 @@ class CacheTable(DataTable[Text]):
         Binding("x", "collect", "Garbage-collect…", id="cache.gc"),
         Binding("j", "cursor_down", "Down", show=False, id="cache.down"),
         Binding("k", "cursor_up", "Up", show=False, id="cache.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="cache.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="cache.bottom"),
     ]
 
     class Verify(Message):
