@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.widgets import DataTable
 from tuikit import GatedBuild, make_app, vinci_threads, wait_built, wait_for
 
 from engine import load_spec
@@ -208,15 +210,25 @@ async def test_g_and_shift_g_go_to_the_top_and_bottom_of_every_pane(
         await wait_for(pilot, lambda: tree.cursor_line == tree.last_line)
         await pilot.press("g")
         await wait_for(pilot, lambda: tree.cursor_line == 0)
-        for key, widget in (
+        tables: tuple[tuple[str, DataTable[Any]], ...] = (
             ("2", app.query_one(LayersTable)),
             ("3", app.query_one(DetailsTable)),
             ("4", app.query_one(FileTable)),
             ("5", app.query_one(CacheTable)),
-        ):
+        )
+        for key, table in tables:
             await pilot.press(key)
-            await wait_for(pilot, lambda w=widget: w.has_focus and w.row_count > 1)
+            await wait_for(pilot, ready(table))
             await pilot.press("G")
-            await wait_for(pilot, lambda w=widget: w.cursor_row == w.row_count - 1)
+            await wait_for(pilot, at(table, -1))
             await pilot.press("g")
-            await wait_for(pilot, lambda w=widget: w.cursor_row == 0)
+            await wait_for(pilot, at(table, 0))
+
+
+def ready(table: DataTable[Any]) -> Callable[[], bool]:
+    return lambda: table.has_focus and table.row_count > 1
+
+
+def at(table: DataTable[Any], row: int) -> Callable[[], bool]:
+    """The cursor is on `row` (-1: the last)."""
+    return lambda: table.cursor_row == (row if row >= 0 else table.row_count - 1)
