@@ -336,8 +336,8 @@ class Workbench(App[int]):
             self.query_one(SpecTree).mark_failed(failed)
         if isinstance(event, BuildFinished | BuildFailed):
             self._show_details()
-        if not isinstance(event, LayerProgress) or new_phase:
-            self._update_titles()
+        # Progress too: the titles carry the time left (progress is throttled at the source).
+        self._update_titles()
 
     @from_worker
     def on_build_completed(self, message: BuildCompleted) -> None:

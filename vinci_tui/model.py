@@ -36,7 +36,7 @@ from engine.events import (
 )
 from engine.humanize import human_bytes
 from engine.oci.digest import Digest
-from vinci_tui.clock import Clock, format_seconds
+from vinci_tui.clock import Clock, format_eta, format_seconds
 
 FINAL_STATES = frozenset({"done", "cached", "failed", "cancelled"})
 
@@ -61,6 +61,13 @@ class LayerRow:
     @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left in the current phase at the current rate; None if unknown."""
+        if self.finished or not self.total or not self.rate:
+            return None
+        return max(0.0, (self.total - self.done) / self.rate)
 
     @property
     def fraction(self) -> float | None:
@@ -173,11 +180,25 @@ class BuildModel:
     def finished_layers(self) -> int:
         return sum(1 for r in self.rows.values() if r.finished)
 
+    @property
+    def eta(self) -> float | None:
+        """Seconds until the running layers are through their current phase: the slowest
+        one's, since they run side by side. None while none has a rate yet."""
+        times = [r.eta for r in self.rows.values() if r.eta is not None]
+        return max(times) if times else None
+
     def title(self) -> str:
-        """Where the build is: 'building 3/7', 'built in 1.2 s, 5/7 cached', 'failed: …'."""
+        """Where the build is: 'building 3/7, ~9s left', 'built in 1.2 s, 5/7 cached', …"""
         total = len(self.rows)
+        pushing = [r for r in self.rows.values() if r.state == "pushing"]
+        if pushing and self.status == "built":
+            eta = self.eta
+            left = f", ~{format_eta(eta)} left" if eta is not None else ""
+            return f"pushing {len(pushing)} layer{'s' if len(pushing) != 1 else ''}{left}"
         if self.status == "building":
-            return f"building {self.finished_layers}/{total}"
+            eta = self.eta
+            left = f", ~{format_eta(eta)} left" if eta is not None else ""
+            return f"building {self.finished_layers}/{total}{left}"
         if self.status == "built":
             seconds = format_seconds(self.clock.seconds(self.seconds or 0.0))
             return f"built in {seconds}, {self.cached}/{total} cached"

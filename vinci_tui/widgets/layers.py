@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
-from vinci_tui.clock import Clock, format_seconds
+from vinci_tui.clock import Clock, format_eta, format_seconds
 from vinci_tui.fmt import bar, compact_bytes, short_digest
 from vinci_tui.model import BuildModel, LayerRow
 
@@ -36,17 +36,23 @@ STATE_STYLES = {
     "cancelled": "dim red",
 }
 
+# The progress column: the bar, then " 45M/100M  12M/s  9s" (bytes, rate, time left).
+PROGRESS = BAR + 24
 # (key, header, width or 0 for the flexible one), widths including a one-cell gap.
-FULL = (
+WIDE = (
     ("index", "#", 3),
     ("layer", "layer", 0),
     ("state", "state", 12),
-    ("progress", "progress", BAR + 18),
+    ("progress", "progress", PROGRESS),
     ("size", "size", 7),
     ("digest", "digest", 13),
     ("time", "time", 6),
     ("cache", "cache", 5),
 )
+# Below WIDE_FROM cells the seconds go (Details and the log have them), so the layer's name
+# keeps its room beside a progress column wide enough for bytes, rate and time left.
+FULL = tuple(column for column in WIDE if column[0] != "time")
+WIDE_FROM = 104
 # Compact: no digest or time (Details has them) and no cache column: the state says it
 # (cached is a hit, done a miss).
 COMPACT = (
@@ -90,7 +96,9 @@ class LayersTable(DataTable[Text]):
     # -- columns follow the width ----------------------------------------------------------
 
     def _layout_for(self, width: int) -> tuple[tuple[str, str, int], ...]:
-        return COMPACT if width < COMPACT_BELOW else FULL
+        if width < COMPACT_BELOW:
+            return COMPACT
+        return FULL if width < WIDE_FROM else WIDE
 
     def on_resize(self, event: events.Resize) -> None:
         self._ensure_columns(force=False)
@@ -193,10 +201,11 @@ class LayersTable(DataTable[Text]):
         rest = width - BAR - 1
         if row.finished or not row.total:
             return text
-        if rest >= 17:
+        if rest >= 22:
             amount = f"{compact_bytes(row.done)}/{compact_bytes(row.total)}"
             rate = f"{compact_bytes(row.rate)}/s" if row.rate else ""
-            text.append(f" {amount:<9}{rate:>7}"[:rest])
+            eta = format_eta(row.eta) if row.eta is not None else ""
+            text.append(f" {amount:<9} {rate:>6} {eta:>4}"[:rest])
         else:
             pct = 100 * row.done / row.total if row.total else 0
             text.append(f" {pct:3.0f}%")
