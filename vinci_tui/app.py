@@ -18,6 +18,7 @@ import asyncio
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -32,13 +33,20 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 import engine
-from engine import BuildOptions
+from engine import BuildCancelled, BuildOptions
 from engine.builder.plan import LayerPlan
 from engine.builder.result import BuildResult
 from engine.cache.maintenance import collect_garbage, list_entries, verify
 from engine.cache.store import BlobStore
 from engine.errors import SpecProblem, describe_os_error
-from engine.events import BuildFailed, BuildFinished, BuildStarted, LayerFailed, LayerProgress
+from engine.events import (
+    BuildFailed,
+    BuildFinished,
+    BuildStarted,
+    LayerFailed,
+    LayerProgress,
+    PushFinished,
+)
 from engine.inspection import (
     InputChange,
     LayerInfo,
@@ -131,7 +139,7 @@ class Workbench(App[int]):
         Binding("r", "build", "Build", id="build-now"),
         Binding("w", "toggle_watch", "Watch", id="toggle-watch"),
         Binding("p", "push", "Push", id="push"),
-        Binding("c", "cancel_build", "Cancel build", show=False, id="cancel-build"),
+        Binding("c", "cancel_build", "Cancel build or push", show=False, id="cancel-build"),
         Binding("y", "copy_digest", "Copy digest", show=False, id="copy-digest"),
         Binding("Y", "copy_manifest", "Copy manifest digest", show=False, id="copy-manifest"),
         *(
@@ -182,6 +190,8 @@ class Workbench(App[int]):
         self._started = 0  # the last build generation the engine began
         self._ended = 0  # the last build generation whose thread the UI saw end
         self.keymap_problems: list[str] = []
+        self.pushed = ""  # "pushed to REF (tags) at TIME (N sent in S), manifest …"
+        self.pushed_short = ""  # "pushed REF:TAG at TIME", for the status line
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -328,6 +338,12 @@ class Workbench(App[int]):
             self.log_line(*line)
         if isinstance(event, BuildFinished):
             self.good_model = self.model
+        if isinstance(event, PushFinished) and line is not None:
+            # Kept on screen (status line, Details) until the next push, not only a toast.
+            self.pushed = line[1]
+            at = time.strftime("%H:%M:%S", time.localtime(self.clock.wall()))
+            self.pushed_short = f"pushed {event.target}:{(event.tags or ('',))[0]} at {at}"
+            self._show_details()
         if isinstance(event, BuildFailed) and not event.cancelled:
             self.notify(
                 event.error.splitlines()[0], title="build failed", severity="error", timeout=4
@@ -440,7 +456,9 @@ class Workbench(App[int]):
             notes.append(f"✗ layer {index} failed here (the row is marked in Layers).")
         note = "\n".join(notes)
         changes = LayerChanges(self.changes.get(index)) if index is not None else None
-        self.query_one(DetailsTable).show(self.result, index, changes, note)
+        details = self.query_one(DetailsTable)
+        details.pushed = self.pushed
+        details.show(self.result, index, changes, note)
 
     def _layer_parts(self, index: int) -> list[LayerInfo]:
         if self.result is None:
@@ -532,6 +550,11 @@ class Workbench(App[int]):
             self.query_one(LayersTable).refresh_rows(self.model.settle())
         result = message.result
         handler = getattr(self, f"_done_{message.group.replace('-', '_')}", None)
+        if isinstance(result, BuildCancelled) and message.group == "push":
+            self.log_line("warning", "push cancelled: nothing was tagged")
+            self.notify("push cancelled", title="push", severity="warning")
+            self._update_titles()
+            return
         if isinstance(result, BaseException) and message.group != "file":
             text = describe_os_error(result) if isinstance(result, OSError) else str(result)
             self.log_line("error", f"{message.group}: {text}")
@@ -669,7 +692,7 @@ class Workbench(App[int]):
             # Shown only when the spec names an image (a registry and repository).
             return (self.spec is not None and self.spec.image is not None) or None
         if action == "cancel_build":
-            return self.building or None
+            return self.building or self.tasks.busy("push") or None
         return True
 
     def action_build(self) -> None:
@@ -679,6 +702,9 @@ class Workbench(App[int]):
         if self.building:
             self.runner.cancel()
             self.log_line("warning", "cancelling the build")
+        elif self.tasks.busy("push"):
+            self.tasks.cancel("push")
+            self.log_line("warning", "cancelling the push")
 
     def action_toggle_watch(self) -> None:
         self.watching = not self.watching
@@ -986,6 +1012,9 @@ class Workbench(App[int]):
             status.append(
                 f"{which}sha256:{short_digest(manifest)}", style="dim" if which else "bold cyan"
             )
+        if self.pushed and self.model.status == "built":
+            status.append("  ·  ")
+            status.append(self.pushed_short, style="green")
         status.append("  ·  ")
         status.append(
             f"watch {'on' if self.watching else 'off'}", style="green" if self.watching else "dim"

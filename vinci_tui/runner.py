@@ -224,6 +224,12 @@ class TaskRunner:
             thread.start()
         return ticket
 
+    def cancel(self, group: str) -> None:
+        with self._lock:
+            token = self._tokens.get(group)
+            if token is not None:
+                token.cancel()
+
     def current(self, group: str) -> int:
         return self._tickets.get(group, 0)
 

@@ -58,6 +58,7 @@ class DetailsTable(DataTable[Text]):
         self._rows: list[tuple[Text, Text, str | None]] = []
         self._pending_scroll: tuple[float, float] | None = None
         self.needle = ""  # `/`: only the rows whose field or value contains it
+        self.pushed = ""  # the last push's line, shown with the image until the next push
         self._shown: tuple[BuildResult | None, int | None, LayerChanges | None, str] = (
             None,
             None,
@@ -147,6 +148,8 @@ class DetailsTable(DataTable[Text]):
         self._row("codec", result.codec.summary)
         self._row("  identity", result.codec.identity, result.codec.identity)
         self._row("layers", f"{len(image.layers)} ({result.cached} of {len(result.layers)} cached)")
+        if self.pushed:
+            self._row("pushed", Text(self.pushed.removeprefix("pushed "), style="green"))
 
     def _layer(
         self, result: BuildResult, image: ImageInfo, node: int, changes: LayerChanges | None
