@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import shlex
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
@@ -33,7 +35,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 import engine
-from engine import BuildCancelled, BuildOptions
+from engine import BuildCancelled, BuildOptions, VinciError
 from engine.builder.plan import LayerPlan
 from engine.builder.result import BuildResult
 from engine.cache.maintenance import collect_garbage, list_entries, verify
@@ -79,10 +81,11 @@ from vinci_tui.watch import DEBOUNCE_MS, STEP_MS, WatchTargets, watch, watch_tar
 from vinci_tui.widgets.cache import CacheTable, CacheView, totals
 from vinci_tui.widgets.contents import ContentsView, FileTable
 from vinci_tui.widgets.details import DetailsTable, LayerChanges
+from vinci_tui.widgets.editor import EditorView, SpecEditor
 from vinci_tui.widgets.filter import FilterBar
 from vinci_tui.widgets.layers import LayersTable
 from vinci_tui.widgets.log import BuildLog, LogView
-from vinci_tui.widgets.modals import ConfirmScreen, FileScreen, HelpScreen
+from vinci_tui.widgets.modals import AskScreen, ConfirmScreen, FileScreen, HelpScreen
 from vinci_tui.widgets.spec_tree import SpecTree
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "vinci.yaml"
@@ -130,6 +133,7 @@ class Workbench(App[int]):
         # (it still asks while a build runs).
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="quit-ctrl-c"),
         Binding("z,f10", "maximize_pane", "Maximize", show=False, id="maximize"),
+        Binding("e", "open_editor", "$EDITOR", show=False, id="open-editor"),
         Binding(
             "less_than_sign", "resize_spec(-4)", "Narrower spec", show=False, id="spec-narrower"
         ),
@@ -217,6 +221,8 @@ class Workbench(App[int]):
                         yield CacheView(self.clock, blink=self.cursor_blink, id="cache")
                     with TabPane("6 Log", id="log-tab"):
                         yield LogView(self.clock, blink=self.cursor_blink, id="logview")
+                    with TabPane("7 Edit", id="editor-tab"):
+                        yield EditorView(blink=self.cursor_blink, id="editorview")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -226,6 +232,7 @@ class Workbench(App[int]):
         self._update_titles()
         self.query_one(LayersTable).focus()
         self.log_line("info", f"workbench started on {self.display_path(self.spec_path)}")
+        self._open_in_editor()
         self.watching = self._watch_at_start
         self.start_build("start")
 
@@ -242,6 +249,8 @@ class Workbench(App[int]):
             ConfirmScreen,
             HelpScreen,
             FileScreen,
+            AskScreen,
+            SpecEditor,
         ):
             known |= keymap.binding_ids(cls.BINDINGS)
         bindings, problems = keymap.load_keymap(self.keymap_path, known)
@@ -275,6 +284,7 @@ class Workbench(App[int]):
             return
         previous, self.spec = self.spec, message.spec
         self.problems = ()
+        self._open_in_editor()  # the file may have changed on disk (kept if edited here)
         self.query_one(SpecTree).show_spec(self.spec)
         moved = follow_node(previous, self.spec, self.selected_layer)
         if moved != self.selected_layer:
@@ -290,6 +300,7 @@ class Workbench(App[int]):
         if self._stale(message.generation):
             return
         self.problems = tuple(message.error.problems)
+        self._open_in_editor()
         self.query_one(SpecTree).show_spec(self.spec, self.problems)
         for problem in self.problems:
             self.log_line("error", f"spec: {problem}")
@@ -791,6 +802,7 @@ class Workbench(App[int]):
             "contents": FileTable,
             "cache": CacheTable,
             "log": BuildLog,
+            "editor": SpecEditor,
         }
         if name in TABS:
             self.query_one(TabbedContent).active = f"{name}-tab"
@@ -812,6 +824,7 @@ class Workbench(App[int]):
                 "contents": "contents",
                 "cache": "cache",
                 "logview": "log",
+                "editorview": "editor",
             }.get(node.id or "")
             if pane is not None:
                 return pane
@@ -877,7 +890,8 @@ class Workbench(App[int]):
     async def action_quit(self) -> None:
         if isinstance(self.screen, ConfirmScreen):
             return  # already asking
-        if not self.building:
+        unsaved = self.query_one(SpecEditor).modified
+        if not self.building and not unsaved:
             await self.shutdown()
             self.exit(0)
             return
@@ -887,9 +901,10 @@ class Workbench(App[int]):
                 await self.shutdown()
                 self.exit(0)
 
-        self.push_screen(
-            ConfirmScreen("A build is running. Cancel it and quit?", yes="Quit"), answered
-        )
+        question = "A build is running. Cancel it and quit?"
+        if unsaved:
+            question = "The Edit pane has unsaved changes. Quit without saving them?"
+        self.push_screen(ConfirmScreen(question, yes="Quit"), answered)
 
     async def shutdown(self, timeout: float = 60.0) -> None:
         """Cancel every worker thread and wait for them (without blocking the loop)."""
@@ -935,6 +950,95 @@ class Workbench(App[int]):
 
     def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
         self.deliver_screenshot(filename, path)
+
+    # -- authoring ---------------------------------------------------------------------------
+
+    def _open_in_editor(self) -> None:
+        """Show the spec file in the Editor pane (its unsaved edits, if any, are kept)."""
+        view = self.query_one(EditorView)
+        view.editor.open_file(
+            Path(os.path.abspath(self.spec_path)), self.display_path(self.spec_path)
+        )
+        view.update_heading(self.display_path)
+
+    def on_editor_view_changed(self, message: EditorView.Changed) -> None:
+        self.query_one(EditorView).update_heading(self.display_path)
+
+    def on_spec_editor_saved(self, message: SpecEditor.Saved) -> None:
+        self.log_line("info", f"saved {self.display_path(self.spec_path)} in the editor")
+        self.query_one(EditorView).update_heading(self.display_path)
+        self.start_build("saved in the editor")
+
+    def _location(self) -> tuple[int, int]:
+        """The line and column the focused pane points at in the spec (1-based)."""
+        pane = self.focused_pane()
+        if pane == "editor":
+            row, col = self.query_one(SpecEditor).cursor_location
+            return row + 1, col + 1
+        pos = None
+        if pane == "spec":
+            node = self.query_one(SpecTree).cursor_node
+            if node is not None and node.data is not None:
+                pos = node.data.pos
+        elif (
+            self.spec is not None
+            and self.selected_layer is not None
+            and self.selected_layer < len(self.spec.layers)
+        ):
+            pos = self.spec.layers[self.selected_layer].pos
+        if pos is None and self.problems:
+            pos = self.problems[0].position
+        return (pos.line, pos.column) if pos is not None else (1, 1)
+
+    def action_open_editor(self) -> None:
+        """Open $VISUAL or $EDITOR at the focused node's (or problem's) line and column; the
+        app is suspended meanwhile, and rebuilds on return."""
+        command = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not command:
+            self.notify(
+                "set $VISUAL or $EDITOR (or use the Edit pane, 7)", title="edit", severity="warning"
+            )
+            return
+        path = str(Path(os.path.abspath(self.spec_path)))
+        line, column = self._location()
+        argv = [*shlex.split(command), *editor_arguments(command, path, line, column)]
+        self.log_line("info", f"editing {self.display_path(self.spec_path)}:{line}:{column}")
+        try:
+            with self.suspend():
+                subprocess.run(argv, check=False)
+        except SuspendNotSupported:
+            # No terminal to hand over (a test, a web driver): run it without one.
+            subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True)
+        except OSError as e:
+            self.notify(describe_os_error(e), title="edit", severity="error")
+            return
+        self._open_in_editor()
+        self.start_build("back from the editor")
+
+    def action_open_spec(self) -> None:
+        def answered(path: str | None) -> None:
+            if path:
+                self.open_spec(path)
+
+        self.push_screen(
+            AskScreen("Open which spec?", "a file, or a directory with vinci.yaml"), answered
+        )
+
+    def open_spec(self, given: str) -> None:
+        try:
+            path = Path(find_spec(given))
+        except VinciError as e:
+            self.notify(str(e), title="open spec", severity="error")
+            return
+        self.spec_path = path
+        self.spec, self.problems, self.result = None, (), None
+        self._plans = {}
+        self.log_line("info", f"opened {self.display_path(path)}")
+        self.query_one(SpecTree).show_spec(None)
+        self._open_in_editor()
+        self._targets = None
+        self._retarget_watch()
+        self.start_build(f"opened {self.display_path(path)}")
 
     # -- palette ---------------------------------------------------------------------------
 
@@ -1021,6 +1125,23 @@ class Workbench(App[int]):
         )
         self.query_one("#status", Static).update(status)
         self.sub_title = title
+
+
+def editor_arguments(command: str, path: str, line: int, column: int) -> list[str]:
+    """How `command` is told to open `path` at `line`:`column`, by the conventions of the
+    editors people set $EDITOR to; others get the `+LINE FILE` most of them accept."""
+    name = os.path.basename(shlex.split(command)[0]) if command.strip() else ""
+    if name in ("vim", "nvim", "vi", "gvim", "mvim"):
+        return [f"+call cursor({line},{column})", path]
+    if name in ("nano", "pico"):
+        return [f"+{line},{column}", path]
+    if name in ("emacs", "emacsclient", "micro", "kak"):
+        return [f"+{line}:{column}", path]
+    if name in ("code", "codium", "code-insiders"):
+        return ["--goto", f"{path}:{line}:{column}"]
+    if name in ("subl", "zed", "hx", "helix"):
+        return [f"{path}:{line}:{column}"]
+    return [f"+{line}", path]
 
 
 def follow_node(before: Spec | None, after: Spec, index: int | None) -> int | None:

@@ -15,6 +15,7 @@ from tuikit import GatedBuild, make_app, wait_built, wait_for
 from engine.events import LayerProgress
 from vinci_tui.app import Workbench
 from vinci_tui.messages import EngineEvent, SourcesChanged
+from vinci_tui.widgets.editor import SpecEditor
 
 Snap = Callable[..., bool]
 WIDE = (120, 36)
@@ -141,3 +142,32 @@ def test_failed_build_80x24(snap_compare: Snap, project: Path) -> None:
     gate.opened.set()
     app = make_app(project, build=gate)
     assert snap_compare(app, terminal_size=(80, 24), run_before=failed_build(project, gate))
+
+
+def editor_with_a_problem() -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """The Edit pane, a mode made invalid as you type: the problem at the end of its line."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        await pilot.press("7")
+        editor = app.query_one("#editor", SpecEditor)
+        await wait_for(pilot, lambda: editor.has_focus)
+        row = editor.text.splitlines().index("      mode: 0755")
+        editor.move_cursor((row, len("      mode: 0755")))
+        await pilot.press("backspace", "backspace", "backspace", *"999")
+        await wait_for(pilot, lambda: bool(editor.problems))
+        await pilot.pause()
+
+    return run_before
+
+
+def test_editor(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    app = app_factory()
+    assert snap_compare(app, terminal_size=(120, 40), run_before=editor_with_a_problem())
+
+
+def test_editor_80x24(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    app = app_factory()
+    assert snap_compare(app, terminal_size=(80, 24), run_before=editor_with_a_problem())
