@@ -304,6 +304,12 @@ class Workbench(App[int]):
         self.query_one(SpecTree).show_spec(self.spec, self.problems)
         for problem in self.problems:
             self.log_line("error", f"spec: {problem}")
+        if not os.path.exists(self.spec_path):
+            self.log_line(
+                "error",
+                f"{self.display_path(self.spec_path)} is gone (deleted or renamed); the last "
+                "good build stays on screen, the Edit pane keeps its text",
+            )
         if self.good_model is not None and self.model is not self.good_model:
             # A problem found while planning comes after the build began: put the last
             # good build back on screen.
@@ -1100,7 +1106,14 @@ class Workbench(App[int]):
         status = Text()
         status.append(self.display_path(self.spec_path), style="bold")
         status.append("  ·  ")
-        if self.problems:
+        if self.problems and not os.path.exists(self.spec_path):
+            # Said plainly: an editor's rename, a checkout, a mistaken rm.
+            status.append(
+                f"✗ {self.display_path(self.spec_path)} was deleted or renamed: restore it "
+                "(ctrl+s in the Edit pane writes it back) or open another spec",
+                style="bold red",
+            )
+        elif self.problems:
             status.append(
                 f"✗ spec: {len(self.problems)} problem(s), last good build shown", style="bold red"
             )

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 from tuikit import wait_built, wait_for
 
 from vinci_tui.app import Workbench
+from vinci_tui.messages import SourcesChanged
 from vinci_tui.widgets.editor import SpecEditor
 from vinci_tui.widgets.modals import AskScreen, ConfirmScreen
 from vinci_tui.widgets.spec_tree import SpecTree
@@ -148,3 +150,24 @@ async def test_quitting_with_unsaved_edits_asks_first(
         await pilot.press("n")
         await pilot.pause()
         assert app.is_running and editor.modified
+
+
+async def test_a_deleted_spec_is_said_plainly_and_can_be_written_back(
+    project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_built(pilot, app)
+        spec = project / "vinci.yaml"
+        text = spec.read_text()
+        spec.rename(project / "renamed.yaml")
+        app.post_message(SourcesChanged((spec,)))
+        await wait_for(pilot, lambda: bool(app.problems), what="the spec to be missed")
+        await pilot.pause()
+        status = str(app.query_one("#status", Static).render())
+        assert "vinci.yaml was deleted or renamed" in status
+        editor = await open_editor(pilot, app)
+        assert editor.text == text and editor.modified
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not app.problems and app.model.status == "built")
+        assert spec.read_text() == text

@@ -146,6 +146,13 @@ class SpecEditor(TextArea):
             return
         try:
             text = path.read_text("utf-8")
+        except FileNotFoundError:
+            if path == self.path:
+                # Deleted or renamed under us: keep the text, as unsaved, so ctrl+s can
+                # write it back.
+                self.saved_text = ""
+                return
+            text = ""
         except (OSError, UnicodeDecodeError):
             text = ""
         self.path, self.display_name = path, display
