@@ -67,6 +67,7 @@ from vinci_tui.fmt import short_digest
 from vinci_tui.messages import (
     BuildCompleted,
     BuildEnded,
+    ChangesFound,
     EngineEvent,
     EventBridge,
     LogLine,
@@ -79,6 +80,7 @@ from vinci_tui.model import BuildModel, describe
 from vinci_tui.runner import THREAD_PREFIX, BuildFunction, BuildRunner, TaskRunner
 from vinci_tui.watch import DEBOUNCE_MS, STEP_MS, WatchTargets, watch, watch_targets
 from vinci_tui.widgets.cache import CacheTable, CacheView, totals
+from vinci_tui.widgets.changes import ChangesLog, ChangesView
 from vinci_tui.widgets.contents import ContentsView, FileTable
 from vinci_tui.widgets.details import DetailsTable, LayerChanges
 from vinci_tui.widgets.editor import EditorView, SpecEditor
@@ -99,6 +101,8 @@ PANE_HELP = {
     "contents": FileTable.HELP,
     "cache": CacheTable.HELP,
     "log": BuildLog.HELP,
+    "changes": ChangesLog.HELP,
+    "editor": SpecEditor.HELP,
 }
 
 
@@ -223,6 +227,8 @@ class Workbench(App[int]):
                         yield LogView(self.clock, blink=self.cursor_blink, id="logview")
                     with TabPane("7 Edit", id="editor-tab"):
                         yield EditorView(blink=self.cursor_blink, id="editorview")
+                    with TabPane("8 Changes", id="changes-tab"):
+                        yield ChangesView(id="changesview")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -245,6 +251,7 @@ class Workbench(App[int]):
             FileTable,
             CacheTable,
             BuildLog,
+            ChangesLog,
             FilterBar,
             ConfirmScreen,
             HelpScreen,
@@ -412,6 +419,13 @@ class Workbench(App[int]):
         names = ", ".join(self.display_path(p) for p in message.paths) or "(unknown)"
         self.log_line("watch", f"watch: {names} changed")
         self.start_build(f"{names} changed")
+
+    @from_worker
+    def on_changes_found(self, message: ChangesFound) -> None:
+        if self._stale(message.generation):
+            return
+        text = self.shorten(message.text)  # paths under the current directory, relative
+        self.query_one(ChangesView).show(message.since, text, message.identical)
 
     @from_worker
     def on_log_line(self, message: LogLine) -> None:
@@ -809,6 +823,7 @@ class Workbench(App[int]):
             "cache": CacheTable,
             "log": BuildLog,
             "editor": SpecEditor,
+            "changes": ChangesLog,
         }
         if name in TABS:
             self.query_one(TabbedContent).active = f"{name}-tab"
@@ -831,6 +846,7 @@ class Workbench(App[int]):
                 "cache": "cache",
                 "logview": "log",
                 "editorview": "editor",
+                "changesview": "changes",
             }.get(node.id or "")
             if pane is not None:
                 return pane

@@ -6,7 +6,7 @@ through the same `action_*` methods.
 
 from __future__ import annotations
 
-PANES = ("spec", "layers", "details", "contents", "cache", "log", "editor")  # keys 1..7
+PANES = ("spec", "layers", "details", "contents", "cache", "log", "editor", "changes")  # 1..8
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("build: build now", "Cancel any running build and build the spec", "build"),

@@ -12,9 +12,12 @@ from typing import Any
 from textual.pilot import Pilot
 from tuikit import GatedBuild, make_app, wait_built, wait_for
 
+import engine
+from engine import BuildOptions
 from engine.events import LayerProgress
 from vinci_tui.app import Workbench
 from vinci_tui.messages import EngineEvent, SourcesChanged
+from vinci_tui.widgets.changes import ChangesLog
 from vinci_tui.widgets.editor import SpecEditor
 
 Snap = Callable[..., bool]
@@ -171,3 +174,36 @@ def test_editor(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> No
 def test_editor_80x24(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
     app = app_factory()
     assert snap_compare(app, terminal_size=(80, 24), run_before=editor_with_a_problem())
+
+
+def earlier_session(project: Path) -> None:
+    """The layout a previous session left, then a source edited since."""
+    spec = engine.load_spec(project / "vinci.yaml")
+    engine.build(spec, BuildOptions(jobs=1, cache_dir=Path("cache"), output="oci:vinci.oci"))
+    (project / "run.sh").write_text("#!/bin/sh\necho edited between sessions\n")
+
+
+def changes_after_restart() -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        await wait_for(pilot, lambda: bool(app.query_one("#changes", ChangesLog).text))
+        await pilot.press("8")
+        await pilot.pause()
+
+    return run_before
+
+
+def test_changes(snap_compare: Snap, project: Path, app_factory: Callable[..., Workbench]) -> None:
+    earlier_session(project)
+    app = app_factory()
+    assert snap_compare(app, terminal_size=(120, 40), run_before=changes_after_restart())
+
+
+def test_changes_80x24(
+    snap_compare: Snap, project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    earlier_session(project)
+    app = app_factory()
+    assert snap_compare(app, terminal_size=(80, 24), run_before=changes_after_restart())
