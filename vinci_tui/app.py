@@ -440,6 +440,13 @@ class Workbench(App[int]):
     def on_spec_tree_layer_selected(self, message: SpecTree.LayerSelected) -> None:
         self.selected_layer = message.index
 
+    def on_spec_tree_go_to(self, message: SpecTree.GoTo) -> None:
+        """Show a problem's line and column in the Edit pane, cursor on it."""
+        self.action_focus_pane("editor")
+        editor = self.query_one(SpecEditor)
+        row = max(0, min(message.line - 1, editor.document.line_count - 1))
+        editor.move_cursor((row, max(0, message.column - 1)), center=True)
+
     def on_layers_table_layer_selected(self, message: LayersTable.LayerSelected) -> None:
         self.selected_layer = message.index
 

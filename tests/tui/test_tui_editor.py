@@ -171,3 +171,26 @@ async def test_a_deleted_spec_is_said_plainly_and_can_be_written_back(
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not app.problems and app.model.status == "built")
         assert spec.read_text() == text
+
+
+async def test_enter_on_a_spec_problem_shows_it_in_the_edit_pane(
+    project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_built(pilot, app)
+        spec = project / "vinci.yaml"
+        spec.write_text(spec.read_text().replace("mode: 0755", "mode: 0999"))
+        app.post_message(SourcesChanged((spec,)))
+        await wait_for(pilot, lambda: bool(app.problems) and not app.building)
+        tree = app.query_one(SpecTree)
+        await pilot.press("1")
+        await wait_for(pilot, lambda: tree.node_for_key("problem[0]") is not None)
+        node = tree.node_for_key("problem[0]")
+        assert node is not None
+        tree.move_cursor(node)
+        await pilot.pause()
+        await pilot.press("enter")
+        editor = app.query_one(SpecEditor)
+        await wait_for(pilot, lambda: editor.has_focus, what="the Edit pane")
+        assert editor.cursor_location == (10, 12)  # vinci.yaml:11:13, 0-based

@@ -39,7 +39,8 @@ class SpecTree(Tree[SpecItem]):
 
     HELP = (
         "The spec as a tree: image, platform, config and every layer node, with its kind, "
-        "key fields and file:line:col. Moving onto a layer selects it in every pane."
+        "key fields and file:line:col. Moving onto a layer selects it in every pane. Enter "
+        "on a problem shows it in the Edit pane; e opens $EDITOR at the node."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False, id="spec.down"),
@@ -215,3 +216,18 @@ class SpecTree(Tree[SpecItem]):
         # Only the user's moves select a layer: rebuilding the tree also moves the cursor.
         if self.has_focus and item is not None and item.layer is not None:
             self.post_message(self.LayerSelected(item.layer))
+
+    class GoTo(Message):
+        """Enter on a problem (or any node with a position): show it in the Edit pane."""
+
+        def __init__(self, line: int, column: int) -> None:
+            super().__init__()
+            self.line = line
+            self.column = column
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[SpecItem]) -> None:
+        item = event.node.data
+        # A problem has nothing to fold: enter takes you to where it is, to fix it. Other
+        # nodes keep enter's toggle (their position is one `e` away).
+        if item is not None and item.kind == "problem" and item.pos is not None:
+            self.post_message(self.GoTo(item.pos.line, item.pos.column))
