@@ -345,6 +345,8 @@ class Workbench(App[int]):
                 self.model.seed(len(self.spec.layers))
             self.query_one(LayersTable).show_model(self.model)
             self.query_one(SpecTree).mark_failed(set())
+            if self.selected_layer is None and event.layer_count:
+                self.selected_layer = 0  # the first layer, until the user picks another
         new_phase = False
         if isinstance(event, LayerProgress):
             row = self.model.rows.get(event.index)

@@ -217,7 +217,9 @@ class LayersTable(DataTable[Text]):
         # cursor has moved on, or it lands on the wanted row; either way it selects nothing.
         if not self.has_focus or event.row_key.value is None:
             return
-        if event.cursor_row != self.cursor_row:
+        # Before the app has selected a layer (the first build), the rows come and go under
+        # the cursor: no move is the user's yet, and a late one would undo the app's choice.
+        if self.wanted is None or event.cursor_row != self.cursor_row:
             return
         index = int(event.row_key.value)
         if index != self.wanted:
