@@ -58,6 +58,8 @@ from engine.inspection import (
     input_changes,
     read_layer_file,
 )
+from engine.oci.descriptor import Descriptor
+from engine.oci.digest import Digest
 from engine.spec import Spec, layer_summary
 from engine.spec.locate import find_spec, locate_spec
 from vinci_tui import keymap
@@ -636,6 +638,30 @@ class Workbench(App[int]):
         view.set_heading(
             Text.assemble((totals(entries), "bold"), (f"  in {self.store.root}", "dim"))
         )
+
+    def on_cache_table_open_layer(self, message: CacheTable.OpenLayer) -> None:
+        """A layer blob chosen in the Cache pane: its files in Contents, read from the cache."""
+        entry = message.entry
+        digest = Digest.parse(entry.digest)
+        descriptor = Descriptor(entry.media_type, digest, entry.size)
+        key = (entry.digest, -1, 0)  # -1: not a layer node of the spec on screen
+        self._contents_key = key
+        view = self.query_one(ContentsView)
+        view.set_heading(
+            Text.assemble(
+                ("cache blob ", "bold"),
+                (f"sha256:{short_digest(digest)}", "cyan"),
+                f"  {entry.summary}  ",
+                ("(from the Cache pane; select a layer to go back)", "dim"),
+            )
+        )
+        view.table.clear_entries()
+        store = self.store
+        self.tasks.start(
+            "contents",
+            lambda token: (key, "", entries_from_blob(store, descriptor, "", token)),
+        )
+        self.action_focus_pane("contents")
 
     def on_cache_table_verify(self, message: CacheTable.Verify) -> None:
         store = self.store

@@ -232,3 +232,23 @@ def ready(table: DataTable[Any]) -> Callable[[], bool]:
 def at(table: DataTable[Any], row: int) -> Callable[[], bool]:
     """The cursor is on `row` (-1: the last)."""
     return lambda: table.cursor_row == (row if row >= 0 else table.row_count - 1)
+
+
+async def test_enter_on_a_layer_blob_in_the_cache_shows_its_files(
+    app_factory: Callable[..., Workbench],
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, app)
+        assert app.result is not None
+        digest = str(app.result.layers[1].record.descriptors[0].digest)
+        await pilot.press("5")
+        cache = app.query_one(CacheTable)
+        await wait_for(pilot, lambda: cache.has_focus and digest in cache.rows)
+        cache.move_cursor(row=cache.get_row_index(digest))
+        await pilot.press("enter")
+        table = app.query_one(FileTable)
+        await wait_for(pilot, lambda: table.has_focus and table.row_count == 7, what="files")
+        assert table.current_path() == "/srv"
+        heading = str(app.query_one("#contents-heading").render())
+        assert f"cache blob sha256:{digest.removeprefix('sha256:')[:12]}" in heading
