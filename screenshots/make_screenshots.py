@@ -21,10 +21,12 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from engine import BuildOptions
+from engine import BuildOptions, build, load_spec
 from vinci_tui.app import Workbench
 from vinci_tui.clock import FrozenClock
 from vinci_tui.messages import SourcesChanged
+from vinci_tui.widgets.changes import ChangesLog
+from vinci_tui.widgets.editor import SpecEditor
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -46,7 +48,12 @@ def built(app: Workbench) -> Callable[[], bool]:
 
 
 async def shoot(
-    name: str, spec: Path, size: tuple[int, int], cache: Path, steps: Step | None = None
+    name: str,
+    spec: Path,
+    size: tuple[int, int],
+    cache: Path,
+    steps: Step | None = None,
+    write_layout: bool = False,
 ) -> None:
     app = Workbench(
         spec,
@@ -55,7 +62,7 @@ async def shoot(
         clock=FrozenClock(),
         cursor_blink=False,
         keymap_path=cache / "no-keys.toml",
-        write_layout=False,
+        write_layout=write_layout,
     )
     app.animation_level = "none"
     async with app.run_test(size=size) as pilot:
@@ -98,8 +105,31 @@ def broken(spec: Path) -> Step:
     return run
 
 
+async def editing(pilot: Pilot[Any]) -> None:
+    """The Edit pane, a file mode made invalid as you type: the problem at its line."""
+    app = pilot.app
+    assert isinstance(app, Workbench)
+    await pilot.press("7")
+    editor = app.query_one("#editor", SpecEditor)
+    await until(pilot, lambda: editor.has_focus)
+    row = next(i for i, line in enumerate(editor.text.splitlines()) if "file-mode: 0444" in line)
+    editor.move_cursor((row, len(editor.text.splitlines()[row])))
+    await pilot.press("backspace", "backspace", "backspace", *"999")
+    await until(pilot, lambda: bool(editor.problems))
+
+
+async def changes(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    assert isinstance(app, Workbench)
+    await until(pilot, lambda: bool(app.query_one("#changes", ChangesLog).text))
+    await pilot.press("8")
+
+
 async def main() -> None:
     os.chdir(ROOT)
+    # Log lines carry wall-clock times (of the frozen clock): one zone, the same pixels.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
     webapp = Path("examples/webapp/vinci.yaml")
     hello = Path("examples/hello/vinci.yaml")
     for spec in (webapp, hello):
@@ -121,6 +151,14 @@ async def main() -> None:
     shutil.copytree(webapp.parent, copy, symlinks=True)
     os.chdir(work)
     await shoot("spec-error", Path("webapp/vinci.yaml"), WIDE, cache, broken(copy / "vinci.yaml"))
+    # Changes after a restart: a layout from an earlier session, a page edited since.
+    copy.joinpath("vinci.yaml").write_text((ROOT / webapp).read_text())
+    spec = Path("webapp/vinci.yaml")
+    build(load_spec(spec), BuildOptions(jobs=1, cache_dir=cache, output="oci:webapp/vinci.oci"))
+    page = next(p for p in sorted((copy / "site").rglob("*.html")) if not p.is_symlink())
+    page.write_text(page.read_text().replace("</", "<!-- edited -->\n</", 1))
+    await shoot("changes", spec, WIDE, cache, changes, write_layout=True)
+    await shoot("editor", spec, WIDE, cache, editing)
     os.chdir(ROOT)
     shutil.rmtree(work, ignore_errors=True)
 

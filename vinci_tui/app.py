@@ -17,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import shlex
+import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
@@ -32,13 +35,20 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 import engine
-from engine import BuildOptions
+from engine import BuildCancelled, BuildOptions, VinciError
 from engine.builder.plan import LayerPlan
 from engine.builder.result import BuildResult
 from engine.cache.maintenance import collect_garbage, list_entries, verify
 from engine.cache.store import BlobStore
-from engine.errors import SpecProblem
-from engine.events import BuildFailed, BuildFinished, BuildStarted, LayerProgress
+from engine.errors import SpecProblem, describe_os_error
+from engine.events import (
+    BuildFailed,
+    BuildFinished,
+    BuildStarted,
+    LayerFailed,
+    LayerProgress,
+    PushFinished,
+)
 from engine.inspection import (
     InputChange,
     LayerInfo,
@@ -48,6 +58,8 @@ from engine.inspection import (
     input_changes,
     read_layer_file,
 )
+from engine.oci.descriptor import Descriptor
+from engine.oci.digest import Digest
 from engine.spec import Spec, layer_summary
 from engine.spec.locate import find_spec, locate_spec
 from vinci_tui import keymap
@@ -57,6 +69,7 @@ from vinci_tui.fmt import short_digest
 from vinci_tui.messages import (
     BuildCompleted,
     BuildEnded,
+    ChangesFound,
     EngineEvent,
     EventBridge,
     LogLine,
@@ -69,12 +82,14 @@ from vinci_tui.model import BuildModel, describe
 from vinci_tui.runner import THREAD_PREFIX, BuildFunction, BuildRunner, TaskRunner
 from vinci_tui.watch import DEBOUNCE_MS, STEP_MS, WatchTargets, watch, watch_targets
 from vinci_tui.widgets.cache import CacheTable, CacheView, totals
+from vinci_tui.widgets.changes import ChangesLog, ChangesView
 from vinci_tui.widgets.contents import ContentsView, FileTable
 from vinci_tui.widgets.details import DetailsTable, LayerChanges
+from vinci_tui.widgets.editor import EditorView, SpecEditor
 from vinci_tui.widgets.filter import FilterBar
 from vinci_tui.widgets.layers import LayersTable
 from vinci_tui.widgets.log import BuildLog, LogView
-from vinci_tui.widgets.modals import ConfirmScreen, FileScreen, HelpScreen
+from vinci_tui.widgets.modals import AskScreen, ConfirmScreen, FileScreen, HelpScreen
 from vinci_tui.widgets.spec_tree import SpecTree
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "vinci.yaml"
@@ -88,6 +103,8 @@ PANE_HELP = {
     "contents": FileTable.HELP,
     "cache": CacheTable.HELP,
     "log": BuildLog.HELP,
+    "changes": ChangesLog.HELP,
+    "editor": SpecEditor.HELP,
 }
 
 
@@ -118,12 +135,21 @@ class Workbench(App[int]):
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="quit"),
+        # As in dive, lazydocker and k9s; a priority binding so that it quits from any pane
+        # (it still asks while a build runs).
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="quit-ctrl-c"),
+        Binding("z,f10", "maximize_pane", "Maximize", show=False, id="maximize"),
+        Binding("e", "open_editor", "$EDITOR", show=False, id="open-editor"),
+        Binding(
+            "less_than_sign", "resize_spec(-4)", "Narrower spec", show=False, id="spec-narrower"
+        ),
+        Binding("greater_than_sign", "resize_spec(4)", "Wider spec", show=False, id="spec-wider"),
         Binding("question_mark,f1", "help", "Help", id="help"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("r", "build", "Build", id="build-now"),
         Binding("w", "toggle_watch", "Watch", id="toggle-watch"),
         Binding("p", "push", "Push", id="push"),
-        Binding("c", "cancel_build", "Cancel build", show=False, id="cancel-build"),
+        Binding("c", "cancel_build", "Cancel build or push", show=False, id="cancel-build"),
         Binding("y", "copy_digest", "Copy digest", show=False, id="copy-digest"),
         Binding("Y", "copy_manifest", "Copy manifest digest", show=False, id="copy-manifest"),
         *(
@@ -174,6 +200,8 @@ class Workbench(App[int]):
         self._started = 0  # the last build generation the engine began
         self._ended = 0  # the last build generation whose thread the UI saw end
         self.keymap_problems: list[str] = []
+        self.pushed = ""  # "pushed to REF (tags) at TIME (N sent in S), manifest …"
+        self.pushed_short = ""  # "pushed REF:TAG at TIME", for the status line
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -181,19 +209,28 @@ class Workbench(App[int]):
         yield Static("", id="status")
         with Horizontal(id="main"):
             with Vertical(id="spec-pane", classes="pane"):
+                yield FilterBar("filter the spec…", id="spec-filter", blink=self.cursor_blink)
                 yield SpecTree(id="spec")
             with Vertical(id="right"):
                 with Vertical(id="layers-pane", classes="pane"):
+                    yield FilterBar("filter layers…", id="layers-filter", blink=self.cursor_blink)
                     yield LayersTable(self.clock, id="layers")
                 with TabbedContent(id="tabs", initial="details-tab"):
                     with TabPane("3 Details", id="details-tab"):
+                        yield FilterBar(
+                            "filter details…", id="details-filter", blink=self.cursor_blink
+                        )
                         yield DetailsTable(self.clock, id="details")
                     with TabPane("4 Contents", id="contents-tab"):
                         yield ContentsView(blink=self.cursor_blink, id="contents")
                     with TabPane("5 Cache", id="cache-tab"):
                         yield CacheView(self.clock, blink=self.cursor_blink, id="cache")
                     with TabPane("6 Log", id="log-tab"):
-                        yield LogView(blink=self.cursor_blink, id="logview")
+                        yield LogView(self.clock, blink=self.cursor_blink, id="logview")
+                    with TabPane("7 Edit", id="editor-tab"):
+                        yield EditorView(blink=self.cursor_blink, id="editorview")
+                    with TabPane("8 Changes", id="changes-tab"):
+                        yield ChangesView(id="changesview")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -203,6 +240,7 @@ class Workbench(App[int]):
         self._update_titles()
         self.query_one(LayersTable).focus()
         self.log_line("info", f"workbench started on {self.display_path(self.spec_path)}")
+        self._open_in_editor()
         self.watching = self._watch_at_start
         self.start_build("start")
 
@@ -215,10 +253,13 @@ class Workbench(App[int]):
             FileTable,
             CacheTable,
             BuildLog,
+            ChangesLog,
             FilterBar,
             ConfirmScreen,
             HelpScreen,
             FileScreen,
+            AskScreen,
+            SpecEditor,
         ):
             known |= keymap.binding_ids(cls.BINDINGS)
         bindings, problems = keymap.load_keymap(self.keymap_path, known)
@@ -250,9 +291,13 @@ class Workbench(App[int]):
     def on_spec_loaded(self, message: SpecLoaded) -> None:
         if self._stale(message.generation):
             return
-        self.spec = message.spec
+        previous, self.spec = self.spec, message.spec
         self.problems = ()
+        self._open_in_editor()  # the file may have changed on disk (kept if edited here)
         self.query_one(SpecTree).show_spec(self.spec)
+        moved = follow_node(previous, self.spec, self.selected_layer)
+        if moved != self.selected_layer:
+            self.selected_layer = moved  # the same node, at its new index
         self.query_one(LayersTable).names = {
             i: layer_summary(node) for i, node in enumerate(self.spec.layers)
         }
@@ -264,9 +309,16 @@ class Workbench(App[int]):
         if self._stale(message.generation):
             return
         self.problems = tuple(message.error.problems)
+        self._open_in_editor()
         self.query_one(SpecTree).show_spec(self.spec, self.problems)
         for problem in self.problems:
             self.log_line("error", f"spec: {problem}")
+        if not os.path.exists(self.spec_path):
+            self.log_line(
+                "error",
+                f"{self.display_path(self.spec_path)} is gone (deleted or renamed); the last "
+                "good build stays on screen, the Edit pane keeps its text",
+            )
         if self.good_model is not None and self.model is not self.good_model:
             # A problem found while planning comes after the build began: put the last
             # good build back on screen.
@@ -289,24 +341,47 @@ class Workbench(App[int]):
         if isinstance(event, BuildStarted):
             self._started = message.generation
             self.model = BuildModel(self.clock)
+            # One queued row per layer node at once, so the table is rebuilt once and its
+            # cursor goes straight back to the selected layer, not through row 0.
+            if self.spec is not None and len(self.spec.layers) == event.layer_count:
+                self.model.seed(len(self.spec.layers))
             self.query_one(LayersTable).show_model(self.model)
+            self.query_one(SpecTree).mark_failed(set())
+            if self.selected_layer is None and event.layer_count:
+                self.selected_layer = 0  # the first layer, until the user picks another
         new_phase = False
         if isinstance(event, LayerProgress):
             row = self.model.rows.get(event.index)
             new_phase = row is None or row.phase != event.phase
         changed = self.model.apply(event)
+        if isinstance(event, LayerFailed | BuildFailed):
+            # Shown in narrow places (a row, the status line, Details): paths under the
+            # current directory are shortened there; the log keeps the full message.
+            self.model.error = self.shorten(self.model.error)
+            for index in changed:
+                self.model.rows[index].error = self.shorten(self.model.rows[index].error)
         self.query_one(LayersTable).refresh_rows(changed)
         line = describe(self.model, event, new_phase)
         if line is not None:
             self.log_line(*line)
         if isinstance(event, BuildFinished):
             self.good_model = self.model
+        if isinstance(event, PushFinished) and line is not None:
+            # Kept on screen (status line, Details) until the next push, not only a toast.
+            self.pushed = line[1]
+            at = time.strftime("%H:%M:%S", time.localtime(self.clock.wall()))
+            self.pushed_short = f"pushed {event.target}:{(event.tags or ('',))[0]} at {at}"
+            self._show_details()
         if isinstance(event, BuildFailed) and not event.cancelled:
             self.notify(
                 event.error.splitlines()[0], title="build failed", severity="error", timeout=4
             )
-        if not isinstance(event, LayerProgress) or new_phase:
-            self._update_titles()
+            failed = {r.index for r in self.model.rows.values() if r.error}
+            self.query_one(SpecTree).mark_failed(failed)
+        if isinstance(event, BuildFinished | BuildFailed):
+            self._show_details()
+        # Progress too: the titles carry the time left (progress is throttled at the source).
+        self._update_titles()
 
     @from_worker
     def on_build_completed(self, message: BuildCompleted) -> None:
@@ -331,7 +406,10 @@ class Workbench(App[int]):
         elif self.selected_layer is not None and self.selected_layer >= len(result.layers):
             self.selected_layer = len(result.layers) - 1 if result.layers else None
         self._cache_dirty = True
-        self._sync_selection()
+        # The panes show the new result where they are: no cursor moves (the spec tree's
+        # cursor and expansion are the user's), only Details and Contents follow.
+        self._show_details()
+        self._show_contents()
         self._update_titles()
 
     @from_worker
@@ -347,6 +425,13 @@ class Workbench(App[int]):
         self.start_build(f"{names} changed")
 
     @from_worker
+    def on_changes_found(self, message: ChangesFound) -> None:
+        if self._stale(message.generation):
+            return
+        text = self.shorten(message.text)  # paths under the current directory, relative
+        self.query_one(ChangesView).show(message.since, text, message.identical)
+
+    @from_worker
     def on_log_line(self, message: LogLine) -> None:
         self.log_line(message.level, message.text)
 
@@ -358,6 +443,13 @@ class Workbench(App[int]):
 
     def on_spec_tree_layer_selected(self, message: SpecTree.LayerSelected) -> None:
         self.selected_layer = message.index
+
+    def on_spec_tree_go_to(self, message: SpecTree.GoTo) -> None:
+        """Show a problem's line and column in the Edit pane, cursor on it."""
+        self.action_focus_pane("editor")
+        editor = self.query_one(SpecEditor)
+        row = max(0, min(message.line - 1, editor.document.line_count - 1))
+        editor.move_cursor((row, max(0, message.column - 1)), center=True)
 
     def on_layers_table_layer_selected(self, message: LayersTable.LayerSelected) -> None:
         self.selected_layer = message.index
@@ -375,13 +467,40 @@ class Workbench(App[int]):
         self._show_contents()
         self._update_titles()
 
-    def _show_details(self) -> None:
-        note = ""
+    def stale_reason(self) -> str:
+        """Why the result on screen is not the spec as it is now ("" when it is)."""
         if self.problems:
-            note = "The spec does not load (see the Spec pane); this is the last good build."
+            return "the spec does not load"
+        if self.model.status == "failed":
+            return "the last build failed"
+        if self.model.status == "cancelled":
+            return "the last build was cancelled"
+        return ""
+
+    def _show_details(self) -> None:
+        notes = []
+        if self.problems:
+            notes.append(
+                "✗ The spec does not load (see the Spec pane); below is the last good build."
+            )
+        elif self.model.status in ("failed", "cancelled"):
+            what = "failed" if self.model.status == "failed" else "was cancelled"
+            first = self.model.error.splitlines()[0] if self.model.error else ""
+            notes.append(f"✗ This build {what}" + (":" if first else "."))
+            if first:
+                notes.append(f"  {first}")
+            if self.result is not None:
+                digest = short_digest(self.result.manifest.digest)
+                notes.append(f"Below is the last good build (sha256:{digest}).")
         index = self.selected_layer
+        row = self.model.rows.get(index) if index is not None else None
+        if row is not None and row.state == "failed" and row.error:
+            notes.append(f"✗ layer {index} failed here (the row is marked in Layers).")
+        note = "\n".join(notes)
         changes = LayerChanges(self.changes.get(index)) if index is not None else None
-        self.query_one(DetailsTable).show(self.result, index, changes, note)
+        details = self.query_one(DetailsTable)
+        details.pushed = self.pushed
+        details.show(self.result, index, changes, note)
 
     def _layer_parts(self, index: int) -> list[LayerInfo]:
         if self.result is None:
@@ -405,10 +524,12 @@ class Workbench(App[int]):
         key = (str(info.descriptor.digest), index, part)
         if key == self._contents_key:
             return
+        # The same node and part, rebuilt: the pane keeps the user's place in it.
+        keep = self._contents_key is not None and self._contents_key[1:] == key[1:]
         self._contents_key = key
         self._contents_heading()
         if layer.plan is not None:
-            view.table.show_entries(entries_from_plan(layer.plan), layer.label)
+            view.table.show_entries(entries_from_plan(layer.plan), layer.label, keep=keep)
             return
         view.table.clear_entries()
         store, label = self.store, layer.label
@@ -471,9 +592,15 @@ class Workbench(App[int]):
             self.query_one(LayersTable).refresh_rows(self.model.settle())
         result = message.result
         handler = getattr(self, f"_done_{message.group.replace('-', '_')}", None)
+        if isinstance(result, BuildCancelled) and message.group == "push":
+            self.log_line("warning", "push cancelled: nothing was tagged")
+            self.notify("push cancelled", title="push", severity="warning")
+            self._update_titles()
+            return
         if isinstance(result, BaseException) and message.group != "file":
-            self.log_line("error", f"{message.group}: {result}")
-            self.notify(str(result), title=message.group, severity="error")
+            text = describe_os_error(result) if isinstance(result, OSError) else str(result)
+            self.log_line("error", f"{message.group}: {text}")
+            self.notify(text, title=message.group, severity="error")
             self._update_titles()
             return
         if handler is not None:
@@ -511,6 +638,30 @@ class Workbench(App[int]):
         view.set_heading(
             Text.assemble((totals(entries), "bold"), (f"  in {self.store.root}", "dim"))
         )
+
+    def on_cache_table_open_layer(self, message: CacheTable.OpenLayer) -> None:
+        """A layer blob chosen in the Cache pane: its files in Contents, read from the cache."""
+        entry = message.entry
+        digest = Digest.parse(entry.digest)
+        descriptor = Descriptor(entry.media_type, digest, entry.size)
+        key = (entry.digest, -1, 0)  # -1: not a layer node of the spec on screen
+        self._contents_key = key
+        view = self.query_one(ContentsView)
+        view.set_heading(
+            Text.assemble(
+                ("cache blob ", "bold"),
+                (f"sha256:{short_digest(digest)}", "cyan"),
+                f"  {entry.summary}  ",
+                ("(from the Cache pane; select a layer to go back)", "dim"),
+            )
+        )
+        view.table.clear_entries()
+        store = self.store
+        self.tasks.start(
+            "contents",
+            lambda token: (key, "", entries_from_blob(store, descriptor, "", token)),
+        )
+        self.action_focus_pane("contents")
 
     def on_cache_table_verify(self, message: CacheTable.Verify) -> None:
         store = self.store
@@ -607,7 +758,7 @@ class Workbench(App[int]):
             # Shown only when the spec names an image (a registry and repository).
             return (self.spec is not None and self.spec.image is not None) or None
         if action == "cancel_build":
-            return self.building or None
+            return self.building or self.tasks.busy("push") or None
         return True
 
     def action_build(self) -> None:
@@ -617,6 +768,9 @@ class Workbench(App[int]):
         if self.building:
             self.runner.cancel()
             self.log_line("warning", "cancelling the build")
+        elif self.tasks.busy("push"):
+            self.tasks.cancel("push")
+            self.log_line("warning", "cancelling the push")
 
     def action_toggle_watch(self) -> None:
         self.watching = not self.watching
@@ -628,6 +782,29 @@ class Workbench(App[int]):
             return
         if self.result is None or self.building or self.tasks.busy("push"):
             self.notify("wait for the build (or push) to finish", severity="warning")
+            return
+        reason = self.stale_reason()
+        if reason:
+            digest = short_digest(self.result.manifest.digest)
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._push()
+
+            self.push_screen(
+                ConfirmScreen(
+                    f"{reason.capitalize()}. Push the last good image anyway?",
+                    f"It is sha256:{digest}, built before the spec and its sources as they "
+                    "are now.",
+                    yes="Push",
+                ),
+                answered,
+            )
+            return
+        self._push()
+
+    def _push(self) -> None:
+        if self.spec is None or self.spec.image is None or self.result is None:
             return
         # Imported here: the registry client (httpx) is not needed to author and build.
         from engine.registry.push import push_image
@@ -680,6 +857,8 @@ class Workbench(App[int]):
             "contents": FileTable,
             "cache": CacheTable,
             "log": BuildLog,
+            "editor": SpecEditor,
+            "changes": ChangesLog,
         }
         if name in TABS:
             self.query_one(TabbedContent).active = f"{name}-tab"
@@ -701,14 +880,30 @@ class Workbench(App[int]):
                 "contents": "contents",
                 "cache": "cache",
                 "logview": "log",
+                "editorview": "editor",
+                "changesview": "changes",
             }.get(node.id or "")
             if pane is not None:
                 return pane
             node = node.parent
         return "layers"
 
+    def on_filter_bar_filter_changed(self, event: FilterBar.FilterChanged) -> None:
+        """The filters of the panes that are not views of their own (contents, cache and log
+        handle theirs)."""
+        bar = event.bar.id
+        if bar == "spec-filter":
+            self.query_one(SpecTree).set_needle(event.text, self.spec)
+        elif bar == "layers-filter":
+            self.query_one(LayersTable).set_needle(event.text)
+        elif bar == "details-filter":
+            self.query_one(DetailsTable).set_needle(event.text)
+
     def action_filter(self) -> None:
         pane = self.focused_pane()
+        if pane in ("spec", "layers", "details"):
+            self.query_one(f"#{pane}-filter", FilterBar).open()
+            return
         if pane == "contents":
             self.query_one(ContentsView).open_filter()
             return
@@ -750,7 +945,10 @@ class Workbench(App[int]):
         )
 
     async def action_quit(self) -> None:
-        if not self.building:
+        if isinstance(self.screen, ConfirmScreen):
+            return  # already asking
+        unsaved = self.query_one(SpecEditor).modified
+        if not self.building and not unsaved:
             await self.shutdown()
             self.exit(0)
             return
@@ -760,9 +958,10 @@ class Workbench(App[int]):
                 await self.shutdown()
                 self.exit(0)
 
-        self.push_screen(
-            ConfirmScreen("A build is running. Cancel it and quit?", yes="Quit"), answered
-        )
+        question = "A build is running. Cancel it and quit?"
+        if unsaved:
+            question = "The Edit pane has unsaved changes. Quit without saving them?"
+        self.push_screen(ConfirmScreen(question, yes="Quit"), answered)
 
     async def shutdown(self, timeout: float = 60.0) -> None:
         """Cancel every worker thread and wait for them (without blocking the loop)."""
@@ -778,6 +977,125 @@ class Workbench(App[int]):
 
     async def on_unmount(self) -> None:
         await self.shutdown()
+
+    def action_maximize_pane(self) -> None:
+        """Maximize the focused pane (the whole screen for it), or restore the layout."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+        elif self.focused is not None:
+            screen.maximize(self.focused)
+
+    def action_resize_spec(self, step: int) -> None:
+        """Make the Spec pane `step` cells wider (or narrower), within the window."""
+        pane = self.query_one("#spec-pane")
+        total = self.size.width
+        width = max(16, min(total - 40, pane.outer_size.width + step))
+        pane.styles.width = width
+        pane.styles.min_width = width
+        pane.styles.max_width = width
+
+    def deliver_screenshot(
+        self,
+        filename: str | None = None,
+        path: str | None = None,
+        time_format: str | None = None,
+    ) -> str | None:
+        # Textual's default directory is ~/Downloads, which many machines (servers,
+        # containers) lack: the current directory always exists and is where the user is.
+        return super().deliver_screenshot(filename, path or os.getcwd(), time_format)
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        self.deliver_screenshot(filename, path)
+
+    # -- authoring ---------------------------------------------------------------------------
+
+    def _open_in_editor(self) -> None:
+        """Show the spec file in the Editor pane (its unsaved edits, if any, are kept)."""
+        view = self.query_one(EditorView)
+        view.editor.open_file(
+            Path(os.path.abspath(self.spec_path)), self.display_path(self.spec_path)
+        )
+        view.update_heading(self.display_path)
+
+    def on_editor_view_changed(self, message: EditorView.Changed) -> None:
+        self.query_one(EditorView).update_heading(self.display_path)
+
+    def on_spec_editor_saved(self, message: SpecEditor.Saved) -> None:
+        self.log_line("info", f"saved {self.display_path(self.spec_path)} in the editor")
+        self.query_one(EditorView).update_heading(self.display_path)
+        self.start_build("saved in the editor")
+
+    def _location(self) -> tuple[int, int]:
+        """The line and column the focused pane points at in the spec (1-based)."""
+        pane = self.focused_pane()
+        if pane == "editor":
+            row, col = self.query_one(SpecEditor).cursor_location
+            return row + 1, col + 1
+        pos = None
+        if pane == "spec":
+            node = self.query_one(SpecTree).cursor_node
+            if node is not None and node.data is not None:
+                pos = node.data.pos
+        elif (
+            self.spec is not None
+            and self.selected_layer is not None
+            and self.selected_layer < len(self.spec.layers)
+        ):
+            pos = self.spec.layers[self.selected_layer].pos
+        if pos is None and self.problems:
+            pos = self.problems[0].position
+        return (pos.line, pos.column) if pos is not None else (1, 1)
+
+    def action_open_editor(self) -> None:
+        """Open $VISUAL or $EDITOR at the focused node's (or problem's) line and column; the
+        app is suspended meanwhile, and rebuilds on return."""
+        command = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not command:
+            self.notify(
+                "set $VISUAL or $EDITOR (or use the Edit pane, 7)", title="edit", severity="warning"
+            )
+            return
+        path = str(Path(os.path.abspath(self.spec_path)))
+        line, column = self._location()
+        argv = [*shlex.split(command), *editor_arguments(command, path, line, column)]
+        self.log_line("info", f"editing {self.display_path(self.spec_path)}:{line}:{column}")
+        try:
+            with self.suspend():
+                subprocess.run(argv, check=False)
+        except SuspendNotSupported:
+            # No terminal to hand over (a test, a web driver): run it without one.
+            subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True)
+        except OSError as e:
+            self.notify(describe_os_error(e), title="edit", severity="error")
+            return
+        self._open_in_editor()
+        self.start_build("back from the editor")
+
+    def action_open_spec(self) -> None:
+        def answered(path: str | None) -> None:
+            if path:
+                self.open_spec(path)
+
+        self.push_screen(
+            AskScreen("Open which spec?", "a file, or a directory with vinci.yaml"), answered
+        )
+
+    def open_spec(self, given: str) -> None:
+        try:
+            path = Path(find_spec(given))
+        except VinciError as e:
+            self.notify(str(e), title="open spec", severity="error")
+            return
+        self.spec_path = path
+        self.spec, self.problems, self.result = None, (), None
+        self._plans = {}
+        self.log_line("info", f"opened {self.display_path(path)}")
+        self.query_one(SpecTree).show_spec(None)
+        self._open_in_editor()
+        self._targets = None
+        self._retarget_watch()
+        self.start_build(f"opened {self.display_path(path)}")
 
     # -- palette ---------------------------------------------------------------------------
 
@@ -803,6 +1121,11 @@ class Workbench(App[int]):
 
     # -- titles ----------------------------------------------------------------------------
 
+    def shorten(self, text: str) -> str:
+        """`text` with absolute paths under the current directory made relative ("./site")."""
+        here = os.getcwd()
+        return text.replace(here + os.sep, "./") if here != os.sep else text
+
     def display_path(self, path: Path) -> str:
         try:
             rel = os.path.relpath(path)
@@ -820,26 +1143,86 @@ class Workbench(App[int]):
             title = "starting…"  # loading the spec; the engine has not begun
         pane = self.query_one("#layers-pane")
         pane.border_title = f"2 Layers · {title}"
-        manifest = self.result.manifest.digest if self.result is not None else None
-        pane.border_subtitle = f"manifest sha256:{short_digest(manifest)}" if manifest else ""
+        # The digest beside "built" is always this build's (from its BuildFinished event, a
+        # moment before the result arrives); any other is named for what it is.
+        manifest, which = None, ""
+        if self.model.status == "built" and self.model.manifest is not None:
+            manifest = self.model.manifest
+        elif self.result is not None:
+            manifest = self.result.manifest.digest
+            which = "last good " if self.stale_reason() else "last built "
+        pane.border_subtitle = (
+            f"{which}manifest sha256:{short_digest(manifest)}" if manifest else ""
+        )
         status = Text()
         status.append(self.display_path(self.spec_path), style="bold")
         status.append("  ·  ")
-        if self.problems:
+        if self.problems and not os.path.exists(self.spec_path):
+            # Said plainly: an editor's rename, a checkout, a mistaken rm.
+            status.append(
+                f"✗ {self.display_path(self.spec_path)} was deleted or renamed: restore it "
+                "(ctrl+s in the Edit pane writes it back) or open another spec",
+                style="bold red",
+            )
+        elif self.problems:
             status.append(
                 f"✗ spec: {len(self.problems)} problem(s), last good build shown", style="bold red"
             )
+        elif self.model.status == "failed":
+            # The whole message is in the Layers title, Details and the log; here it must
+            # leave room for the digest beside it.
+            text = f"✗ {title}"
+            status.append(text if len(text) <= 56 else text[:55] + "…", style="bold red")
         else:
             status.append(title, style="bold")
         if manifest is not None:
             status.append("  ·  ")
-            status.append(f"sha256:{short_digest(manifest)}", style="bold cyan")
+            status.append(
+                f"{which}sha256:{short_digest(manifest)}", style="dim" if which else "bold cyan"
+            )
+        if self.pushed and self.model.status == "built":
+            status.append("  ·  ")
+            status.append(self.pushed_short, style="green")
         status.append("  ·  ")
         status.append(
             f"watch {'on' if self.watching else 'off'}", style="green" if self.watching else "dim"
         )
         self.query_one("#status", Static).update(status)
         self.sub_title = title
+
+
+def editor_arguments(command: str, path: str, line: int, column: int) -> list[str]:
+    """How `command` is told to open `path` at `line`:`column`, by the conventions of the
+    editors people set $EDITOR to; others get the `+LINE FILE` most of them accept."""
+    name = os.path.basename(shlex.split(command)[0]) if command.strip() else ""
+    if name in ("vim", "nvim", "vi", "gvim", "mvim"):
+        return [f"+call cursor({line},{column})", path]
+    if name in ("nano", "pico"):
+        return [f"+{line},{column}", path]
+    if name in ("emacs", "emacsclient", "micro", "kak"):
+        return [f"+{line}:{column}", path]
+    if name in ("code", "codium", "code-insiders"):
+        return ["--goto", f"{path}:{line}:{column}"]
+    if name in ("subl", "zed", "hx", "helix"):
+        return [f"{path}:{line}:{column}"]
+    return [f"+{line}", path]
+
+
+def follow_node(before: Spec | None, after: Spec, index: int | None) -> int | None:
+    """Where layer node `index` of `before` is in `after`: the same index if it still holds
+    the same node (same kind and key fields), else the first index that does, else the
+    nearest index that exists. A layer inserted above the selection keeps it on its node."""
+    if index is None or not after.layers:
+        return None
+    if before is None or index >= len(before.layers):
+        return min(index, len(after.layers) - 1)
+    wanted = layer_summary(before.layers[index])
+    if index < len(after.layers) and layer_summary(after.layers[index]) == wanted:
+        return index
+    for i, node in enumerate(after.layers):
+        if layer_summary(node) == wanted:
+            return i
+    return min(index, len(after.layers) - 1)
 
 
 def _merge(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:

@@ -57,6 +57,15 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+def format_eta(seconds: float) -> str:
+    """A time left in at most 4 characters: '9s', '45s', '12m', '3h'."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))}s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)}m"
+    return f"{min(99, round(seconds / 3600))}h"
+
+
 def format_age(seconds: float) -> str:
     if seconds < 60:
         return "just now"

@@ -6,10 +6,16 @@ through the same `action_*` methods.
 
 from __future__ import annotations
 
-PANES = ("spec", "layers", "details", "contents", "cache", "log")  # number keys 1..6
+PANES = ("spec", "layers", "details", "contents", "cache", "log", "editor", "changes")  # 1..8
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("build: build now", "Cancel any running build and build the spec", "build"),
+    ("spec: open…", "Open another spec file (or a directory holding vinci.yaml)", "open_spec"),
+    (
+        "spec: edit in $EDITOR",
+        "Open $VISUAL or $EDITOR at the focused node, problem or line; rebuild on return",
+        "open_editor",
+    ),
     ("build: cancel", "Cancel the running build", "cancel_build"),
     ("watch: toggle", "Rebuild on every change to the spec or its sources", "toggle_watch"),
     ("digest: copy layer digest", "Copy the selected layer's digest (OSC 52)", "copy_digest"),

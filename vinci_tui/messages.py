@@ -119,3 +119,15 @@ class TaskFinished(Message):
         self.group = group
         self.ticket = ticket
         self.result = result
+
+
+class ChangesFound(Message):
+    """Why build `generation`'s image differs from the previous build of the spec: `since`
+    names that build, `text` is the comparison as `vinci diff` renders it."""
+
+    def __init__(self, generation: int, since: str, text: str, identical: bool) -> None:
+        super().__init__()
+        self.generation = generation
+        self.since = since
+        self.text = text
+        self.identical = identical

@@ -11,9 +11,13 @@ byte is in and the compressor is flushing its last blocks.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 
 from engine.events import (
+    BlobMounted,
+    BlobPushed,
+    BlobSkipped,
     BuildFailed,
     BuildFinished,
     BuildStarted,
@@ -27,10 +31,12 @@ from engine.events import (
     LayerStarted,
     Log,
     OutputWritten,
+    PushFinished,
+    PushStarted,
 )
 from engine.humanize import human_bytes
 from engine.oci.digest import Digest
-from vinci_tui.clock import Clock, format_seconds
+from vinci_tui.clock import Clock, format_eta, format_seconds
 
 FINAL_STATES = frozenset({"done", "cached", "failed", "cancelled"})
 
@@ -57,6 +63,13 @@ class LayerRow:
         return self.state in FINAL_STATES
 
     @property
+    def eta(self) -> float | None:
+        """Seconds left in the current phase at the current rate; None if unknown."""
+        if self.finished or not self.total or not self.rate:
+            return None
+        return max(0.0, (self.total - self.done) / self.rate)
+
+    @property
     def fraction(self) -> float | None:
         if self.finished:
             return 1.0 if self.state in ("done", "cached") else None
@@ -78,6 +91,11 @@ class BuildModel:
     cached: int = 0
     error: str = ""
     codec: str = ""
+
+    def seed(self, count: int) -> None:
+        """A queued row for each of `count` layers, before their LayerQueued events arrive."""
+        for index in range(count):
+            self.rows.setdefault(index, LayerRow(index, ""))
 
     def apply(self, event: Event) -> set[int]:
         """Fold `event` in; return the indexes of the rows it changed."""
@@ -162,11 +180,25 @@ class BuildModel:
     def finished_layers(self) -> int:
         return sum(1 for r in self.rows.values() if r.finished)
 
+    @property
+    def eta(self) -> float | None:
+        """Seconds until the running layers are through their current phase: the slowest
+        one's, since they run side by side. None while none has a rate yet."""
+        times = [r.eta for r in self.rows.values() if r.eta is not None]
+        return max(times) if times else None
+
     def title(self) -> str:
-        """Where the build is: 'building 3/7', 'built in 1.2 s, 5/7 cached', 'failed: …'."""
+        """Where the build is: 'building 3/7, ~9s left', 'built in 1.2 s, 5/7 cached', …"""
         total = len(self.rows)
+        pushing = [r for r in self.rows.values() if r.state == "pushing"]
+        if pushing and self.status == "built":
+            eta = self.eta
+            left = f", ~{format_eta(eta)} left" if eta is not None else ""
+            return f"pushing {len(pushing)} layer{'s' if len(pushing) != 1 else ''}{left}"
         if self.status == "building":
-            return f"building {self.finished_layers}/{total}"
+            eta = self.eta
+            left = f", ~{format_eta(eta)} left" if eta is not None else ""
+            return f"building {self.finished_layers}/{total}{left}"
         if self.status == "built":
             seconds = format_seconds(self.clock.seconds(self.seconds or 0.0))
             return f"built in {seconds}, {self.cached}/{total} cached"
@@ -232,6 +264,24 @@ def describe(model: BuildModel, event: Event, new_phase: bool) -> tuple[str, str
         return "event", f"wrote {event.target}"
     if isinstance(event, Log):
         return event.level, event.message
+    if isinstance(event, PushStarted):
+        return "info", f"push to {event.target}: {event.blobs} blobs, {human_bytes(event.bytes)}"
+    if isinstance(event, BlobPushed | BlobMounted | BlobSkipped):
+        what = "config" if event.index < 0 else label(event.index)
+        size = human_bytes(event.size)
+        if isinstance(event, BlobPushed):
+            return "event", f"{what}: sent {event.digest.short} ({size})"
+        if isinstance(event, BlobMounted):
+            return "event", f"{what}: mounted {event.digest.short} from {event.source}"
+        return "event", f"{what}: already in the registry ({event.digest.short}, {size})"
+    if isinstance(event, PushFinished):
+        tags = ", ".join(event.tags) or "(no tag)"
+        at = time.strftime("%H:%M:%S", time.localtime(clock.wall()))
+        seconds = format_seconds(clock.seconds(event.seconds))
+        return "info", (
+            f"pushed to {event.target} ({tags}) at {at} "
+            f"({human_bytes(event.bytes_sent)} sent in {seconds}), manifest {event.digest.short}"
+        )
     # Events this workbench does not know yet (the engine grows): still logged, generically.
     return "event", _generic(event)
 

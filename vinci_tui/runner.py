@@ -28,16 +28,21 @@ from engine import (
     SpecError,
     VinciError,
     load_spec,
+    open_image,
+    write,
 )
 from engine.builder.result import BuildResult
 from engine.cache.store import BlobStore
-from engine.compare import diff_results, render
+from engine.compare import ImageDiff, diff_images, diff_results, render
+from engine.errors import describe_os_error
 from engine.events import Log
-from engine.output import default_output
+from engine.output import OutputTarget, default_output
+from engine.sources.image import OpenedImage
 from engine.spec import Spec
 from vinci_tui.messages import (
     BuildCompleted,
     BuildEnded,
+    ChangesFound,
     EventBridge,
     LogLine,
     Post,
@@ -127,6 +132,10 @@ class BuildRunner:
             if token.cancelled:
                 return
             self._build(generation, token, spec_path)
+        except OSError as e:
+            # A full disk, a directory that cannot be written: one line that names the path
+            # and says what to do, not a repr.
+            self._send(LogLine("error", f"build {generation}: {describe_os_error(e)}"))
         except Exception as e:
             # A traceback printed from a thread would scribble over the screen: log it.
             self._send(LogLine("error", f"internal error in build {generation}: {e!r}"))
@@ -143,9 +152,16 @@ class BuildRunner:
         sink = EventBridge(self._post, generation)
         # The image `vinci build` makes, written where it writes it (unless told otherwise).
         target = default_output(spec.path) if self._write_layout else None
-        options = replace(self.options, output=str(target) if target is not None else None)
+        # The first build of a session is compared with the image a previous session (or
+        # `vinci build`) left in that layout: it is opened before the build, which is then
+        # made into the cache only, compared, and only then written over it.
+        earlier = None
+        if self._previous is None and target is not None and target.path.is_dir():
+            earlier = self._open_earlier(target.path)
+        output = str(target) if target is not None and earlier is None else None
+        options = replace(self.options, output=output)
         try:
-            result = self._build_image(spec, options, sink=sink, cancel=token)
+            result = self._build_and_compare(spec, options, sink, token, earlier, target)
         except SpecError as e:
             # Found while planning (e.g. two items of a combined layer at one path).
             self._send(SpecBroken(generation, e))
@@ -161,28 +177,74 @@ class BuildRunner:
             return  # reported as BuildFailed("internal error: …") by the engine
         if target is not None:
             sink(Log("info", f"wrote {target.kind}:{_relative(target.path)}"))
-        self._explain(self._previous, result, token)
+        if earlier is None:
+            self._explain(self._previous, result, token)
         self._previous = result
         self._send(BuildCompleted(generation, result))
 
+    def _open_earlier(self, layout: Path) -> OpenedImage | None:
+        try:
+            return open_image(f"oci:{layout}", cache_dir=self.options.cache_dir)
+        except (VinciError, OSError) as e:
+            self._send(
+                LogLine("info", f"no earlier image to compare with in {_relative(layout)}: {e}")
+            )
+            return None
+
+    def _build_and_compare(
+        self,
+        spec: Spec,
+        options: BuildOptions,
+        sink: EventBridge,
+        token: CancelToken,
+        earlier: OpenedImage | None,
+        target: OutputTarget | None,
+    ) -> BuildResult:
+        if earlier is None:
+            return self._build_image(spec, options, sink=sink, cancel=token)
+        with earlier:
+            result = self._build_image(spec, options, sink=sink, cancel=token)
+            where = _relative(target.path) if target is not None else "the layout"
+            since = f"{where} (the last build before this session)"
+            try:
+                with result.image(self.store) as now:
+                    diff = diff_images(earlier, now, cancel=token)
+                self._report(diff, since, earlier.ref.manifest or "", str(result.manifest.digest))
+            except (VinciError, OSError) as e:
+                self._send(LogLine("warning", f"cannot explain the change: {e}"))
+        if target is not None:
+            write(result, str(target), cache_dir=self.options.cache_dir)
+        return result
+
+    def _report(self, diff: ImageDiff, since: str, before: str, after: str) -> None:
+        text = render(diff, unchanged=False)
+        self._send(ChangesFound(self.generation, since, text, diff.identical))
+        if diff.identical:
+            return
+        self._send(
+            LogLine(
+                "diff",
+                f"changed since the last build: {_short(before)} -> {_short(after)}",
+            )
+        )
+        for line in text.splitlines()[2:]:
+            self._send(LogLine("diff", line))
+
     def _explain(self, before: BuildResult | None, after: BuildResult, token: CancelToken) -> None:
         """After a rebuild that changed the image, say what changed and why (vinci diff)."""
-        if before is None or before.manifest.digest == after.manifest.digest:
+        if before is None:
             return
         try:
             diff = diff_results(before, after, self.store, cancel=token)
         except (VinciError, OSError) as e:
             self._send(LogLine("warning", f"cannot explain the change: {e}"))
             return
-        self._send(
-            LogLine(
-                "diff",
-                f"changed since the last build: {before.manifest.digest.short} -> "
-                f"{after.manifest.digest.short}",
-            )
+        self._report(
+            diff,
+            f"the previous build in this session ({before.manifest.digest.short})",
+            str(before.manifest.digest),
+            str(after.manifest.digest),
         )
-        for line in render(diff, unchanged=False).splitlines()[2:]:
-            self._send(LogLine("diff", line))
 
     def _send(self, message: Message) -> None:
         # RuntimeError: the app's loop has closed under a build that is being cancelled.
@@ -219,6 +281,12 @@ class TaskRunner:
             thread.start()
         return ticket
 
+    def cancel(self, group: str) -> None:
+        with self._lock:
+            token = self._tokens.get(group)
+            if token is not None:
+                token.cancel()
+
     def current(self, group: str) -> int:
         return self._tickets.get(group, 0)
 
@@ -243,6 +311,10 @@ class TaskRunner:
             result = e
         with contextlib.suppress(RuntimeError):
             self._post(TaskFinished(group, ticket, result))
+
+
+def _short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
 
 
 def _relative(path: Path) -> str:

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.spec import Spec
+from engine.spec import CombinedSpec, DirectorySpec, Spec
+from engine.spec.globs import glob_match
 
 DEBOUNCE_MS = 800
 STEP_MS = 100
@@ -29,6 +30,9 @@ class WatchTargets:
     files: frozenset[Path]  # the spec and every file it reads
     trees: frozenset[Path]  # directory sources: anything below them counts
     ignore: frozenset[Path]  # never triggers (the output layout)
+    # Per directory source, the exclude patterns of each layer part that reads it: a path
+    # every one of them excludes is read by no layer, so changing it rebuilds nothing.
+    excludes: tuple[tuple[Path, tuple[tuple[str, ...], ...]], ...] = ()
 
     @property
     def recursive(self) -> bool:
@@ -54,7 +58,19 @@ class WatchTargets:
             return False
         if path in self.files:
             return True
-        return any(path == t or path.is_relative_to(t) for t in self.trees)
+        under = [t for t in self.trees if path == t or path.is_relative_to(t)]
+        return any(not self._excluded(t, path) for t in under)
+
+    def _excluded(self, tree: Path, path: Path) -> bool:
+        """Every layer part reading `tree` excludes `path` (or a directory above it)."""
+        parts = next((e for root, e in self.excludes if root == tree), ())
+        if not parts or path == tree:
+            return False
+        steps = path.relative_to(tree).parts
+        ancestors = ["/".join(steps[: i + 1]) for i in range(len(steps))]
+        return all(
+            patterns and any(glob_match(patterns, a) for a in ancestors) for patterns in parts
+        )
 
 
 def watch_targets(
@@ -67,6 +83,11 @@ def watch_targets(
     spec_path = Path(os.path.abspath(spec_path))
     files = {spec_path}
     trees: set[Path] = set()
+    excludes: dict[Path, list[tuple[str, ...]]] = {}
+    for node in spec.layers if spec is not None else ():
+        for part in node.parts if isinstance(node, CombinedSpec) else (node,):
+            if isinstance(part, DirectorySpec) and part.source is not None:
+                excludes.setdefault(Path(os.path.abspath(part.source)), []).append(part.exclude)
     for source in spec.sources if spec is not None else ():
         if source.is_dir():
             trees.add(source)
@@ -76,7 +97,12 @@ def watch_targets(
     ignore = {spec_path.with_suffix(".oci")}
     if cache_root is not None:
         ignore.add(Path(os.path.abspath(cache_root)))
-    return WatchTargets(frozenset(files), frozenset(trees), frozenset(ignore))
+    return WatchTargets(
+        frozenset(files),
+        frozenset(trees),
+        frozenset(ignore),
+        tuple(sorted((root, tuple(parts)) for root, parts in excludes.items())),
+    )
 
 
 async def watch(

@@ -28,6 +28,7 @@ from engine.events import (
     BlobSkipped,
     CancelToken,
     EventSink,
+    Log,
     ProgressThrottle,
     PushFinished,
     PushStarted,
@@ -126,6 +127,19 @@ def push_image(
                 if throttle[0] is not None:
                     throttle[0].advance(n)
 
+            failed = [0]
+
+            def retrying(message: str, delay: float) -> None:
+                # Said as it happens: a retried upload is otherwise silent for its back-off.
+                failed[0] += 1
+                sink(
+                    Log(
+                        "warning",
+                        f"push of {blob.digest.short}: attempt {failed[0]} failed ({message}); "
+                        f"attempt {failed[0] + 1} of {api.options.attempts} in {delay:.1f} s",
+                    )
+                )
+
             outcome = upload_blob(
                 api,
                 target.repository,
@@ -136,6 +150,7 @@ def push_image(
                 advance,
                 token,
                 restart,
+                retrying,
             )
             add_source(store, blob.digest, target.registry, target.repository)
             if outcome.how == "mounted":

@@ -86,8 +86,10 @@ def upload_blob(
     progress: Callable[[int], None] | None = None,
     cancel: CancelToken | None = None,
     reset_progress: Callable[[], None] | None = None,
+    on_retry: Callable[[str, float], None] | None = None,
 ) -> UploadOutcome:
-    """Make `repository` hold the blob stored at `path`. Retries as a whole."""
+    """Make `repository` hold the blob stored at `path`. Retries as a whole; `on_retry` hears
+    each failed attempt (what failed, seconds until the next) before its wait."""
     options = client.options
     try:
         if os.stat(path).st_size != size:
@@ -128,7 +130,11 @@ def upload_blob(
         return _chunked(client, repository, digest, size, path, session, progress, cancel)
 
     outcome: UploadOutcome = with_retries(
-        attempt, options, f"{client.registry}: upload of {digest} to {repository}", cancel
+        attempt,
+        options,
+        f"{client.registry}: upload of {digest} to {repository}",
+        cancel,
+        on_retry,
     )
     return outcome
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     monkeypatch.setenv("VINCI_KEYS", str(tmp_path / "no-keys.toml"))
+    # Log lines carry local wall-clock times (of the frozen clock): one zone for every run.
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
     (tmp_path / "vinci.yaml").write_text(SPEC)
     (tmp_path / "run.sh").write_text(RUN_SH)
     for rel, text in SITE.items():

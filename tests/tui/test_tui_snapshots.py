@@ -4,6 +4,7 @@ the report; they live in tests/tui/__snapshots__/test_tui_snapshots/."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,13 @@ from typing import Any
 from textual.pilot import Pilot
 from tuikit import GatedBuild, make_app, wait_built, wait_for
 
+import engine
+from engine import BuildOptions
 from engine.events import LayerProgress
 from vinci_tui.app import Workbench
 from vinci_tui.messages import EngineEvent, SourcesChanged
+from vinci_tui.widgets.changes import ChangesLog
+from vinci_tui.widgets.editor import SpecEditor
 
 Snap = Callable[..., bool]
 WIDE = (120, 36)
@@ -104,3 +109,101 @@ def test_mid_build(snap_compare: Snap, project: Path, gated_builder: GatedBuild)
         await pilot.pause()
 
     assert snap_compare(make_app(project, build=builder), terminal_size=WIDE, run_before=run_before)
+
+
+def failed_build(project: Path, gate: GatedBuild) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """The second build fails at layer 1 (its directory goes while layer 0 builds), with
+    layer 1 selected: the failure marked in every pane over the last good build."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        app.selected_layer = 1
+        gate.opened.clear()
+        gate.reached.clear()
+        app.start_build("snapshot")
+        await wait_for(pilot, gate.reached.is_set)
+        shutil.rmtree(project / "site")
+        gate.opened.set()
+        await wait_for(pilot, lambda: app.model.status == "failed" and not app.building)
+        app.clear_notifications()
+        await pilot.pause()
+
+    return run_before
+
+
+def test_failed_build(snap_compare: Snap, project: Path) -> None:
+    gate = GatedBuild(gate_layer=0)
+    gate.opened.set()
+    app = make_app(project, build=gate)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=failed_build(project, gate))
+
+
+def test_failed_build_80x24(snap_compare: Snap, project: Path) -> None:
+    gate = GatedBuild(gate_layer=0)
+    gate.opened.set()
+    app = make_app(project, build=gate)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=failed_build(project, gate))
+
+
+def editor_with_a_problem() -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """The Edit pane, a mode made invalid as you type: the problem at the end of its line."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        await pilot.press("7")
+        editor = app.query_one("#editor", SpecEditor)
+        await wait_for(pilot, lambda: editor.has_focus)
+        row = editor.text.splitlines().index("      mode: 0755")
+        editor.move_cursor((row, len("      mode: 0755")))
+        await pilot.press("backspace", "backspace", "backspace", *"999")
+        await wait_for(pilot, lambda: bool(editor.problems))
+        await pilot.pause()
+
+    return run_before
+
+
+def test_editor(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    app = app_factory()
+    assert snap_compare(app, terminal_size=(120, 40), run_before=editor_with_a_problem())
+
+
+def test_editor_80x24(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    app = app_factory()
+    assert snap_compare(app, terminal_size=(80, 24), run_before=editor_with_a_problem())
+
+
+def earlier_session(project: Path) -> None:
+    """The layout a previous session left, then a source edited since."""
+    spec = engine.load_spec(project / "vinci.yaml")
+    engine.build(spec, BuildOptions(jobs=1, cache_dir=Path("cache"), output="oci:vinci.oci"))
+    (project / "run.sh").write_text("#!/bin/sh\necho edited between sessions\n")
+
+
+def changes_after_restart() -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        await wait_for(pilot, lambda: bool(app.query_one("#changes", ChangesLog).text))
+        await pilot.press("8")
+        await pilot.pause()
+
+    return run_before
+
+
+def test_changes(snap_compare: Snap, project: Path, app_factory: Callable[..., Workbench]) -> None:
+    earlier_session(project)
+    app = app_factory()
+    assert snap_compare(app, terminal_size=(120, 40), run_before=changes_after_restart())
+
+
+def test_changes_80x24(
+    snap_compare: Snap, project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    earlier_session(project)
+    app = app_factory()
+    assert snap_compare(app, terminal_size=(80, 24), run_before=changes_after_restart())

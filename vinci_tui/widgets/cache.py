@@ -44,13 +44,17 @@ class CacheTable(DataTable[Text]):
     HELP = (
         "Every blob in the cache: short digest, kind, size, media type, last use, and which "
         "specs (and which layers of this spec) use it. v verifies every blob; x removes what "
-        "recent builds do not reference (after asking)."
+        "recent builds do not reference (after asking). Enter on a layer blob shows its files "
+        "in Contents."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("v", "verify", "Verify", id="cache.verify"),
         Binding("x", "collect", "Garbage-collect…", id="cache.gc"),
+        Binding("enter", "open_layer", "Files", id="cache.open-layer"),
         Binding("j", "cursor_down", "Down", show=False, id="cache.down"),
         Binding("k", "cursor_up", "Up", show=False, id="cache.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="cache.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="cache.bottom"),
     ]
 
     class Verify(Message):
@@ -58,6 +62,13 @@ class CacheTable(DataTable[Text]):
 
     class Collect(Message):
         pass
+
+    class OpenLayer(Message):
+        """Show the files of the layer blob `entry` in the Contents pane."""
+
+        def __init__(self, entry: CacheEntry) -> None:
+            super().__init__()
+            self.entry = entry
 
     def __init__(self, clock: Clock, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", cell_padding=0, zebra_stripes=False)
@@ -151,6 +162,14 @@ class CacheTable(DataTable[Text]):
 
     def action_collect(self) -> None:
         self.post_message(self.Collect())
+
+    def action_open_layer(self) -> None:
+        digest = self.current_digest()
+        entry = next((e for e in self.entries if e.digest == digest), None)
+        if entry is None or entry.kind != "layer":
+            self.app.bell()  # a config, manifest or other blob has no files to list
+            return
+        self.post_message(self.OpenLayer(entry))
 
 
 def _display_path(path: str) -> str:

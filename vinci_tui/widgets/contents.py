@@ -65,6 +65,8 @@ class FileTable(DataTable[Text]):
         Binding("left_square_bracket", "part(-1)", "Prev part", show=False, id="contents.prev"),
         Binding("j", "cursor_down", "Down", show=False, id="contents.down"),
         Binding("k", "cursor_up", "Up", show=False, id="contents.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="contents.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="contents.bottom"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -101,21 +103,37 @@ class FileTable(DataTable[Text]):
         for key, w in wanted:
             self.add_column(headers.get(key, key), key=key, width=w)
 
-    def show_entries(self, entries: Sequence[FileEntry], node_label: str = "") -> None:
+    def show_entries(
+        self, entries: Sequence[FileEntry], node_label: str = "", *, keep: bool = False
+    ) -> None:
         """Show `entries`; origins inside the node `node_label` ("layers[0].combined") are
-        shown without its "layers[0]." (the heading names the layer)."""
+        shown without its "layers[0]." (the heading names the layer).
+
+        `keep`: the same layer rebuilt, so the user's place stays: the cursor on its path,
+        what was collapsed stays collapsed (new directories follow the usual rule), and the
+        scroll offset."""
+        before = self.root
+        old_dirs = {n.path for n in self._dirs(before)} if keep and before is not None else None
+        cursor = self.current_path() if keep else None
+        scroll = (self.scroll_x, self.scroll_y)
         self.origin_prefix = node_label.split(".", 1)[0] + "." if node_label else ""
         self.owner_width = max(
             [8] + [len(f"{e.uid}:{e.gid}") + 1 for e in entries]  # one cell of gap
         )
         self._columns()
         self.root = build_tree(entries)
-        if len(entries) <= EXPAND_ALL_UP_TO:
-            self.expanded = {n.path for n in self._dirs(self.root)}
+        dirs = {n.path for n in self._dirs(self.root)}
+        fresh = dirs if len(entries) <= EXPAND_ALL_UP_TO else set()
+        if old_dirs is not None:
+            self.expanded = (self.expanded & dirs) | (fresh - old_dirs)
         else:
-            self.expanded = set()
+            self.expanded = fresh
         self.render_rows()
-        if self.row_count:
+        if cursor is not None and cursor in self._by_path:
+            self.move_cursor(row=self.get_row_index(cursor), scroll=False)
+            # After the refresh: the new rows' height is known only then.
+            self.call_after_refresh(self.scroll_to, *scroll, animate=False)
+        elif self.row_count:
             self.move_cursor(row=0)
 
     def clear_entries(self) -> None:

@@ -47,6 +47,8 @@ class DetailsTable(DataTable[Text]):
         Binding("y,enter", "copy_row", "Copy", id="details.copy"),
         Binding("j", "cursor_down", "Down", show=False, id="details.down"),
         Binding("k", "cursor_up", "Up", show=False, id="details.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="details.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="details.bottom"),
     ]
 
     def __init__(self, clock: Clock, *, id: str | None = None) -> None:
@@ -54,6 +56,15 @@ class DetailsTable(DataTable[Text]):
         self.clock = clock
         self._copy: dict[str, str] = {}
         self._rows: list[tuple[Text, Text, str | None]] = []
+        self._pending_scroll: tuple[float, float] | None = None
+        self.needle = ""  # `/`: only the rows whose field or value contains it
+        self.pushed = ""  # the last push's line, shown with the image until the next push
+        self._shown: tuple[BuildResult | None, int | None, LayerChanges | None, str] = (
+            None,
+            None,
+            None,
+            "",
+        )
 
     def _row(self, field: str, value: str | Text, copy: str | None = None) -> None:
         label = Text(field, style="bold" if field and not field.startswith(" ") else "dim")
@@ -67,19 +78,37 @@ class DetailsTable(DataTable[Text]):
         automatic sizing, which depended on when the table was first laid out.
         """
         cursor = self.cursor_row
+        # Two flushes can come before one refresh (a build's end, then its result): the scroll
+        # to restore is the one the user left, not the first flush's reset.
+        scroll = self._pending_scroll or (self.scroll_x, self.scroll_y)
+        self._pending_scroll = scroll
         self.clear(columns=True)
         self._copy.clear()
         self.add_column("field", key="field", width=FIELD_WIDTH)
         widest = max((cell.cell_len for _, cell, _ in self._rows), default=1)
         self.add_column("value", key="value", width=widest)
+        needle = self.needle.lower()
         for n, (label, cell, copy) in enumerate(self._rows):
+            text = f"{label.plain} {cell.plain}"
+            # A failure stays in view whatever the filter.
+            if needle and needle not in text.lower() and not cell.plain.startswith("✗"):
+                continue
             key = f"r{n}"
             self.add_row(label, cell, key=key)
             if copy:
                 self._copy[key] = copy
         self._rows = []
         if self.row_count:
-            self.move_cursor(row=min(cursor, self.row_count - 1))
+            # A rebuild shows the same rows with new values: the cursor and the scroll stay.
+            self.move_cursor(row=min(cursor, self.row_count - 1), scroll=False)
+            # After the refresh: the new rows' height is known only then.
+            self.call_after_refresh(self._restore_scroll)
+
+    def _restore_scroll(self) -> None:
+        if self._pending_scroll is not None:
+            x, y = self._pending_scroll
+            self._pending_scroll = None
+            self.scroll_to(x, y, animate=False, immediate=True)
 
     def _heading(self, text: str) -> None:
         self._row("", Text(text, style="bold underline"))
@@ -91,12 +120,17 @@ class DetailsTable(DataTable[Text]):
         changes: LayerChanges | None,
         note: str = "",
     ) -> None:
+        self._shown = (result, node, changes, note)
         self._rows = []
         if result is None:
-            self._row("", Text(note or "No build yet.", style="dim"))
+            for line in (note or "No build yet.").splitlines():
+                self._row("", Text(line, style="bold red" if line.startswith("✗") else "dim"))
         else:
-            if note:
-                self._row("", Text(note, style="yellow"))
+            for line in note.splitlines():
+                style = (
+                    "bold red" if line.startswith("✗") else "red" if line[:1] == " " else "yellow"
+                )
+                self._row("", Text(line, style=style))
             image = image_from_result(result)
             self._image(result, image)
             if node is not None:
@@ -114,6 +148,8 @@ class DetailsTable(DataTable[Text]):
         self._row("codec", result.codec.summary)
         self._row("  identity", result.codec.identity, result.codec.identity)
         self._row("layers", f"{len(image.layers)} ({result.cached} of {len(result.layers)} cached)")
+        if self.pushed:
+            self._row("pushed", Text(self.pushed.removeprefix("pushed "), style="green"))
 
     def _layer(
         self, result: BuildResult, image: ImageInfo, node: int, changes: LayerChanges | None
@@ -152,6 +188,10 @@ class DetailsTable(DataTable[Text]):
         else:
             for i, change in enumerate(changes.changes):
                 self._row("changed" if i == 0 else "", Text(str(change), style="yellow"))
+
+    def set_needle(self, needle: str) -> None:
+        self.needle = needle
+        self.show(*self._shown)
 
     def copy_value(self) -> str | None:
         """The full value of the cursor's row, if it holds one worth copying."""

@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
-from vinci_tui.clock import Clock, format_seconds
+from vinci_tui.clock import Clock, format_eta, format_seconds
 from vinci_tui.fmt import bar, compact_bytes, short_digest
 from vinci_tui.model import BuildModel, LayerRow
 
@@ -36,17 +36,23 @@ STATE_STYLES = {
     "cancelled": "dim red",
 }
 
+# The progress column: the bar, then " 45M/100M  12M/s  9s" (bytes, rate, time left).
+PROGRESS = BAR + 24
 # (key, header, width or 0 for the flexible one), widths including a one-cell gap.
-FULL = (
+WIDE = (
     ("index", "#", 3),
     ("layer", "layer", 0),
     ("state", "state", 12),
-    ("progress", "progress", BAR + 18),
+    ("progress", "progress", PROGRESS),
     ("size", "size", 7),
     ("digest", "digest", 13),
     ("time", "time", 6),
     ("cache", "cache", 5),
 )
+# Below WIDE_FROM cells the seconds go (Details and the log have them), so the layer's name
+# keeps its room beside a progress column wide enough for bytes, rate and time left.
+FULL = tuple(column for column in WIDE if column[0] != "time")
+WIDE_FROM = 104
 # Compact: no digest or time (Details has them) and no cache column: the state says it
 # (cached is a hit, done a miss).
 COMPACT = (
@@ -81,12 +87,18 @@ class LayersTable(DataTable[Text]):
         self.clock = clock
         self.model = BuildModel(clock)
         self.names: dict[int, str] = {}  # layer index -> "file /cat", from the spec
+        # The layer the app has selected: the cursor goes back to it whenever the rows are
+        # rebuilt (a new build, a resize), so a rebuild never moves the user's place.
+        self.wanted: int | None = None
+        self.needle = ""  # `/`: only the rows whose name, label or state contains it
         self._columns: tuple[tuple[str, str, int], ...] = ()
 
     # -- columns follow the width ----------------------------------------------------------
 
     def _layout_for(self, width: int) -> tuple[tuple[str, str, int], ...]:
-        return COMPACT if width < COMPACT_BELOW else FULL
+        if width < COMPACT_BELOW:
+            return COMPACT
+        return FULL if width < WIDE_FROM else WIDE
 
     def on_resize(self, event: events.Resize) -> None:
         self._ensure_columns(force=False)
@@ -106,11 +118,14 @@ class LayersTable(DataTable[Text]):
         for key, header, w in columns:
             self.add_column(header, key=key, width=w)
         for index in sorted(self.model.rows):
-            self.add_row(*self._cells(self.model.rows[index]), key=str(index))
+            if self._visible(self.model.rows[index]):
+                self.add_row(*self._cells(self.model.rows[index]), key=str(index))
         # An explicit height (header + rows; the pane caps it): `auto` was measured at
         # whatever moment the layout ran, sometimes before the rows existed.
         self.styles.height = self.row_count + 1
-        if self.row_count:
+        if self.wanted is not None and str(self.wanted) in self.rows:
+            self.move_cursor(row=self.get_row_index(str(self.wanted)))
+        elif self.row_count:
             self.move_cursor(row=min(cursor, self.row_count - 1))
 
     # -- rows ------------------------------------------------------------------------------
@@ -131,10 +146,23 @@ class LayersTable(DataTable[Text]):
                 continue
             key = str(index)
             if key not in self.rows:
+                if not self._visible(row):
+                    continue  # filtered out
                 self._ensure_columns(force=True)
                 return
             for (column, _, _), value in zip(self._columns, self._cells(row), strict=True):
                 self.update_cell(key, column, value)
+
+    def _visible(self, row: LayerRow) -> bool:
+        needle = self.needle.lower()
+        if not needle:
+            return True
+        text = f"{row.index} {self.names.get(row.index, '')} {row.label} {row.state}"
+        return needle in text.lower()
+
+    def set_needle(self, needle: str) -> None:
+        self.needle = needle
+        self._ensure_columns(force=True)
 
     def _cells(self, row: LayerRow) -> list[Text]:
         return [self._cell(row, key, width) for key, _, width in self._columns]
@@ -173,21 +201,33 @@ class LayersTable(DataTable[Text]):
         rest = width - BAR - 1
         if row.finished or not row.total:
             return text
-        if rest >= 17:
+        if rest >= 22:
             amount = f"{compact_bytes(row.done)}/{compact_bytes(row.total)}"
             rate = f"{compact_bytes(row.rate)}/s" if row.rate else ""
-            text.append(f" {amount:<9}{rate:>7}"[:rest])
+            eta = format_eta(row.eta) if row.eta is not None else ""
+            text.append(f" {amount:<9} {rate:>6} {eta:>4}"[:rest])
         else:
             pct = 100 * row.done / row.total if row.total else 0
             text.append(f" {pct:3.0f}%")
         return text
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        # Only the user's moves select a layer: rebuilding the rows also moves the cursor.
-        if self.has_focus and event.row_key.value is not None:
-            self.post_message(self.LayerSelected(int(event.row_key.value)))
+        # Only the user's moves select a layer. Rebuilding the rows moves the cursor too (to
+        # row 0, then back to the wanted row): by the time such a move's message arrives the
+        # cursor has moved on, or it lands on the wanted row; either way it selects nothing.
+        if not self.has_focus or event.row_key.value is None:
+            return
+        # Before the app has selected a layer (the first build), the rows come and go under
+        # the cursor: no move is the user's yet, and a late one would undo the app's choice.
+        if self.wanted is None or event.cursor_row != self.cursor_row:
+            return
+        index = int(event.row_key.value)
+        if index != self.wanted:
+            self.wanted = index
+            self.post_message(self.LayerSelected(index))
 
     def select_layer(self, index: int) -> None:
+        self.wanted = index
         key = str(index)
         if key in self.rows:
             row = self.get_row_index(key)

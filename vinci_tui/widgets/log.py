@@ -1,12 +1,14 @@
 """The Log pane: every engine event and workbench action, as lines, filterable with `/`.
 
-A filter highlights the matches in place (context kept), or with `m` shows only the
-matching lines. The lines are kept here (the newest MAX_LINES) and re-rendered on a change of
-filter; RichLog itself cannot filter.
+Each line starts with the wall-clock time it was logged (HH:MM:SS, local time), so a line
+can be matched with what happened around it. A filter highlights the matches in place
+(context kept), or with `m` shows only the matching lines. The lines are kept here (the
+newest MAX_LINES) and re-rendered on a change of filter; RichLog itself cannot filter.
 """
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -16,6 +18,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import RichLog, Static
 
+from vinci_tui.clock import Clock
 from vinci_tui.widgets.filter import FilterBar
 
 MAX_LINES = 5000
@@ -42,34 +45,39 @@ class BuildLog(RichLog):
         Binding("G", "scroll_end", "Bottom", show=False, id="log.bottom"),
     ]
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id, wrap=False, markup=False, highlight=False, max_lines=MAX_LINES)
+        self.clock = clock or Clock()
         self.lines_kept: list[tuple[str, str]] = []
+        self.stamps: list[str] = []  # beside lines_kept: when each line was logged
         self.needle = ""
         self.only_matching = False
         self.can_focus = True
 
     def add(self, level: str, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.clock.wall()))
         self.lines_kept.append((level, text))
+        self.stamps.append(stamp)
         if len(self.lines_kept) > MAX_LINES:
             del self.lines_kept[: len(self.lines_kept) - MAX_LINES]
-        line = self._line_text(level, text)
+            del self.stamps[: len(self.stamps) - MAX_LINES]
+        line = self._line_text(level, text, stamp)
         if line is not None:
             self.write(line)
 
-    def _line_text(self, level: str, text: str) -> Text | None:
+    def _line_text(self, level: str, text: str, stamp: str) -> Text | None:
         needle = self.needle.lower()
         if needle and self.only_matching and needle not in text.lower():
             return None
-        line = Text(text, style=LEVEL_STYLES.get(level, ""))
+        body = Text(text, style=LEVEL_STYLES.get(level, ""))
         if needle:
-            line.highlight_words([self.needle], style="reverse", case_sensitive=False)
-        return line
+            body.highlight_words([self.needle], style="reverse", case_sensitive=False)
+        return Text.assemble((stamp + " ", "dim"), body)
 
     def rerender(self) -> None:
         self.clear()
-        for level, text in self.lines_kept:
-            line = self._line_text(level, text)
+        for (level, text), stamp in zip(self.lines_kept, self.stamps, strict=True):
+            line = self._line_text(level, text, stamp)
             if line is not None:
                 self.write(line)
 
@@ -88,14 +96,17 @@ class BuildLog(RichLog):
 
 
 class LogView(Vertical):
-    def __init__(self, *, blink: bool = True, id: str | None = None) -> None:
+    def __init__(
+        self, clock: Clock | None = None, *, blink: bool = True, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self._blink = blink
+        self._clock = clock
 
     def compose(self) -> ComposeResult:
         yield Static("", id="log-heading", classes="pane-heading")
         yield FilterBar("filter log…", id="log-filter", blink=self._blink)
-        yield BuildLog(id="log")
+        yield BuildLog(self._clock, id="log")
 
     @property
     def log_widget(self) -> BuildLog:

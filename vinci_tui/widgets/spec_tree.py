@@ -39,7 +39,8 @@ class SpecTree(Tree[SpecItem]):
 
     HELP = (
         "The spec as a tree: image, platform, config and every layer node, with its kind, "
-        "key fields and file:line:col. Moving onto a layer selects it in every pane."
+        "key fields and file:line:col. Moving onto a layer selects it in every pane. Enter "
+        "on a problem shows it in the Edit pane; e opens $EDITOR at the node."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False, id="spec.down"),
@@ -60,6 +61,21 @@ class SpecTree(Tree[SpecItem]):
         self.problems: tuple[SpecProblem, ...] = ()
         self._populated = False
         self._pending_cursor: str | None = None
+        self.failed: set[int] = set()  # layer nodes the last build failed on
+        # `/`: only the nodes whose line contains the needle, and the nodes above them. The
+        # user's expansion from before the filter is kept aside and comes back after it.
+        self.needle = ""
+        self._unfiltered: set[str] | None = None
+
+    def mark_failed(self, indexes: set[int]) -> None:
+        """Mark the layer nodes the last build failed on (an empty set clears the marks)."""
+        if indexes == self.failed:
+            return
+        self.failed = set(indexes)
+        for node in self._walk():
+            item = node.data
+            if item is not None and item.layer is not None and item.key.count("[") == 1:
+                node.set_label(self.item_label(item))
 
     def show_spec(self, spec: Spec | None, problems: Sequence[SpecProblem] = ()) -> None:
         """Show `spec` (the last good one) and any problems of the current file."""
@@ -94,20 +110,40 @@ class SpecTree(Tree[SpecItem]):
         return Text.assemble((spec.display_path, "bold"), ("  spec-version v1", "dim"))
 
     def _add(self, parent: TreeNode[SpecItem], item: SpecItem, expanded: set[str]) -> None:
+        if self.needle and not self._matches(item):
+            return
         label = self.item_label(item)
         if item.children:
-            node = parent.add(label, data=item, expand=item.key in expanded)
+            open_ = item.key in expanded or bool(self.needle)
+            node = parent.add(label, data=item, expand=open_)
             for child in item.children:
                 self._add(node, child, expanded)
         else:
             parent.add_leaf(label, data=item)
 
-    @staticmethod
-    def item_label(item: SpecItem) -> Text:
+    def _matches(self, item: SpecItem) -> bool:
+        needle = self.needle.lower()
+        if needle in self.item_label(item).plain.lower():
+            return True
+        return any(self._matches(child) for child in item.children)
+
+    def set_needle(self, needle: str, spec: Spec | None) -> None:
+        """Filter the tree by `needle` ("" shows it all again, as it was)."""
+        if needle and self._unfiltered is None:
+            self._unfiltered = self._remember()[0]
+        self.needle = needle
+        self.show_spec(spec, self.problems)
+        if not needle:
+            self._unfiltered = None
+
+    def item_label(self, item: SpecItem) -> Text:
         style = KIND_STYLES.get(item.kind, "bold")
         text = Text()
         if item.layer is not None and item.key.count("[") == 1:
             text.append(f"{item.layer} ", style="dim")
+            if item.layer in self.failed:
+                # Before the kind, where a narrow pane still shows it.
+                text.append("✗ failed ", style="bold red")
         text.append(item.kind, style=style)
         if item.text:
             text.append(" " + item.text)
@@ -124,9 +160,12 @@ class SpecTree(Tree[SpecItem]):
     def _remember(self) -> tuple[set[str], str | None]:
         if not self._populated:
             return set(DEFAULT_EXPANDED), None
-        expanded = {n.data.key for n in self._walk() if n.data is not None and n.is_expanded} | {
-            "problems"
-        }
+        if self._unfiltered is not None:
+            expanded = set(self._unfiltered)
+        else:
+            expanded = {
+                n.data.key for n in self._walk() if n.data is not None and n.is_expanded
+            } | {"problems"}
         if self._pending_cursor is not None:
             return expanded, self._pending_cursor  # a move not yet made is where it will be
         cursor = self.cursor_node
@@ -177,3 +216,18 @@ class SpecTree(Tree[SpecItem]):
         # Only the user's moves select a layer: rebuilding the tree also moves the cursor.
         if self.has_focus and item is not None and item.layer is not None:
             self.post_message(self.LayerSelected(item.layer))
+
+    class GoTo(Message):
+        """Enter on a problem (or any node with a position): show it in the Edit pane."""
+
+        def __init__(self, line: int, column: int) -> None:
+            super().__init__()
+            self.line = line
+            self.column = column
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[SpecItem]) -> None:
+        item = event.node.data
+        # A problem has nothing to fold: enter takes you to where it is, to fix it. Other
+        # nodes keep enter's toggle (their position is one `e` away).
+        if item is not None and item.kind == "problem" and item.pos is not None:
+            self.post_message(self.GoTo(item.pos.line, item.pos.column))
