@@ -41,7 +41,7 @@ SHARED = [101, 102, 103, 104]  # the seeds of the layers all eight runners have 
 
 def vinci() -> list[str]:
     script = Path(sys.executable).with_name("vinci")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "engine"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "engine.cli"]
 
 
 def env() -> dict[str, str]:

@@ -109,7 +109,7 @@ class Bench:
     @property
     def vinci(self) -> list[str]:
         script = Path(sys.executable).with_name("vinci")
-        return [str(script)] if script.exists() else [sys.executable, "-m", "engine"]
+        return [str(script)] if script.exists() else [sys.executable, "-m", "engine.cli"]
 
     @property
     def env(self) -> dict[str, str]:

@@ -151,7 +151,7 @@ def _quiet_broken_pipe() -> None:
 
 
 def run() -> None:
-    """The `vinci` command ([project.scripts]; python -m engine)."""
+    """The `vinci` command ([project.scripts]; python -m engine.cli)."""
     signals.process_exits_after = True
     code = main()
     try:

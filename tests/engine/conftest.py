@@ -40,14 +40,14 @@ def run_vinci(
     umask: int | None = None,
     timeout: float = 300,
 ) -> Run:
-    """Run `python -m engine ARGS` with a clean, explicit environment."""
+    """Run `python -m engine.cli ARGS` with a clean, explicit environment."""
     base = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
         "LANG": "C.UTF-8",
     }
     base.update(env or {})
-    cmd = [sys.executable, "-m", "engine", *map(str, args)]
+    cmd = [sys.executable, "-m", "engine.cli", *map(str, args)]
     if user is not None:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
         base["HOME"] = "/nonexistent"

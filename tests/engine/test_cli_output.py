@@ -26,7 +26,7 @@ def test_live_progress_on_a_tty(tmp_path: Path) -> None:
     spec = make_tree(tmp_path / "src")
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "build", str(spec), "-o", f"oci:{tmp_path}/o"],
+        [sys.executable, "-m", "engine.cli", "build", str(spec), "-o", f"oci:{tmp_path}/o"],
         cwd=REPO,
         env={**os.environ, "VINCI_CACHE_DIR": str(tmp_path / "c")},
         stdin=subprocess.DEVNULL,

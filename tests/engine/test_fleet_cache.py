@@ -191,7 +191,7 @@ def test_concurrent_writers_of_one_key(tmp_path: Path, registry: RegistryServer)
     procs = [
         subprocess.Popen(
             [
-                *(sys.executable, "-m", "engine", "build", str(spec), "--json"),
+                *(sys.executable, "-m", "engine.cli", "build", str(spec), "--json"),
                 *("-o", f"oci:{tmp_path}/out{i}.oci", "--cache-dir", str(tmp_path / f"c{i}")),
             ],
             cwd=REPO,

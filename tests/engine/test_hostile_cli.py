@@ -52,7 +52,7 @@ def _into_closed_pipe(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[
     os.close(read_end)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "engine", *args],
+            [sys.executable, "-m", "engine.cli", *args],
             cwd=cwd,
             env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", "PYTHONPATH": str(REPO)}
             | env,

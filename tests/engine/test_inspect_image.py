@@ -114,7 +114,7 @@ def test_cat_reads_the_merged_image(
 def _vinci() -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "engine"]
+    return [sys.executable, "-m", "engine.cli"]
 
 
 def test_sort_size_lists_files_biggest_first(

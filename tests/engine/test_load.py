@@ -97,7 +97,7 @@ def test_docker_archive_to_stdout_into_podman_load(hello: Path, tmp_path: Path) 
     require_tool("podman")
     env = _podman_env(tmp_path)
     build = subprocess.Popen(
-        [sys.executable, "-m", "engine", "build", str(hello), "-o", "docker-archive:-",
+        [sys.executable, "-m", "engine.cli", "build", str(hello), "-o", "docker-archive:-",
          "--image", "localhost/piped", "--tag", "v3"],
         stdout=subprocess.PIPE,
         env={**os.environ, **env},

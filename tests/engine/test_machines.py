@@ -91,7 +91,7 @@ def _build(
 ) -> str:
     where = ["--cache-dir", str(out / "cache"), "-o", f"oci:{out / 'image'}"]
     proc = subprocess.run(
-        [*prefix, python, "-m", "engine", "build", str(spec), "-q", *where, *options],
+        [*prefix, python, "-m", "engine.cli", "build", str(spec), "-q", *where, *options],
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **env},
         capture_output=True,
         text=True,

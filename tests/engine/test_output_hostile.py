@@ -57,7 +57,7 @@ def _env(cache: Path, **extra: str) -> dict[str, str]:
 
 
 def _vinci(*args: str | os.PathLike[str]) -> list[str]:
-    return [sys.executable, "-m", "engine", *map(str, args)]
+    return [sys.executable, "-m", "engine.cli", *map(str, args)]
 
 
 def _start(cache: Path, *args: str | os.PathLike[str]) -> subprocess.Popen[bytes]:

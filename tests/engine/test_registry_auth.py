@@ -35,7 +35,7 @@ def _vinci_stdin(args: list[str], stdin: str, env: dict[str, str]) -> Run:
     full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **env}
     full.setdefault("HOME", os.environ.get("HOME", "/root"))
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", *args],
+        [sys.executable, "-m", "engine.cli", *args],
         cwd=REPO,
         env=full,
         input=stdin,

@@ -110,7 +110,7 @@ class Outcome:
 _LAUNCHER = """
 import json, os, subprocess, sys
 report, args = sys.argv[1], sys.argv[2:]
-proc = subprocess.Popen([sys.executable, "-m", "engine", *args])
+proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args])
 _, status, usage = os.wait4(proc.pid, 0)
 code = os.waitstatus_to_exitcode(status)
 with open(report, "w") as f:

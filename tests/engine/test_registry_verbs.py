@@ -35,7 +35,7 @@ def test_ls_manifest_and_config(
 
     # The manifest's bytes as stored: they hash to the digest the push printed.
     raw = subprocess.run(
-        [sys.executable, "-m", "engine", "manifest", f"{repo}:v1"],
+        [sys.executable, "-m", "engine.cli", "manifest", f"{repo}:v1"],
         capture_output=True,
         check=True,
     ).stdout

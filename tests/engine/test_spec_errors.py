@@ -1,6 +1,6 @@
 """The malformed-spec corpus: every broken spec gives its one positioned line and exit code 2.
 
-Each case runs through the real command line (`python -m engine validate`, a few through
+Each case runs through the real command line (`python -m engine.cli validate`, a few through
 `build` too) in a subprocess, in a directory holding the spec as vinci.yaml next to a few
 sources (a file, a directory, a dangling symlink, a FIFO, an empty "image" directory). stderr
 must be exactly the expected line: `vinci.yaml:LINE:COL: key.path: message`, nothing else and

@@ -220,7 +220,7 @@ def test_a_lock_appearing_takes_the_full_path(tree: Path, tmp_path: Path) -> Non
     _build(tree, cache)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VINCI_CACHE_DIR": str(cache)}
     subprocess.run(
-        [sys.executable, "-m", "engine", "lock", str(tree)], cwd=REPO, env=env, check=True
+        [sys.executable, "-m", "engine.cli", "lock", str(tree)], cwd=REPO, env=env, check=True
     )
     assert _build(tree, cache) == (TREE_DIGEST, "full")
     assert _build(tree, cache) == (TREE_DIGEST, "stamp")

@@ -61,7 +61,7 @@ def run_measured(
     base.update(env or {})
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "peak"
-        cmd = [sys.executable, "-c", _WRAPPER, str(report), sys.executable, "-m", "engine"]
+        cmd = [sys.executable, "-c", _WRAPPER, str(report), sys.executable, "-m", "engine.cli"]
         proc = subprocess.run(
             [*cmd, *map(str, args)],
             cwd=cwd,

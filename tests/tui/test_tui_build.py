@@ -252,7 +252,7 @@ async def test_workbench_builds_with_the_spec_lock(project: Path) -> None:
     """With a vinci.lock made by the default gzip, a workbench whose codec is the system zlib
     still shows the locked manifest digest: it builds the image `vinci build` would."""
     subprocess.run(
-        [sys.executable, "-m", "engine", "lock", str(project / "vinci.yaml")],
+        [sys.executable, "-m", "engine.cli", "lock", str(project / "vinci.yaml")],
         env={**os.environ, "VINCI_CACHE_DIR": str(project / "cache")},
         check=True,
         capture_output=True,

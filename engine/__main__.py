@@ -1,5 +1,0 @@
-"""`python -m engine` runs the vinci command line, exactly as the `vinci` command does."""
-
-from engine.cli.main import run
-
-run()
