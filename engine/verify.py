@@ -283,7 +283,7 @@ def _command(spec_arg: str, out: Path, settings: BuildSettings, p: Perturbation)
     cmd = [
         sys.executable,
         "-m",
-        "engine",
+        "engine.cli",
         "build",
         spec_arg,
         "--output",

@@ -138,7 +138,7 @@ def test_sigkill_mid_layer_leaves_cache_clean(tmp_path: Path, vinci: VinciRunner
         [
             sys.executable,
             "-m",
-            "engine",
+            "engine.cli",
             "build",
             str(spec),
             "-o",
