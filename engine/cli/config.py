@@ -8,7 +8,6 @@ import json
 
 from engine.cli.manifest import write_document
 from engine.cli.registryargs import add_registry_arguments, apply_registry_options
-from engine.errors import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,11 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.oci.reference import parse_reference
     from engine.registry.pull import fetch_config
 
-    try:
-        ref = parse_reference(args.ref)
-        platform = Platform.parse(args.platform)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    ref = parse_reference(args.ref)
+    platform = Platform.parse(args.platform)
     descriptor, data = fetch_config(ref, platform, apply_registry_options(args))
     if args.json:
         out = {

@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from engine.cli.args import add_cache_args
 from engine.cli.registryargs import add_registry_arguments, apply_registry_options
 from engine.errors import UsageError
 
@@ -21,11 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="registry/repository[:tag] to copy to (without a tag: by digest alone)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        help="cache location (default: $VINCI_CACHE_DIR, else ~/.cache/vinci)",
-    )
+    add_cache_args(p)
     add_registry_arguments(p)
 
 
@@ -37,11 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.oci.reference import parse_reference
     from engine.registry.copy import copy_image
 
-    try:
-        source = parse_reference(args.source)
-        destination = parse_reference(args.destination)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    source = parse_reference(args.source)
+    destination = parse_reference(args.destination)
     if destination.digest is not None:
         raise UsageError(f"{args.destination}: a digest names content, not a destination")
     store = BlobStore(Path(args.cache_dir) if args.cache_dir else None)

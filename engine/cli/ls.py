@@ -19,10 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.oci.reference import parse_reference
     from engine.registry.client import RegistryClient
 
-    try:
-        ref = parse_reference(args.repository)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    ref = parse_reference(args.repository)
     if ref.tag or ref.digest is not None:
         raise UsageError(f"{args.repository}: name a repository, without a tag or digest")
     with RegistryClient(ref.registry, apply_registry_options(args)) as client:

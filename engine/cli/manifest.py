@@ -9,7 +9,6 @@ import json
 import sys
 
 from engine.cli.registryargs import add_registry_arguments, apply_registry_options
-from engine.errors import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,10 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.oci.reference import parse_reference
     from engine.registry.client import RegistryClient
 
-    try:
-        ref = parse_reference(args.ref)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    ref = parse_reference(args.ref)
     with RegistryClient(ref.registry, apply_registry_options(args)) as client:
         manifest = client.get_manifest(ref.repository, ref.reference)
     if args.json:

@@ -10,7 +10,6 @@ import argparse
 import json
 
 from engine.cli.registryargs import add_registry_arguments, apply_registry_options
-from engine.errors import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,11 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.oci.reference import parse_reference
     from engine.registry.pull import resolve
 
-    try:
-        ref = parse_reference(args.ref)
-        platform = Platform.parse(args.platform)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    ref = parse_reference(args.ref)
+    platform = Platform.parse(args.platform)
     found = resolve(ref, platform, apply_registry_options(args))
     if args.json:
         print(json.dumps(found.to_json(), indent=2, sort_keys=True))
