@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.builder.options import BuildOptions
+from engine.cancel import CancelToken
 from engine.errors import (
     BuildCancelled,
     CacheError,
@@ -35,7 +36,6 @@ from engine.errors import (
     UsageError,
     VinciError,
 )
-from engine.events import CancelToken, Event, EventSink, discard
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
 from engine.oci.image import Image, ImageRef, Layer
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from engine.builder.result import BuildResult
     from engine.cache.store import BlobStore
     from engine.compare.model import ImageDiff
+    from engine.events import EventSink
     from engine.registry.push import PushResult
     from engine.sources.image import OpenedImage
     from engine.spec.model import Spec
@@ -54,7 +55,7 @@ PathLike = str | os.PathLike[str]
 def load_spec(path: PathLike | None = None) -> Spec:
     """The spec at `path` (a file, or a directory holding vinci.yaml; default: the current
     directory's), validated. Raises SpecError with every problem at its file:line:col."""
-    from engine.spec import load_spec as load
+    from engine.spec.load import load_spec as load
     from engine.spec.locate import find_spec
 
     return load(find_spec(path))
@@ -64,15 +65,16 @@ def build(
     spec: Spec | PathLike | None,
     options: BuildOptions | None = None,
     *,
-    sink: EventSink = discard,
+    sink: EventSink | None = None,
     cancel: CancelToken | None = None,
 ) -> BuildResult:
     """Build `spec` (a Spec or the path of one) as `options` say: into the cache, and to
     `options.output` if it names one. `sink` receives every event; `cancel` stops the build
     at the next chunk of every running layer (BuildCancelled)."""
     from engine.builder.run import build_spec
+    from engine.events import discard
 
-    return build_spec(spec, options, sink=sink, cancel=cancel)
+    return build_spec(spec, options, sink=sink or discard, cancel=cancel)
 
 
 def open_image(
@@ -124,7 +126,7 @@ def push(
     *,
     tags: Sequence[str] = (),
     cache_dir: PathLike | None = None,
-    sink: EventSink = discard,
+    sink: EventSink | None = None,
     cancel: CancelToken | None = None,
 ) -> PushResult:
     """Push `image` to the repository `reference` names, under `tags` (default: the
@@ -147,7 +149,9 @@ def push(
     else:
         store = _store(cache_dir)
         manifest = store_image(image, store).manifest
-    return push_image(store, manifest, ref.with_tag(""), names, sink=sink, cancel=cancel)
+    from engine.events import discard
+
+    return push_image(store, manifest, ref.with_tag(""), names, sink=sink or discard, cancel=cancel)
 
 
 def diff(a: Image | BuildResult, b: Image | BuildResult, *, files: bool = True) -> ImageDiff:
@@ -190,8 +194,6 @@ __all__ = [
     "CancelToken",
     "Descriptor",
     "Digest",
-    "Event",
-    "EventSink",
     "Image",
     "ImageImportError",
     "ImageRef",

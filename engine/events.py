@@ -7,7 +7,6 @@ several image layers reports them under the same index.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -205,25 +204,3 @@ class ProgressThrottle:
         if now - self._last >= self._interval or self.done >= self._total:
             self._last = now
             self._sink(LayerProgress(self._index, self._phase, self.done, self._total))
-
-
-class CancelToken:
-    """Cooperative cancellation: jobs check it between chunks. A child token is cancelled
-    with its parent, or on its own (one failed layer stops its siblings, not the caller)."""
-
-    def __init__(self, parent: CancelToken | None = None) -> None:
-        self._event = threading.Event()
-        self._parent = parent
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set() or (self._parent is not None and self._parent.cancelled)
-
-    def check(self) -> None:
-        if self.cancelled:
-            from engine.errors import BuildCancelled
-
-            raise BuildCancelled("build cancelled")

@@ -23,8 +23,8 @@ from typing import Any, BinaryIO, Protocol
 
 from engine.builder.plan import LayerPlan, PlannedEntry
 from engine.builder.result import BuildResult
+from engine.cancel import CancelToken
 from engine.errors import ImageImportError, LayerReadError, VinciError
-from engine.events import CancelToken
 from engine.humanize import human_bytes
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor

@@ -60,8 +60,8 @@ from engine.inspection import (
 )
 from engine.oci.descriptor import Descriptor
 from engine.oci.digest import Digest
-from engine.spec import Spec, layer_summary
 from engine.spec.locate import find_spec, locate_spec
+from engine.spec.model import Spec, layer_summary
 from vinci_tui import keymap
 from vinci_tui.clock import Clock
 from vinci_tui.commands import PANES, palette_commands

@@ -20,7 +20,7 @@ from textual.message import Message
 from engine import SpecError
 from engine.builder.result import BuildResult
 from engine.events import Event, LayerProgress
-from engine.spec import Spec
+from engine.spec.model import Spec
 
 Post = Callable[[Message], object]
 

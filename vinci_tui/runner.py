@@ -24,7 +24,6 @@ from engine import (
     BuildCancelled,
     BuildOptions,
     CancelToken,
-    EventSink,
     SpecError,
     VinciError,
     load_spec,
@@ -35,10 +34,10 @@ from engine.builder.result import BuildResult
 from engine.cache.store import BlobStore
 from engine.compare import ImageDiff, diff_images, diff_results, render
 from engine.errors import describe_os_error
-from engine.events import Log
+from engine.events import EventSink, Log
 from engine.output import OutputTarget, default_output
 from engine.sources.image import OpenedImage
-from engine.spec import Spec
+from engine.spec.model import Spec
 from vinci_tui.messages import (
     BuildCompleted,
     BuildEnded,

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from engine.errors import Position
-from engine.spec import (
+from engine.spec.model import (
     CombinedSpec,
     ConfigSpec,
     DirectorySpec,

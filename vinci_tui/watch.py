@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.spec import CombinedSpec, DirectorySpec, Spec
 from engine.spec.globs import glob_match
+from engine.spec.model import CombinedSpec, DirectorySpec, Spec
 
 DEBOUNCE_MS = 800
 STEP_MS = 100

@@ -28,9 +28,10 @@ from engine.builder.plan import LayerPlan, PlannedEntry, cache_key
 from engine.builder.result import LayerResult
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.codec import Codec
 from engine.errors import LayerReadError, SourceError, SpecError, SpecProblem
-from engine.events import CancelToken, EventSink, LayerCached
+from engine.events import EventSink, LayerCached
 from engine.oci.canonical import canonical_json
 from engine.oci.digest import Digest
 from engine.spec.model import AccountsSpec, GroupSpec, UserSpec

@@ -27,8 +27,9 @@ from engine.cache.ingest import ingest_stream
 from engine.cache.provenance import set_diff_id
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.errors import CorruptImportedImage, ImageImportError, RegistryError
-from engine.events import CancelToken, EventSink
+from engine.events import EventSink
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
 from engine.sources.local import open_local_image

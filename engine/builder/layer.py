@@ -16,9 +16,10 @@ from engine.builder import testhooks
 from engine.builder.plan import READ_CHUNK, LayerPlan, PlannedEntry
 from engine.cache.statkey import stat_key
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.codec import BLOCK_SIZE, Codec, Compressor
 from engine.errors import SourceError
-from engine.events import CancelToken, EventSink, ProgressThrottle
+from engine.events import EventSink, ProgressThrottle
 from engine.oci.descriptor import Descriptor
 from engine.oci.digest import Digest
 from engine.tar.format import DIRECTORY, END, REGULAR, SYMLINK, TarHeader, encode_header, padding

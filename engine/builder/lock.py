@@ -33,9 +33,10 @@ from engine.cache.atomic import write_atomic
 from engine.cache.imported import IMPORT_CODEC
 from engine.cache.records import LayerRecord
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.codec import Codec
 from engine.errors import BuildCancelled, LockError, VinciError
-from engine.events import CancelToken, EventSink, Log, discard
+from engine.events import EventSink, Log, discard
 from engine.oci.descriptor import Descriptor
 from engine.oci.digest import Digest
 from engine.spec.locate import beside_spec

@@ -37,9 +37,10 @@ from engine.cache.memo import StatMemo
 from engine.cache.records import RecordIndex
 from engine.cache.statkey import StatKey, stat_key
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.codec import Codec
 from engine.errors import SourceError, SpecError, SpecProblem
-from engine.events import CancelToken, EventSink, Log, ProgressThrottle
+from engine.events import EventSink, Log, ProgressThrottle
 from engine.oci.canonical import canonical_json
 from engine.spec.globs import glob_match
 from engine.spec.model import (

@@ -28,13 +28,13 @@ from engine.cache.imported import IMPORT_CODEC
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.statkey import stat_key
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.codec import MAX_THREADS, Codec, get_codec
 from engine.errors import BuildCancelled, VinciError, describe_os_error
 from engine.events import (
     BuildFailed,
     BuildFinished,
     BuildStarted,
-    CancelToken,
     EventSink,
     ImageAssembled,
     LayerCached,

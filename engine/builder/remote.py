@@ -27,6 +27,7 @@ from engine.cache.ingest import Ingest
 from engine.cache.provenance import add_source, mount_candidates, set_diff_id
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.codec import Codec
 from engine.errors import (
     BuildCancelled,
@@ -35,7 +36,7 @@ from engine.errors import (
     UsageError,
     VinciError,
 )
-from engine.events import CancelToken, EventSink, Log, ProgressThrottle
+from engine.events import EventSink, Log, ProgressThrottle
 from engine.oci import mediatypes
 from engine.oci.canonical import canonical_json
 from engine.oci.descriptor import Descriptor

@@ -17,15 +17,17 @@ from engine.builder.pool import Builder, own_files
 from engine.builder.result import BuildResult
 from engine.cache.image import StoredImage
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.codec import get_codec
 from engine.errors import LockError, UsageError
-from engine.events import CancelToken, EventSink, OutputWaiting, discard
+from engine.events import EventSink, OutputWaiting, discard
 from engine.oci.reference import ImageReference, parse_reference
 from engine.output import OutputTarget, parse_output
 from engine.output.image import write_image
 from engine.output.layout import LayoutWriter
-from engine.spec import Spec, load_spec
+from engine.spec.load import load_spec
 from engine.spec.locate import find_spec
+from engine.spec.model import Spec
 
 
 def open_spec(spec: Spec | str | os.PathLike[str] | None) -> Spec:

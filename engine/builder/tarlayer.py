@@ -47,9 +47,10 @@ from engine.builder.plan import READ_CHUNK, Planner, sort_key
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.statkey import StatKey, stat_key
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.codec import Codec
 from engine.errors import LayerReadError, SourceError
-from engine.events import CancelToken, EventSink, LayerCached, ProgressThrottle
+from engine.events import EventSink, LayerCached, ProgressThrottle
 from engine.oci.canonical import canonical_json
 from engine.oci.descriptor import Descriptor
 from engine.spec.globs import glob_match

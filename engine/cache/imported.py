@@ -10,7 +10,8 @@ from engine.cache.ingest import Ingested, ingest_stream
 from engine.cache.provenance import read_facts, set_diff_id
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
-from engine.events import CancelToken, EventSink, LayerCached
+from engine.cancel import CancelToken
+from engine.events import EventSink, LayerCached
 from engine.oci import mediatypes
 from engine.oci.canonical import canonical_json
 from engine.oci.descriptor import Descriptor, Platform

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from engine.cache.store import BlobStore, BlobWriter
+from engine.cancel import CancelToken
 from engine.errors import CorruptImportedImage
-from engine.events import CancelToken
 from engine.oci.digest import Digest
 from engine.tar.compression import DECODE_ERRORS, SNIFF_BYTES, Inflater, inflater, sniff_compression
 

@@ -4,17 +4,9 @@ progress display they ask for."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from engine.builder.options import BuildOptions, LockMode
-from engine.events import Event, EventSink, Log, OutputWaiting
-
-
-def warnings_only(event: Event) -> None:
-    """An event sink that prints warnings and nothing else."""
-    if isinstance(event, Log) and event.level == "warning":
-        print(f"vinci: warning: {event.message}", file=sys.stderr)
 
 
 def positive(text: str) -> int:
@@ -128,38 +120,3 @@ def build_options(args: argparse.Namespace, output: str | None = None) -> BuildO
         image=getattr(args, "image", None),
         tag=(getattr(args, "tag", None) or [None])[0],
     )
-
-
-class Progress:
-    """A live display on a terminal; otherwise only warnings, one line each on stderr (a
-    lock the build could not honour, say, must not pass unsaid). A wait for another writer
-    of the output is said on stderr in any case, once. `finish` ends it."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        from engine.cli.progress import TerminalProgress
-
-        live = not (getattr(args, "quiet", False) or getattr(args, "json", False))
-        self.display = TerminalProgress() if live and sys.stderr.isatty() else None
-        shown: EventSink = self.display if self.display is not None else warnings_only
-
-        def sink(event: Event) -> None:
-            if isinstance(event, OutputWaiting):
-                line = f"waiting for another build writing {event.target} to finish"
-                if self.display is not None:
-                    self.display(Log("vinci", line))
-                else:
-                    # One write: builds sharing a stderr must not split each other's lines.
-                    sys.stderr.write(f"vinci: {line}\n")
-                    sys.stderr.flush()
-                return
-            shown(event)
-
-        self.sink: EventSink = sink
-
-    @property
-    def live(self) -> bool:
-        return self.display is not None
-
-    def finish(self) -> None:
-        if self.display is not None:
-            self.display.finish()

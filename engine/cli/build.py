@@ -89,7 +89,7 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
     from engine.builder.run import build_spec, open_spec
     from engine.cache.store import BlobStore
     from engine.cli import signals
-    from engine.cli.args import Progress
+    from engine.cli.progress import Progress
     from engine.cli.registryargs import apply_registry_options
 
     target = uptodate.default_target(spec_file, options)
@@ -177,4 +177,12 @@ def _answered(args: argparse.Namespace, answer: uptodate.Answer) -> int:
             file=sys.stderr,
         )
     print(answer.digest)
+    from engine.cli import signals
+
+    if signals.process_exits_after:
+        # The answer is all this process does: nothing is open, nothing is left to write, so
+        # the interpreter's teardown (a few ms of a no-op's time) is skipped.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

@@ -111,7 +111,7 @@ def load_target(
     from engine.cache.store import BlobStore
     from engine.cli.registryargs import apply_registry_options
     from engine.sources.image import open_image, parse_target
-    from engine.spec import load_spec
+    from engine.spec.load import load_spec
 
     apply_registry_options(args)
     options = build_options(args)

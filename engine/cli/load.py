@@ -23,7 +23,7 @@ from engine.cache.store import BlobStore
 from engine.errors import OutputError, UsageError
 from engine.oci.reference import parse_reference
 from engine.output import OutputTarget
-from engine.spec import Spec
+from engine.spec.model import Spec
 
 TOOLS = ("podman", "docker")
 

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.builder.run import build_spec
     from engine.cache.store import BlobStore
     from engine.cli.registryargs import apply_registry_options
-    from engine.spec import load_spec
+    from engine.spec.load import load_spec
 
     apply_registry_options(args)
     spec = load_spec(find_spec(args.spec))

@@ -1,7 +1,9 @@
-"""Live per-layer progress for a terminal: one line per layer, redrawn in place on stderr."""
+"""How the command line shows a build: live per-layer progress on a terminal (one line per layer,
+redrawn in place on stderr), else only warnings and waits, one line each."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import threading
 import time
@@ -10,6 +12,7 @@ from typing import TextIO
 from engine.events import (
     BuildFinished,
     Event,
+    EventSink,
     LayerCached,
     LayerDone,
     LayerFailed,
@@ -17,6 +20,7 @@ from engine.events import (
     LayerQueued,
     LayerStarted,
     Log,
+    OutputWaiting,
 )
 from engine.humanize import human_bytes
 
@@ -87,3 +91,42 @@ class TerminalProgress:
     def finish(self) -> None:
         with self._lock:
             self._draw()
+
+
+def warnings_only(event: Event) -> None:
+    """An event sink that prints warnings and nothing else."""
+    if isinstance(event, Log) and event.level == "warning":
+        print(f"vinci: warning: {event.message}", file=sys.stderr)
+
+
+class Progress:
+    """A live display on a terminal; otherwise only warnings, one line each on stderr (a
+    lock the build could not honour, say, must not pass unsaid). A wait for another writer
+    of the output is said on stderr in any case, once. `finish` ends it."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        live = not (getattr(args, "quiet", False) or getattr(args, "json", False))
+        self.display = TerminalProgress() if live and sys.stderr.isatty() else None
+        shown: EventSink = self.display if self.display is not None else warnings_only
+
+        def sink(event: Event) -> None:
+            if isinstance(event, OutputWaiting):
+                line = f"waiting for another build writing {event.target} to finish"
+                if self.display is not None:
+                    self.display(Log("vinci", line))
+                else:
+                    # One write: builds sharing a stderr must not split each other's lines.
+                    sys.stderr.write(f"vinci: {line}\n")
+                    sys.stderr.flush()
+                return
+            shown(event)
+
+        self.sink: EventSink = sink
+
+    @property
+    def live(self) -> bool:
+        return self.display is not None
+
+    def finish(self) -> None:
+        if self.display is not None:
+            self.display.finish()

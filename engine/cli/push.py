@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli.args import Progress, add_build_args, build_options
+from engine.cli.args import add_build_args, build_options
+from engine.cli.progress import Progress
 from engine.cli.registryargs import (
     add_push_arguments,
     apply_registry_options,

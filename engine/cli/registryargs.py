@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
     from engine.builder.result import BuildResult
     from engine.cache.store import BlobStore
-    from engine.events import CancelToken, Event, EventSink
+    from engine.cancel import CancelToken
+    from engine.events import Event, EventSink
     from engine.oci.reference import ImageReference
     from engine.registry.options import RegistryOptions
     from engine.registry.push import PushResult

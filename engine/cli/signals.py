@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from engine.events import CancelToken
+from engine.cancel import CancelToken
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_SECONDS = 5  # a stopped command that is still running after this is ended (see below)

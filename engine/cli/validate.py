@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.spec import load_spec
+from engine.spec.load import load_spec
 from engine.spec.locate import find_spec
 
 

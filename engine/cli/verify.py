@@ -53,7 +53,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from engine.codec import get_codec
-    from engine.spec import load_spec
+    from engine.spec.load import load_spec
     from engine.verify import (
         PERTURBATIONS,
         BuildOutcome,

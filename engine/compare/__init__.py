@@ -15,11 +15,11 @@ workbench's "what changed since the last build", and `vinci build --locked`.
 
 from engine.builder.result import BuildResult
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.compare.image import diff_images
 from engine.compare.load import open_side
 from engine.compare.model import Cause, FieldChange, FileChange, ImageDiff, LayerChange
 from engine.compare.render import render
-from engine.events import CancelToken
 
 
 def diff_results(

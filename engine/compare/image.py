@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from engine.cancel import CancelToken
 from engine.compare.layers import compare_entries, describe
 from engine.compare.model import (
     CODEC,
@@ -32,7 +33,6 @@ from engine.compare.model import (
     LayerSide,
 )
 from engine.errors import LayerReadError
-from engine.events import CancelToken
 from engine.oci.image import Image, Layer
 from engine.tar.compression import sniff_compression
 from engine.tar.read import TarEntry, TarSummary, read_layer

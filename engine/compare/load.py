@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 from engine.builder.result import BuildResult
 from engine.cache.store import BlobStore
-from engine.events import CancelToken
+from engine.cancel import CancelToken
 from engine.oci.descriptor import Platform
 from engine.sources.image import OpenedImage, open_image, parse_target
-from engine.spec import load_spec
+from engine.spec.load import load_spec
 from engine.spec.locate import find_spec
 from engine.spec.model import Spec
 

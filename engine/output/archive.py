@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.errors import OutputError
-from engine.events import CancelToken
 from engine.oci import mediatypes
 from engine.oci.canonical import canonical_json
 from engine.oci.descriptor import Descriptor, Platform

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from engine.cache.image import StoredImage
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.errors import OutputError
-from engine.events import CancelToken
 from engine.oci.descriptor import Platform
 from engine.oci.reference import ImageReference
 from engine.output import OutputTarget

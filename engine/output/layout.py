@@ -44,9 +44,9 @@ from typing import Any
 
 from engine.cache.atomic import write_atomic
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.cpus import available_cpus
 from engine.errors import OutputError
-from engine.events import CancelToken
 from engine.oci import mediatypes
 from engine.oci.canonical import canonical_json
 from engine.oci.descriptor import Descriptor, Platform

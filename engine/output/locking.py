@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.events import CancelToken
+from engine.cancel import CancelToken
 
 POLL_SECONDS = 0.05
 # flock is unavailable here (some network filesystems): the write goes ahead unlocked, as

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
+from engine.cancel import CancelToken
 from engine.errors import (
     OversizedResponse,
     RegistryError,
@@ -46,7 +47,6 @@ from engine.errors import (
     RegistryStatusError,
     Unauthorized,
 )
-from engine.events import CancelToken
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor
 from engine.oci.digest import Digest

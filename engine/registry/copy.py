@@ -17,8 +17,8 @@ from typing import Any
 from engine.cache.ingest import Ingest
 from engine.cache.provenance import add_source
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.errors import RegistryError
-from engine.events import CancelToken
 from engine.oci.descriptor import Descriptor
 from engine.oci.digest import Digest
 from engine.oci.reference import ImageReference

@@ -26,8 +26,9 @@ from engine.cache.ingest import Ingest
 from engine.cache.provenance import add_source, set_diff_id
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.errors import BuildCancelled, CorruptImportedImage, ReferenceNotByDigest
-from engine.events import CancelToken, EventSink, ProgressThrottle
+from engine.events import EventSink, ProgressThrottle
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest

@@ -21,12 +21,12 @@ from typing import Any
 
 from engine.cache.provenance import add_source, mount_candidates
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.errors import BuildCancelled, RegistryError
 from engine.events import (
     BlobMounted,
     BlobPushed,
     BlobSkipped,
-    CancelToken,
     EventSink,
     Log,
     ProgressThrottle,

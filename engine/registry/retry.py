@@ -24,8 +24,8 @@ from typing import TypeVar
 
 import httpx
 
+from engine.cancel import CancelToken
 from engine.errors import RegistryError, RegistryTimeout, UnknownRegistryHost
-from engine.events import CancelToken
 from engine.registry.options import BLOB_DEADLINE_ENV, DEADLINE_ENV, RegistryOptions
 from engine.registry.transport import DeadlineExpired, describe, request_host, unresolvable
 

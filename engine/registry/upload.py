@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.cancel import CancelToken
 from engine.errors import CacheError, RegistryStatusError
-from engine.events import CancelToken
 from engine.oci.digest import Digest
 from engine.registry.client import RegistryClient, UploadStart
 from engine.registry.retry import with_retries

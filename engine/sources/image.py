@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from engine.cache.store import BlobStore
+from engine.cancel import CancelToken
 from engine.errors import ImageImportError, UsageError
-from engine.events import CancelToken
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest

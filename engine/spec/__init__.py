@@ -1,56 +1,7 @@
-"""Spec v1: loading, validation, the model, and the JSON Schema.
+"""Spec v1: `model` (the validated spec's values), `load` (parsing and validation, with pyyaml),
+`fields` (the single table the loader, the schema and the docs are made from), `schema` (the
+JSON Schema), `locate` (finding a spec file and the files beside it) and `globs`.
 
-The model is defined when the package is imported; the loader (and pyyaml with it) when a
-spec is first loaded: the up-to-date check locates a spec and reads its bytes but never
-parses it.
+Nothing is imported here: the up-to-date check locates a spec and reads its bytes, and must not
+pay for the model or the parser to do so. Import what you need from its module.
 """
-
-from __future__ import annotations
-
-import os
-from pathlib import Path
-
-from engine.spec.model import (
-    CombinedSpec,
-    ConfigSpec,
-    DirectorySpec,
-    FileSpec,
-    ImportOCISpec,
-    ImportSpec,
-    LayerSpec,
-    Spec,
-    SymlinkSpec,
-    TarSpec,
-    layer_summary,
-)
-
-
-def load_spec(path: str | os.PathLike[str], *, check_sources: bool = True) -> Spec:
-    """Load and validate the spec at `path`; raise SpecError listing every problem."""
-    from engine.spec import load
-
-    return load.load_spec(path, check_sources=check_sources)
-
-
-def load_spec_text(raw: bytes, absolute: Path, display: str, *, check_sources: bool = True) -> Spec:
-    """Validate spec text as if read from `absolute` (shown as `display` in messages)."""
-    from engine.spec import load
-
-    return load.load_spec_text(raw, absolute, display, check_sources=check_sources)
-
-
-__all__ = [
-    "CombinedSpec",
-    "ConfigSpec",
-    "DirectorySpec",
-    "FileSpec",
-    "ImportOCISpec",
-    "ImportSpec",
-    "LayerSpec",
-    "Spec",
-    "SymlinkSpec",
-    "TarSpec",
-    "layer_summary",
-    "load_spec",
-    "load_spec_text",
-]

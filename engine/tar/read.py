@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import IO, BinaryIO
 
+from engine.cancel import CancelToken
 from engine.errors import LayerReadError
-from engine.events import CancelToken
 from engine.tar.compression import DECODE_ERRORS, decompressed
 
 BLOCK = 512

@@ -280,7 +280,7 @@ def test_diff_results_for_the_workbench(tmp_path: Path, base: Path) -> None:
     from engine.builder.pool import Builder
     from engine.cache.store import BlobStore
     from engine.compare import diff_results
-    from engine.spec import load_spec
+    from engine.spec.load import load_spec
 
     builder = Builder(BlobStore(tmp_path / "cache"))
     before = builder.build(load_spec(base))

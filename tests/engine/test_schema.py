@@ -23,7 +23,7 @@ from test_spec_errors import CASES
 from test_spec_load import VALID, load_valid, make_sources
 
 from engine.spec import fields as F
-from engine.spec import load_spec
+from engine.spec.load import load_spec
 from engine.spec.schema import SCHEMA_ID, _type_schema, json_schema, markdown_reference
 
 SCHEMA_FILE = REPO / "docs" / "spec-v1.schema.json"

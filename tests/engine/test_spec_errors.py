@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from engine.errors import SpecError
 from engine.spec import fields as F
-from engine.spec import load_spec_text
+from engine.spec.load import load_spec_text
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from engine.errors import Position, SpecError
 from engine.oci.descriptor import Platform
 from engine.oci.digest import Digest
 from engine.oci.reference import parse_reference
-from engine.spec import (
+from engine.spec import fields as F
+from engine.spec.load import load_spec, load_spec_text
+from engine.spec.model import (
     CombinedSpec,
     ConfigSpec,
     DirectorySpec,
@@ -25,10 +27,7 @@ from engine.spec import (
     ImportSpec,
     Spec,
     SymlinkSpec,
-    load_spec,
-    load_spec_text,
 )
-from engine.spec import fields as F
 
 REPO = Path(__file__).resolve().parents[2]
 HEX = "0123456789abcdef" * 4

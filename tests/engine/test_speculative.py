@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.builder.pool import Builder
 from engine.cache.store import BlobStore
-from engine.spec import load_spec
+from engine.spec.load import load_spec
 
 OLD = 1_600_000_000  # an mtime long past: not "racily clean"
 

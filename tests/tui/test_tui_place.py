@@ -17,10 +17,10 @@ from textual.widgets import Static
 from tuikit import GatedBuild, make_app, wait_built, wait_for
 
 import engine
-from engine import BuildOptions, CancelToken, Event, EventSink
+from engine import BuildOptions, CancelToken
 from engine.builder.result import BuildResult
-from engine.events import BuildFinished
-from engine.spec import Spec
+from engine.events import BuildFinished, Event, EventSink
+from engine.spec.model import Spec
 from vinci_tui.app import Workbench
 from vinci_tui.widgets.contents import FileTable
 from vinci_tui.widgets.details import DetailsTable

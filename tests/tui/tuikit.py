@@ -16,10 +16,10 @@ from typing import Any
 from textual.pilot import Pilot
 
 import engine
-from engine import BuildOptions, CancelToken, Event, EventSink
+from engine import BuildOptions, CancelToken
 from engine.builder.result import BuildResult
-from engine.events import LayerStarted
-from engine.spec import Spec
+from engine.events import Event, EventSink, LayerStarted
+from engine.spec.model import Spec
 from vinci_tui.app import Workbench
 from vinci_tui.clock import FrozenClock
 from vinci_tui.runner import THREAD_PREFIX

@@ -29,8 +29,8 @@ from textual.timer import Timer
 from textual.widgets import Static, TextArea
 
 from engine.errors import SpecError, SpecProblem
-from engine.spec import load_spec_text
 from engine.spec.fields import CONFIG, LAYER_KINDS, TOP
+from engine.spec.load import load_spec_text
 
 VALIDATE_AFTER = 0.3  # seconds of quiet typing before the text is validated
 

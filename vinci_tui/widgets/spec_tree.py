@@ -18,7 +18,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from engine.errors import SpecProblem
-from engine.spec import Spec
+from engine.spec.model import Spec
 from vinci_tui.specview import SpecItem, spec_items
 
 DEFAULT_EXPANDED = frozenset({"config", "layers", "problems"})
