@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.verify import oci_image_tool_validate, umoci_unpack
 from trees import make_tree
 
-import engine.builder.pool
-import engine.output.layout
 from engine.cli.main import main
-from engine.errors import VinciError
 
 
 def _build(spec: Path, cache: Path, out: Path, *extra: str) -> int:
@@ -27,29 +26,53 @@ def _blobs(layout: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((layout / "blobs" / "sha256").iterdir())}
 
 
+# Every file opened for reading, as the interpreter reports it (PEP 578): a blob copied from
+# the cache into a layout is a cache blob opened for reading while the build runs.
+_OPENED: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if event != "open" or _OPENED is None or not isinstance(args[0], str | Path):
+        return
+    path, mode, flags = args
+    if mode is None:  # os.open: the access mode is in the flags
+        reading = isinstance(flags, int) and flags & os.O_ACCMODE != os.O_WRONLY
+    else:
+        reading = "r" in str(mode) or "+" in str(mode)
+    if reading:
+        _OPENED.append(os.fspath(path))  # type: ignore[arg-type]
+
+
+sys.addaudithook(_audit)
+
+
 @pytest.fixture
-def copies(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the blobs write_layout copied from the cache."""
-    made: list[str] = []
-    real = engine.output.layout._copy_file
+def opened() -> Iterator[list[str]]:
+    """Every file the test's builds open for reading."""
+    global _OPENED
+    _OPENED = []
+    yield _OPENED
+    _OPENED = None
 
-    def counting(src: Path, dest: Path, size: int, *rest: object) -> None:
-        made.append(src.name)
-        real(src, dest, size, *rest)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(engine.output.layout, "_copy_file", counting)
-    return made
+def copied(opened: list[str]) -> list[str]:
+    """The cache blobs among them: each one copied into a layout (the cache's blobs are never
+    read otherwise by these builds)."""
+    blobs = os.path.join("cache", "v1", "blobs", "sha256") + os.sep
+    return [os.path.basename(p) for p in opened if blobs in p]
 
 
 def test_a_cold_build_copies_nothing_and_gives_the_copied_layout(
-    tmp_path: Path, copies: list[str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, opened: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = make_tree(tmp_path / "src")
     assert _build(spec, tmp_path / "cache", tmp_path / "direct") == 0
-    assert copies == []
+    assert copied(opened) == []
     # From a warm cache into a new directory every blob is a copy: the same layout.
     assert _build(spec, tmp_path / "cache", tmp_path / "copied") == 0
-    assert len(copies) == len(_blobs(tmp_path / "copied")) == 5  # 3 layers, config, manifest
+    assert (
+        len(copied(opened)) == len(_blobs(tmp_path / "copied")) == 5
+    )  # 3 layers, config, manifest
     assert _blobs(tmp_path / "direct") == _blobs(tmp_path / "copied")
     direct = tmp_path / "direct"
     assert (direct / "index.json").read_bytes() == (tmp_path / "copied" / "index.json").read_bytes()
@@ -64,24 +87,32 @@ def test_a_cold_build_copies_nothing_and_gives_the_copied_layout(
     capsys.readouterr()
 
 
-def _fail_second_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = engine.builder.pool.write_layer
+def _with_archive(spec: Path, whole: bool) -> None:
+    """Add a fourth layer, a tar archive, to the tree's spec: whole, or cut short so that the
+    layer fails while it is written, after the layers before it were built."""
+    import io
+    import tarfile
 
-    def failing(plan, codec, store, index, *rest):  # type: ignore[no-untyped-def]
-        if index == 2:
-            raise VinciError("the disk is on fire")
-        return real(plan, codec, store, index, *rest)
-
-    monkeypatch.setattr(engine.builder.pool, "write_layer", failing)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = os.urandom(200_000)
+        info = tarfile.TarInfo("opt/data.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    archive = buffer.getvalue()
+    (spec.parent / "archive.tgz").write_bytes(archive if whole else archive[: len(archive) // 2])
+    text = spec.read_text()
+    if "archive.tgz" not in text:
+        spec.write_text(text + "  - tar: ./archive.tgz\n")
 
 
 def test_a_failed_build_leaves_no_layout_where_there_was_none(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = make_tree(tmp_path / "src")
-    _fail_second_layer(monkeypatch)
+    _with_archive(spec, whole=False)
     assert _build(spec, tmp_path / "cache", tmp_path / "out", "--jobs", "1") == 1
-    assert "the disk is on fire" in capsys.readouterr().err
+    assert "archive.tgz cannot be decompressed" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     # An empty directory the user made stays, empty.
     (tmp_path / "empty").mkdir()
@@ -90,21 +121,22 @@ def test_a_failed_build_leaves_no_layout_where_there_was_none(
 
 
 def test_a_failed_build_leaves_the_old_image_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = make_tree(tmp_path / "src")
+    _with_archive(spec, whole=True)
     out = tmp_path / "out"
     assert _build(spec, tmp_path / "cache", out) == 0
     index, before = (out / "index.json").read_bytes(), _blobs(out)
     (tmp_path / "src" / "tool").write_bytes(b"#!/bin/sh\necho changed\n")
     (tmp_path / "src" / "big.bin").write_bytes(b"changed" * 100_000)
-    _fail_second_layer(monkeypatch)
+    _with_archive(spec, whole=False)  # the last layer fails after the two changed ones were made
     assert _build(spec, tmp_path / "cache", out, "--jobs", "1") == 1
     assert (out / "index.json").read_bytes() == index
     after = _blobs(out)
     assert {k: after[k] for k in before} == before  # every blob of the old image, unchanged
     oci_image_tool_validate(out)
-    monkeypatch.undo()
+    _with_archive(spec, whole=True)
     # The next good build leaves exactly its own blobs.
     assert _build(spec, tmp_path / "cache", out) == 0
     manifest_digest = json.loads((out / "index.json").read_bytes())["manifests"][0]["digest"]
@@ -116,7 +148,7 @@ def test_a_failed_build_leaves_the_old_image_whole(
 
 
 def test_a_layout_inside_a_source_is_written_after_the_build(
-    tmp_path: Path, copies: list[str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, opened: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A layer of the spec's own directory must not see a layout being filled while it is
     walked. The default output is never walked (engine/builder/pool.py own_files): it is readied
@@ -140,12 +172,12 @@ def test_a_layout_inside_a_source_is_written_after_the_build(
 
     cache = str(tmp_path / "cache")
     assert main(["build", str(spec), "-q", "--cache-dir", cache]) == 0
-    assert copies == []  # readied first, filled as the blobs were made
+    assert copied(opened) == []  # readied first, filled as the blobs were made
     taken = names(project / "vinci.oci")
     assert "app/hello.txt" in taken and "app/vinci.yaml" in taken
     assert not [n for n in taken if "vinci.oci" in n]
     out = project / "out"
     assert main(["build", str(spec), "-q", "--cache-dir", cache, "-o", f"oci:{out}"]) == 0
-    assert len(copies) == 3  # written after the build, as a copy
+    assert len(copied(opened)) == 3  # written after the build, as a copy
     assert not [n for n in names(out) if n.startswith("app/out")]
     capsys.readouterr()
