@@ -18,6 +18,8 @@ import json
 import posixpath
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -572,19 +574,32 @@ class MergedEntry:
     entry: TarEntry
 
 
+LayerReader = Callable[[LayerInfo], ContextManager[Iterable[TarEntry]]]
+
+
 def merged_index(
-    blobs: BlobSource, layers: Iterable[LayerInfo], cancel: CancelToken | None = None
+    blobs: BlobSource,
+    layers: Iterable[LayerInfo],
+    cancel: CancelToken | None = None,
+    read: LayerReader | None = None,
 ) -> dict[str, MergedEntry]:
     """Path (relative, as TarEntry.path) -> what the image holds there. Holds metadata only:
-    one entry per path of the image."""
+    one entry per path of the image. `read` gives a layer's entries (the SBOM's hashes them,
+    or lists a built layer from its plan); by default each blob is streamed, unhashed."""
+
+    @contextmanager
+    def from_blob(layer: LayerInfo) -> Iterator[Iterable[TarEntry]]:
+        with blobs.open_blob(layer.descriptor.digest) as raw:
+            yield iter_layer(raw, cancel)
+
     out: dict[str, MergedEntry] = {}
     for layer in layers:
         added: dict[str, MergedEntry] = {}
         removed: list[str] = []
         opaque: list[str] = []
         try:
-            with blobs.open_blob(layer.descriptor.digest) as raw:
-                for e in iter_layer(raw, cancel):
+            with (read or from_blob)(layer) as entries:
+                for e in entries:
                     parent, base = posixpath.split(e.path)
                     if base == OPAQUE_WHITEOUT:
                         opaque.append(parent)
