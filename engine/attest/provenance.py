@@ -88,12 +88,13 @@ def _host_inputs(spec: Spec) -> list[tuple[str, Path]]:
     for node in spec.layers:
         parts = node.parts if isinstance(node, CombinedSpec) else (node,)
         for part in parts:
-            if (
-                isinstance(part, FileSpec | DirectorySpec) and part.source is not None
-            ) or isinstance(part, TarSpec):
-                out.append((part.label, part.source))
+            source: Path | None = None
+            if isinstance(part, FileSpec | DirectorySpec | TarSpec):
+                source = part.source
             elif isinstance(part, ImportSpec):
-                out.append((part.label, part.path))
+                source = part.path
+            if source is not None:
+                out.append((part.label, source))
     return out
 
 
