@@ -17,6 +17,7 @@ import sys
 from engine.builder.options import BuildOptions
 from engine.cli import uptodate
 from engine.cli.args import add_build_args, build_options
+from engine.cli.attestargs import add_attest_args, wanted
 from engine.cli.registryargs import add_push_arguments
 from engine.spec.locate import find_spec
 
@@ -54,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_build_args(p)
     add_push_arguments(p)
+    add_attest_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         from engine.errors import UsageError
 
         raise UsageError("--json prints to stdout, where the archive goes; drop one of the two")
-    if not (args.replan or args.json or args.push or args.load):
+    # SBOMs and provenance asked for on the command line need the build's result.
+    if not (args.replan or args.json or args.push or args.load or wanted(args)):
         answer = uptodate.check(spec_file, options)
         if answer is not None:
             return _answered(args, answer)
@@ -134,6 +137,10 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
 
         pushed = push_built(args, push_to, result, store, progress.display, signals.token())
         progress.finish()
+    from engine.cli.attestargs import attestations, sbom_formats, write_attestations
+
+    docs = attestations(result, sbom_formats(args, spec.sbom), args.provenance, signals.token())
+    attested = write_attestations(docs, target.path, args.sbom_out, to_stdout)
     loaded = None
     if args.load:
         from engine.cli.load import load_image
@@ -146,6 +153,8 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
             data["push"] = pushed.to_json()
         if loaded is not None:
             data["loaded"] = loaded
+        if attested:
+            data["attestations"] = [str(p) for p in attested]
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         if progress.live:

@@ -477,8 +477,7 @@ class _Reader:
             if name not in F.SBOM_FORMATS:
                 self.problem(
                     node.value[i],
-                    f"{where}[{i}]: {name!r} is not an SBOM format "
-                    f"({', '.join(F.SBOM_FORMATS)})",
+                    f"{where}[{i}]: {name!r} is not an SBOM format ({', '.join(F.SBOM_FORMATS)})",
                 )
                 ok = False
         return tuple(dict.fromkeys(names)) if ok else None
