@@ -87,7 +87,6 @@ def spdx_document(contents: ImageContents) -> dict[str, Any]:
                 "name": p.name,
                 "software_packageVersion": p.version,
                 "software_packageUrl": p.purl,
-                "software_primaryPurpose": "install",
             }
         )
     bases: list[str] = []

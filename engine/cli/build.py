@@ -127,20 +127,20 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         )
     finally:
         progress.finish()
+    from engine.cli.attestargs import attestations, sbom_formats, write_attestations
+
+    docs = attestations(result, sbom_formats(args, spec.sbom), args.provenance, signals.token())
+    attested = write_attestations(docs, target.path, args.sbom_out, to_stdout)
     pushed = None
     if push_to is None:
         # The image is written: a stamp that cannot be saved costs the next build its shortcut.
         with contextlib.suppress(OSError):
-            uptodate.write_stamp(spec_file, options, result, store, footprint, started_ns)
+            uptodate.write_stamp(spec_file, options, result, store, footprint, started_ns, attested)
     else:
         from engine.cli.registryargs import push_built
 
         pushed = push_built(args, push_to, result, store, progress.display, signals.token())
         progress.finish()
-    from engine.cli.attestargs import attestations, sbom_formats, write_attestations
-
-    docs = attestations(result, sbom_formats(args, spec.sbom), args.provenance, signals.token())
-    attested = write_attestations(docs, target.path, args.sbom_out, to_stdout)
     loaded = None
     if args.load:
         from engine.cli.load import load_image
