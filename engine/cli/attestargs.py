@@ -6,16 +6,30 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.builder.result import BuildResult
 from engine.errors import UsageError
 from engine.events import CancelToken
+
+if TYPE_CHECKING:
+    from engine.cache.store import BlobStore
+    from engine.oci.reference import ImageReference
+    from engine.registry.referrers import Referrer
 
 CHOICES = {"spdx": ("spdx",), "cyclonedx": ("cyclonedx",), "both": ("spdx", "cyclonedx")}
 PROVENANCE_SUFFIX = ".provenance.json"
 
 
 def add_attest_args(p: argparse.ArgumentParser, *, writes: bool = True) -> None:
+    """`--sbom`, `--provenance`, `--attach`, and with `writes` (build) `--sbom-out`."""
+    p.add_argument(
+        "--attach",
+        action="store_true",
+        help="push the image's SBOMs and provenance as OCI 1.1 referrers of it (formats: "
+        "--sbom, else the spec's `sbom:`, else both; provenance too unless only --sbom is "
+        "given)",
+    )
     p.add_argument(
         "--sbom",
         choices=(*CHOICES, "none"),
@@ -87,3 +101,27 @@ def write_attestations(
         write_atomic(path, data, sync_name=False)
         written.append(path)
     return written
+
+
+def attach_pushed(
+    args: argparse.Namespace,
+    result: BuildResult,
+    target: ImageReference,
+    store: BlobStore,
+    cancel: CancelToken | None,
+) -> list[tuple[Referrer, str]]:
+    """`--attach`: push the documents as referrers of the image just pushed to `target`."""
+    import sys
+
+    from engine.attest.attach import attach
+    from engine.cli.registryargs import apply_registry_options
+
+    formats = sbom_formats(args, result.spec.sbom) or ("spdx", "cyclonedx")
+    provenance = args.provenance or args.sbom is None
+    docs = attestations(result, formats, provenance, cancel)
+    attached = attach(result, docs, target, store, apply_registry_options(args), cancel)
+    if not (getattr(args, "quiet", False) or getattr(args, "json", False)):
+        for entry, how in attached:
+            where = "the referrers API" if how == "api" else f"tag {how}"
+            print(f"attached {entry.artifact_type} {entry.digest} ({where})", file=sys.stderr)
+    return attached

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from engine.builder.options import BuildOptions
 from engine.cli import uptodate
@@ -20,6 +21,9 @@ from engine.cli.args import add_build_args, build_options
 from engine.cli.attestargs import add_attest_args, wanted
 from engine.cli.registryargs import add_push_arguments
 from engine.spec.locate import find_spec
+
+if TYPE_CHECKING:
+    from engine.registry.referrers import Referrer
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,6 +63,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.attach and not args.push:
+        from engine.errors import UsageError
+
+        raise UsageError("--attach pushes referrers of the pushed image: add --push")
     if args.no_lock and args.locked:
         from engine.errors import LockError
 
@@ -132,6 +140,7 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
     docs = attestations(result, sbom_formats(args, spec.sbom), args.provenance, signals.token())
     attested = write_attestations(docs, target.path, args.sbom_out, to_stdout)
     pushed = None
+    attached: list[tuple[Referrer, str]] = []
     if push_to is None:
         # The image is written: a stamp that cannot be saved costs the next build its shortcut.
         with contextlib.suppress(OSError):
@@ -141,6 +150,10 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
 
         pushed = push_built(args, push_to, result, store, progress.display, signals.token())
         progress.finish()
+        if args.attach:
+            from engine.cli.attestargs import attach_pushed
+
+            attached = attach_pushed(args, result, push_to[0], store, signals.token())
     loaded = None
     if args.load:
         from engine.cli.load import load_image
@@ -151,6 +164,8 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         data["output"] = str(target)
         if pushed is not None:
             data["push"] = pushed.to_json()
+        if attached:
+            data["referrers"] = [dict(r.to_json(), indexed=how) for r, how in attached]
         if loaded is not None:
             data["loaded"] = loaded
         if attested:

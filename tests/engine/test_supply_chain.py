@@ -244,8 +244,10 @@ def test_attached_referrers_use_the_tag_fallback_and_skopeo_sees_them(
     assert data["push"]["digest"] == one.digest
     tag = "sha256-" + one.digest.removeprefix("sha256:")
     assert {r["indexed"] for r in data["referrers"]} == {tag}  # distribution 2.8: no API
-    # Pushing again adds nothing: the fallback index is read, modified and written.
-    run_vinci("push", one.root, "--image", repo, "--attach", env=_env(one.cache))
+    # Pushing again (from `build --push` this time) adds nothing: the fallback index is
+    # read, extended only by what it lacks, and written back.
+    again = run_vinci("build", one.root, "--push", "--image", repo, "--attach", env=_env(one.cache))
+    assert again.stderr.count(f"(tag {tag})") == 3
 
     listed = json.loads(run_vinci("referrers", f"{repo}:1", "--json", env=_env(one.cache)).stdout)
     types = sorted(r["artifactType"] for r in listed["referrers"])
