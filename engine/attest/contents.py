@@ -149,6 +149,13 @@ def image_contents(result: BuildResult, cancel: CancelToken | None = None) -> Im
     packages: tuple[DebPackage, ...] = ()
     status = merged.get(DPKG_STATUS)
     if status is not None and status.entry.type == "file":
+        if status.layer.position not in statuses and status.layer.node is not None:
+            # A layer listed from its plan (a `directory` of a rootfs, say): its blob is the
+            # truth, and the status file is read from it, streamed.
+            planned.pop(status.layer.node, None)
+            with read(status.layer) as entries:
+                for _ in entries:
+                    pass
         packages = statuses.get(status.layer.position, ())
     return ImageContents(
         manifest=str(result.manifest.digest),

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.builder.result import BuildResult
-from engine.errors import UsageError
 from engine.events import CancelToken
 
 if TYPE_CHECKING:
@@ -82,18 +81,17 @@ def attestations(
 
 
 def write_attestations(
-    docs: dict[str, bytes], output: Path, out_dir: str | None, to_stdout: bool
+    docs: dict[str, bytes], output: Path, out_dir: str | None, to_stdout: bool, spec: Path
 ) -> list[Path]:
-    """Write each document beside `output` (or into `out_dir`), atomically; the paths."""
+    """Write each document beside `output` (or into `out_dir`), named after it (after the
+    spec file when the output is a stream), atomically; the paths."""
     from engine.attest.sbom import FORMATS
     from engine.cache.atomic import write_atomic
 
     if not docs:
         return []
-    if out_dir is None and to_stdout:
-        raise UsageError("--sbom/--provenance with an archive on stdout: say where with --sbom-out")
     directory = Path(out_dir) if out_dir else Path(os.path.abspath(output)).parent
-    stem = Path(os.path.abspath(output)).name
+    stem = spec.stem if to_stdout else Path(os.path.abspath(output)).name
     written = []
     for kind, data in docs.items():
         suffix = FORMATS[kind][0] if kind in FORMATS else PROVENANCE_SUFFIX

@@ -109,6 +109,13 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         # fetch takes the environment's (engine/registry/options.py).
         apply_registry_options(args)
     spec = open_spec(spec_file)
+    from engine.cli.attestargs import attestations, sbom_formats, write_attestations
+
+    formats = sbom_formats(args, spec.sbom)
+    if (formats or args.provenance) and to_stdout and not args.sbom_out:
+        from engine.errors import UsageError
+
+        raise UsageError("--sbom/--provenance with an archive on stdout: say where with --sbom-out")
     push_to = None
     if args.push:
         from engine.cli.registryargs import push_target
@@ -135,10 +142,8 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         )
     finally:
         progress.finish()
-    from engine.cli.attestargs import attestations, sbom_formats, write_attestations
-
-    docs = attestations(result, sbom_formats(args, spec.sbom), args.provenance, signals.token())
-    attested = write_attestations(docs, target.path, args.sbom_out, to_stdout)
+    docs = attestations(result, formats, args.provenance, signals.token())
+    attested = write_attestations(docs, target.path, args.sbom_out, to_stdout, spec.path)
     pushed = None
     attached: list[tuple[Referrer, str]] = []
     if push_to is None:
