@@ -286,6 +286,9 @@ def test_spec_key_and_bad_sbom_format(tmp_path: Path) -> None:
         "spec-version: v1\nsbom: [cyclonedx]\nlayers:\n  - file: {path: /a, contents: a}\n"
     )
     env = {"VINCI_CACHE_DIR": str(tmp_path / "c")}
+    streamed = run_vinci("build", spec, "-o", "oci-archive:-", env=env, check=False)
+    assert streamed.returncode == 2 and streamed.stdout == ""  # refused before building
+    assert "say where with --sbom-out" in streamed.stderr
     first = run_vinci("build", spec, "-q", env=env)
     cdx = tmp_path / "vinci.oci.cdx.json"
     made = cdx.read_bytes()
