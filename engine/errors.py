@@ -183,3 +183,8 @@ def describe_os_error(error: OSError) -> str:
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         hint = " (free some space there, or point --cache-dir or --output elsewhere)"
     return f"{error.strerror or error}{where}{hint}"
+
+
+class AttestationError(VinciError):
+    """An SBOM, a provenance statement or a referrer that cannot be made, read or checked:
+    a tampered statement, an input whose digest differs from the one it names."""

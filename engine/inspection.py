@@ -18,6 +18,8 @@ import json
 import posixpath
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -572,19 +574,33 @@ class MergedEntry:
     entry: TarEntry
 
 
+LayerReader = Callable[[LayerInfo], ContextManager[Iterable[TarEntry]]]
+
+
 def merged_index(
-    blobs: BlobSource, layers: Iterable[LayerInfo], cancel: CancelToken | None = None
+    blobs: BlobSource,
+    layers: Iterable[LayerInfo],
+    cancel: CancelToken | None = None,
+    read: LayerReader | None = None,
 ) -> dict[str, MergedEntry]:
     """Path (relative, as TarEntry.path) -> what the image holds there. Holds metadata only:
-    one entry per path of the image."""
+    one entry per path of the image. `read` gives a layer's entries (the SBOM's hashes them,
+    or lists a built layer from its plan); by default each blob is streamed, unhashed."""
+
+    @contextmanager
+    def from_blob(layer: LayerInfo) -> Iterator[Iterable[TarEntry]]:
+        with blobs.open_blob(layer.descriptor.digest) as raw:
+            yield iter_layer(raw, cancel)
+
     out: dict[str, MergedEntry] = {}
+    below = _Below()
     for layer in layers:
         added: dict[str, MergedEntry] = {}
         removed: list[str] = []
         opaque: list[str] = []
         try:
-            with blobs.open_blob(layer.descriptor.digest) as raw:
-                for e in iter_layer(raw, cancel):
+            with (read or from_blob)(layer) as entries:
+                for e in entries:
                     parent, base = posixpath.split(e.path)
                     if base == OPAQUE_WHITEOUT:
                         opaque.append(parent)
@@ -595,23 +611,45 @@ def merged_index(
         except LayerReadError as err:
             raise LayerReadError(f"layer {layer.descriptor.digest.short}: {err}") from None
         for path in removed:
-            _drop(out, path, itself=True)
+            below.drop(out, path, itself=True)
         for path in opaque:
-            _drop(out, path, itself=False)
+            below.drop(out, path, itself=False)
         for path, merged in added.items():
             if merged.entry.type != "dir":
-                _drop(out, path, itself=False)
+                below.drop(out, path, itself=False)
             out[path] = merged
+            below.add(path)
     return out
 
 
-def _drop(index: dict[str, MergedEntry], path: str, *, itself: bool) -> None:
-    """Removes everything below `path` (and `path` itself, with `itself`)."""
-    if itself:
-        index.pop(path, None)
-    prefix = path + "/" if path else ""  # "" is the root: everything is below it
-    for key in [k for k in index if k.startswith(prefix)]:
-        del index[key]
+class _Below:
+    """Which paths of the index lie directly below each directory, so removing a subtree
+    visits that subtree only: a scan of every path per replaced file made merging a
+    10,000-file layer take seconds. Directories the index has no entry for (a tar without
+    its parents' entries) are kept too, as an unpacker creates them."""
+
+    def __init__(self) -> None:
+        self._children: dict[str, set[str]] = {}
+
+    def add(self, path: str) -> None:
+        while path:
+            parent = posixpath.dirname(path)
+            children = self._children.setdefault(parent, set())
+            if path in children:
+                return
+            children.add(path)
+            path = parent
+
+    def drop(self, index: dict[str, MergedEntry], path: str, *, itself: bool) -> None:
+        """Removes everything below `path` (and `path` itself, with `itself`) from `index`."""
+        if itself and path:
+            index.pop(path, None)
+            self._children.get(posixpath.dirname(path), set()).discard(path)
+        todo = [path]  # "" is the root: everything is below it
+        while todo:
+            for child in self._children.pop(todo.pop(), ()):
+                index.pop(child, None)
+                todo.append(child)
 
 
 def resolve_path(index: dict[str, MergedEntry], path: str) -> str:

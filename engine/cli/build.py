@@ -13,12 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from engine.builder.options import BuildOptions
 from engine.cli import uptodate
 from engine.cli.args import add_build_args, build_options
+from engine.cli.attestargs import add_attest_args, wanted
 from engine.cli.registryargs import add_push_arguments
 from engine.spec.locate import find_spec
+
+if TYPE_CHECKING:
+    from engine.registry.referrers import Referrer
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,9 +59,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_build_args(p)
     add_push_arguments(p)
+    add_attest_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.attach and not args.push:
+        from engine.errors import UsageError
+
+        raise UsageError("--attach pushes referrers of the pushed image: add --push")
     if args.no_lock and args.locked:
         from engine.errors import LockError
 
@@ -70,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         from engine.errors import UsageError
 
         raise UsageError("--json prints to stdout, where the archive goes; drop one of the two")
-    if not (args.replan or args.json or args.push or args.load):
+    # SBOMs and provenance asked for on the command line need the build's result.
+    if not (args.replan or args.json or args.push or args.load or wanted(args)):
         answer = uptodate.check(spec_file, options)
         if answer is not None:
             return _answered(args, answer)
@@ -98,6 +109,13 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         # fetch takes the environment's (engine/registry/options.py).
         apply_registry_options(args)
     spec = open_spec(spec_file)
+    from engine.cli.attestargs import attestations, sbom_formats, write_attestations
+
+    formats = sbom_formats(args, spec.sbom)
+    if (formats or args.provenance) and to_stdout and not args.sbom_out:
+        from engine.errors import UsageError
+
+        raise UsageError("--sbom/--provenance with an archive on stdout: say where with --sbom-out")
     push_to = None
     if args.push:
         from engine.cli.registryargs import push_target
@@ -124,16 +142,23 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         )
     finally:
         progress.finish()
+    docs = attestations(result, formats, args.provenance, signals.token())
+    attested = write_attestations(docs, target.path, args.sbom_out, to_stdout, spec.path)
     pushed = None
+    attached: list[tuple[Referrer, str]] = []
     if push_to is None:
         # The image is written: a stamp that cannot be saved costs the next build its shortcut.
         with contextlib.suppress(OSError):
-            uptodate.write_stamp(spec_file, options, result, store, footprint, started_ns)
+            uptodate.write_stamp(spec_file, options, result, store, footprint, started_ns, attested)
     else:
         from engine.cli.registryargs import push_built
 
         pushed = push_built(args, push_to, result, store, progress.display, signals.token())
         progress.finish()
+        if args.attach:
+            from engine.cli.attestargs import attach_pushed
+
+            attached = attach_pushed(args, result, push_to[0], store, signals.token())
     loaded = None
     if args.load:
         from engine.cli.load import load_image
@@ -144,8 +169,12 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         data["output"] = str(target)
         if pushed is not None:
             data["push"] = pushed.to_json()
+        if attached:
+            data["referrers"] = [dict(r.to_json(), indexed=how) for r, how in attached]
         if loaded is not None:
             data["loaded"] = loaded
+        if attested:
+            data["attestations"] = [str(p) for p in attested]
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         if progress.live:

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("engine.cli.ls", "list a registry repository's tags"),
     "manifest": ("engine.cli.manifest", "print the manifest a reference names, as it is"),
     "config": ("engine.cli.config", "print the config of the image a reference names"),
+    "referrers": ("engine.cli.referrers", "list the SBOMs and provenance attached to an image"),
     "copy": ("engine.cli.copyimage", "copy an image between repositories, digest unchanged"),
     "login": ("engine.cli.login", "save registry credentials in docker's config"),
     "logout": ("engine.cli.logout", "remove saved registry credentials"),

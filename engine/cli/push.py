@@ -7,6 +7,7 @@ import argparse
 import json
 
 from engine.cli.args import add_build_args, build_options
+from engine.cli.attestargs import add_attest_args, attach_pushed
 from engine.cli.progress import Progress
 from engine.cli.registryargs import (
     add_push_arguments,
@@ -22,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     add_build_args(p)
+    add_attest_args(p, writes=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,9 +44,12 @@ def run(args: argparse.Namespace) -> int:
         pushed = push_built(args, target, result, store, progress.display, cancel)
     finally:
         progress.finish()
+    attached = attach_pushed(args, result, target[0], store, cancel) if args.attach else []
     if args.json:
         data = result.to_json()
         data["push"] = pushed.to_json()
+        if attached:
+            data["referrers"] = [dict(r.to_json(), indexed=how) for r, how in attached]
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         print(pushed.digest)

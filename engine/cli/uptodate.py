@@ -13,7 +13,8 @@ result depended on:
   file and link it looked at (by stat key, engine/cache/statkey.py), and every source path it
   resolved through links (engine/builder/footprint.py);
 - what the output holds (index.json and oci-layout bytes and the exact set of blobs with
-  their sizes, or the archive's stat key) and the cache blobs and layer records behind it.
+  their sizes, or the archive's stat key) and the cache blobs and layer records behind it;
+- the SBOMs and provenance written beside it (a spec's `sbom:` key), by stat key.
 
 The next `vinci build` with the same options checks all of that with stats, directory
 listings and small reads. When every item holds, it prints the recorded digest and touches
@@ -36,6 +37,7 @@ import marshal
 import os
 import sys
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,7 +53,7 @@ if TYPE_CHECKING:
     from engine.builder.result import BuildResult
     from engine.cache.store import BlobStore
 
-STAMP_FORMAT = 2
+STAMP_FORMAT = 3
 STAMP_DIR = "stamps"
 # Packages whose code decides an image's bytes; their loaded modules are part of a stamp.
 CODE_PACKAGES = frozenset({"engine", "isal", "zstandard", "deflate", "yaml", "_yaml"})
@@ -85,6 +87,8 @@ class Stamp:
     blobs: list[tuple[str, int]]  # cache blob path -> size
     layers: list[LayerInputs | None]  # None: an import layer, never planned
     touch: list[str]  # the layer records a hit touches
+    # Files written beside the image (SBOMs, provenance: `sbom:` in the spec), by stat key.
+    beside: list[tuple[str, StatKey]]
 
     def to_bytes(self) -> bytes:
         return marshal.dumps(tuple(getattr(self, f) for f in _FIELDS))
@@ -102,6 +106,7 @@ class Stamp:
             _code_holds(self.code)
             and all(_read(path) == data for path, data in self.texts)
             and _output_holds(self.output, self.blobs)
+            and all(stat_key(os.stat(path)) == key for path, key in self.beside)
             and all(inputs is None or _layer_holds(inputs) for inputs in self.layers)
         )
 
@@ -173,9 +178,11 @@ def write_stamp(
     store: BlobStore,
     footprint: Footprint,
     started_ns: int,
+    beside: Sequence[Path] = (),
 ) -> bool:
     """Record what `result` depended on, if all of it can be trusted; True if written. An
-    older stamp for the same options is removed when no new one can be written."""
+    older stamp for the same options is removed when no new one can be written. `beside`:
+    files the build wrote next to the image, which a rebuild must find unchanged."""
     from engine.cache.atomic import write_atomic
 
     key = build_key(spec_file, options, result.created)
@@ -209,6 +216,7 @@ def write_stamp(
         blobs=[(str(store.blob_path(d.digest)), d.size) for d in descriptors],
         layers=[_inputs(r.record.key, footprint.layers.get(r.index)) for r in result.layers],
         touch=[r for r in records if os.path.exists(r)],
+        beside=[(str(p), stat_key(os.stat(p))) for p in beside],
     )
     # Lost in a crash, a stamp costs one full build; torn, it fails to load and costs the same.
     write_atomic(path, stamp.to_bytes(), durable=False)

@@ -23,6 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", nargs="?", help="spec file or its directory (default: ./vinci.yaml)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
+        "--provenance",
+        metavar="FILE",
+        help="rebuild the image an SLSA provenance statement describes, from the inputs it "
+        "names under SPEC's directory (default: the current directory), and check its digest",
+    )
+    p.add_argument(
         "--only",
         action="append",
         metavar="NAME",
@@ -52,6 +58,8 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.provenance:
+        return _provenance(args)
     from engine.codec import get_codec
     from engine.spec.load import load_spec
     from engine.verify import (
@@ -105,3 +113,36 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_table(report), end="")
     return 0 if report.ok else 1
+
+
+def _provenance(args: argparse.Namespace) -> int:
+    """Rebuild from a provenance statement; exit 0 if the digest matches its subject."""
+    import os
+
+    from engine.attest.provenance import read_statement, rebuild
+    from engine.builder.run import build_spec
+    from engine.cli import signals
+
+    statement = read_statement(Path(args.provenance))
+    given = Path(args.spec or ".")
+    spec_dir = given.parent if given.is_file() else given
+    cancel = signals.token()
+    check = rebuild(
+        statement,
+        Path(os.path.abspath(spec_dir)),
+        lambda spec, options: build_spec(str(spec), options, cancel=cancel),
+        cancel,
+    )
+    if args.json:
+        data = {"expected": check.expected, "rebuilt": check.rebuilt, "ok": check.ok}
+        print(json.dumps(data, indent=2, sort_keys=True))
+    if check.ok:
+        if not args.json:
+            print(f"provenance verified: rebuilt {check.rebuilt}")
+        return 0
+    print(
+        f"vinci: provenance {args.provenance}: rebuilt {check.rebuilt}, but the statement's "
+        f"subject is {check.expected}",
+        file=sys.stderr,
+    )
+    return 1

@@ -33,7 +33,11 @@ TYPES: dict[str, str] = {
     "accounts": "mapping",
     "group-list": "list of groups",
     "user-list": "list of users",
+    "sbom-list": "list of SBOM formats (spdx, cyclonedx)",
 }
+
+# The SBOM formats `sbom:` and `vinci build --sbom` name (docs/supply-chain.md).
+SBOM_FORMATS = ("spdx", "cyclonedx")
 
 # Value patterns shared by the loader and the JSON Schema, so the two accept the same text.
 # A mode is octal with or without a leading 0 (or 0o), at most 07777: `mode: 644` meaning
@@ -92,6 +96,14 @@ TOP = (
         False,
         "Annotations on the image manifest.",
         "{org.opencontainers.image.source: https://example.com/app}",
+    ),
+    Field(
+        "sbom",
+        "sbom-list",
+        False,
+        "SBOMs `vinci build` writes beside the image by default (docs/supply-chain.md); "
+        "`--sbom` overrides.",
+        "[spdx, cyclonedx]",
     ),
     Field(
         "config",

@@ -379,6 +379,8 @@ class _Reader:
             return self.string_list(node, where, exec_form=True)
         if ftype == "glob-list":
             return self.globs(node, where)
+        if ftype == "sbom-list":
+            return self.sbom_formats(node, where)
         if ftype == "abspath-list":
             return self.image_paths(node, where)
         if ftype == "string-map":
@@ -465,6 +467,20 @@ class _Reader:
             else:
                 out.append(value)
         return tuple(out) if ok else None
+
+    def sbom_formats(self, node: Node, where: str) -> tuple[str, ...] | None:
+        names = self.string_list(node, where)
+        if names is None:
+            return None
+        ok = True
+        for i, name in enumerate(names):
+            if name not in F.SBOM_FORMATS:
+                self.problem(
+                    node.value[i],
+                    f"{where}[{i}]: {name!r} is not an SBOM format ({', '.join(F.SBOM_FORMATS)})",
+                )
+                ok = False
+        return tuple(dict.fromkeys(names)) if ok else None
 
     def globs(self, node: Node, where: str) -> tuple[str, ...] | None:
         items = self.string_list(node, where)
@@ -648,6 +664,7 @@ class _Reader:
             image=v.get("image"),
             platform=v.get("platform", Platform()),
             annotations=v.get("annotations", ()),
+            sbom=v.get("sbom", ()),
             config=v.get("config", ConfigSpec()),
             layers=v.get("layers", ()),
             sources=tuple(dict.fromkeys(self.sources)),

@@ -145,6 +145,7 @@ class Spec:
     layers: tuple[LayerSpec, ...]
     sources: tuple[Path, ...] = field(default=())  # every host path it reads, for watchers
     accounts: AccountsSpec | None = None  # made into one layer above `layers`
+    sbom: tuple[str, ...] = ()  # SBOM formats `vinci build` writes by default
     # The file's bytes as loaded: what the up-to-date check (engine/cli/uptodate.py) compares.
     raw: bytes = field(default=b"", repr=False, compare=False)
 

@@ -45,6 +45,8 @@ def _type_schema(t: str) -> dict[str, Any]:
         return {"type": "string", "minLength": 1}
     if t in ("string-list", "command"):
         return {"type": "array", "items": dict(_STRING_SCALAR)}
+    if t == "sbom-list":
+        return {"type": "array", "uniqueItems": True, "items": {"enum": list(F.SBOM_FORMATS)}}
     if t == "glob-list":
         return {
             "type": "array",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import IO, BinaryIO
@@ -130,8 +130,9 @@ class _Stream:
             raise LayerReadError(f"truncated tar header at offset {self.offset - len(data)}")
         return data
 
-    def hash_data(self, size: int) -> str:
-        """Hash `size` bytes of member data and skip its padding, in bounded chunks."""
+    def hash_data(self, size: int, tee: Callable[[bytes], object] | None = None) -> str:
+        """Hash `size` bytes of member data and skip its padding, in bounded chunks, each
+        chunk also handed to `tee` when given."""
         h = hashlib.sha256()
         left = size
         while left:
@@ -139,6 +140,8 @@ class _Stream:
             if not chunk:
                 raise LayerReadError("truncated tar member data")
             h.update(chunk)
+            if tee is not None:
+                tee(chunk)
             left -= len(chunk)
             self.offset += len(chunk)
             if self._cancel is not None:
@@ -239,18 +242,26 @@ def _check_sum(block: bytes, at: int) -> None:
 class TarReader:
     """Iterating gives every member of the uncompressed tar `stream`, in order.
 
-    With `digests` (the default) each regular file's data is hashed as it passes. Without, an
+    With `digests` (the default) each regular file's data is hashed as it passes; `tee`, given
+    an entry, may return a callable that also receives that file's data, chunk by chunk, as it
+    is hashed (a reader of one file needs no second pass). Without `digests`, an
     entry is yielded before its data is read: `read_data` reads from it until the next entry
     is asked for, and what is left is skipped (seeked over, when the stream can). Once the
     iteration ends, `summary` describes the stream.
     """
 
     def __init__(
-        self, stream: IO[bytes], cancel: CancelToken | None = None, *, digests: bool = True
+        self,
+        stream: IO[bytes],
+        cancel: CancelToken | None = None,
+        *,
+        digests: bool = True,
+        tee: Callable[[TarEntry], Callable[[bytes], object] | None] | None = None,
     ) -> None:
         self._r = _Stream(stream, cancel)
         self._cancel = cancel
         self._digests = digests
+        self._tee = tee
         self._left = 0  # data of the current member not yet read
         self.summary: TarSummary | None = None
 
@@ -319,7 +330,8 @@ class TarReader:
                 # link's or a device's size field is not followed by data.
                 data = size
             if self._digests and entry.type == "file":
-                yield replace(entry, digest=r.hash_data(data))
+                tee = self._tee(entry) if self._tee is not None else None
+                yield replace(entry, digest=r.hash_data(data, tee))
             else:
                 self._left = data
                 yield entry
@@ -429,6 +441,17 @@ def iter_layer(raw: BinaryIO, cancel: CancelToken | None = None) -> Iterator[Tar
     """Every entry of the layer blob `raw`, in tar order, without hashing file data."""
     with _layer_errors(), decompressed(raw) as stream:
         yield from TarReader(stream, cancel, digests=False)
+
+
+def iter_hashed(
+    raw: BinaryIO,
+    cancel: CancelToken | None = None,
+    tee: Callable[[TarEntry], Callable[[bytes], object] | None] | None = None,
+) -> Iterator[TarEntry]:
+    """Every entry of the layer blob `raw`, in tar order, each regular file's data hashed
+    (and handed to what `tee` returns for it, if anything) as it streams past."""
+    with _layer_errors(), decompressed(raw) as stream:
+        yield from TarReader(stream, cancel, tee=tee)
 
 
 def head_problem(raw: BinaryIO) -> str | None:
