@@ -115,7 +115,8 @@ def test_verify_finds_corruption(tmp_path: Path, vinci: VinciRunner) -> None:
     assert f"blob sha256:{blob.name} is corrupt" in bad.stdout
     # A corrupt blob is not trusted: --remove deletes it (and the records naming it), and the
     # next build rebuilds the layer.
-    removed = json.loads(vinci("cache", "verify", "--remove", "--json", env=env, check=False).stdout)
+    fixed = vinci("cache", "verify", "--remove", "--json", env=env, check=False)
+    removed = json.loads(fixed.stdout)
     assert removed["corrupt"] == [f"sha256:{blob.name}"]
     assert removed["removed"]["blobs"] == 1 and removed["removed"]["records"] == 1
     assert not blob.exists()
