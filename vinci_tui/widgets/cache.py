@@ -120,7 +120,9 @@ class CacheTable(DataTable[Text]):
         self.entries = list(entries)
         present = {e.digest for e in self.entries}
         # A corrupt blob stays marked until it is gone (removed, or collected).
-        self.corrupt = {d: p for d, p in self.corrupt.items() if d in present}
+        if any(d not in present for d in self.corrupt):
+            self.corrupt = {d: p for d, p in self.corrupt.items() if d in present}
+            self.refresh_bindings()
         self.spec_path = spec_path
         self.layer_users = layer_users
         self.render_rows()
@@ -129,6 +131,13 @@ class CacheTable(DataTable[Text]):
         """The blobs a verify found corrupt (every earlier mark is replaced)."""
         self.corrupt = dict(corrupt)
         self.render_rows()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # d is offered (in the footer too) only while there is something corrupt to remove.
+        if action == "remove_corrupt":
+            return bool(self.corrupt)
+        return super().check_action(action, parameters)
 
     def _users(self, entry: CacheEntry) -> str:
         names = []
@@ -190,9 +199,6 @@ class CacheTable(DataTable[Text]):
         self.post_message(self.Collect())
 
     def action_remove_corrupt(self) -> None:
-        if not self.corrupt:
-            self.app.notify("no blob is marked corrupt: v verifies the cache", title="cache")
-            return
         self.post_message(self.RemoveCorrupt())
 
     def action_open_layer(self) -> None:
