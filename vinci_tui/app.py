@@ -22,6 +22,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -446,7 +447,8 @@ class Workbench(App[int]):
         if self._stale(message.generation):
             return
         text = self.shorten(message.text)  # paths under the current directory, relative
-        self.query_one(ChangesView).show(message.since, text, message.identical)
+        rows = [replace(r, text=self.shorten(r.text)) for r in message.rows]
+        self.query_one(ChangesView).show(message.since, text, message.identical, rows)
 
     @from_worker
     def on_log_line(self, message: LogLine) -> None:
@@ -461,12 +463,15 @@ class Workbench(App[int]):
     def on_spec_tree_layer_selected(self, message: SpecTree.LayerSelected) -> None:
         self.selected_layer = message.index
 
-    def on_spec_tree_go_to(self, message: SpecTree.GoTo) -> None:
-        """Show a problem's line and column in the Edit pane, cursor on it."""
+    def on_spec_tree_go_to(self, message: SpecTree.GoTo | ChangesLog.GoTo) -> None:
+        """Show a problem's (or a change's) line and column in the Edit pane, cursor on it."""
         self.action_focus_pane("editor")
         editor = self.query_one(SpecEditor)
         row = max(0, min(message.line - 1, editor.document.line_count - 1))
         editor.move_cursor((row, max(0, message.column - 1)), center=True)
+
+    def on_changes_log_go_to(self, message: ChangesLog.GoTo) -> None:
+        self.on_spec_tree_go_to(message)
 
     def on_layers_table_layer_selected(self, message: LayersTable.LayerSelected) -> None:
         self.selected_layer = message.index

@@ -205,10 +205,13 @@ def test_editor_80x24(snap_compare: Snap, app_factory: Callable[..., Workbench])
 
 
 def earlier_session(project: Path) -> None:
-    """The layout a previous session left, then a source edited since."""
+    """The layout a previous session left, then a source and an inline `contents` edited
+    since (the second shows a text diff)."""
     spec = engine.load_spec(project / "vinci.yaml")
     engine.build(spec, BuildOptions(jobs=1, cache_dir=Path("cache"), output="oci:vinci.oci"))
     (project / "run.sh").write_text("#!/bin/sh\necho edited between sessions\n")
+    path = project / "vinci.yaml"
+    path.write_text(path.read_text().replace("to the workbench", "to the new workbench"))
 
 
 def changes_after_restart() -> Callable[[Pilot[Any]], Awaitable[None]]:
