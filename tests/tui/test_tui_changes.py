@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from tuikit import wait_built, wait_for
 
+import engine
+from engine import BuildOptions
 from vinci_tui.app import Workbench
 from vinci_tui.widgets.changes import ChangesLog
 from vinci_tui.widgets.editor import SpecEditor
@@ -99,3 +101,23 @@ async def test_each_change_links_to_its_spec_line_and_inline_contents_show_a_dif
         await pilot.press("enter")
         await wait_for(pilot, lambda: editor.has_focus)
         assert editor.cursor_location[0] + 1 == env_line
+
+
+async def test_a_codec_only_change_is_named_and_linked_to_its_layer(
+    project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    # A previous session built with zstd; this one builds with gzip: same tar bytes.
+    spec = engine.load_spec(project / "vinci.yaml")
+    engine.build(
+        spec, BuildOptions(codec="zstd", jobs=1, cache_dir=Path("cache"), output="oci:vinci.oci")
+    )
+    app = app_factory()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_built(pilot, app)
+        changes = app.query_one(ChangesLog)
+        await wait_for(pilot, lambda: bool(changes.text), what="the comparison")
+        rows = changes.change_rows
+        named = [r for r in rows if "codec-only change" in r.text]
+        assert len(named) == 3  # one per layer, each at its layer node's line
+        lines = {r.pos.line for r in named if r.pos is not None}
+        assert lines == {node.pos.line for node in spec.layers}
