@@ -40,6 +40,7 @@ from engine import BuildCancelled, BuildOptions, VinciError
 from engine.builder.plan import LayerPlan
 from engine.builder.result import BuildResult
 from engine.cache.maintenance import (
+    DEFAULT_KEEP_DAYS,
     GcPlan,
     apply_garbage,
     list_entries,
@@ -212,7 +213,8 @@ class Workbench(App[int]):
         self._contents_key: tuple[str, int, int] | None = None
         self._contents_part = 0
         self._cache_dirty = True
-        self._gc_options = GcOptions(30.0, None)  # the last asked for, offered again
+        # gc's options as last asked for, offered again (first: the command line's defaults).
+        self._gc_options = GcOptions(DEFAULT_KEEP_DAYS, None)
         self._pending_file = ""  # the path whose contents were asked for
         self._started = 0  # the last build generation the engine began
         self._ended = 0  # the last build generation whose thread the UI saw end
@@ -463,15 +465,18 @@ class Workbench(App[int]):
     def on_spec_tree_layer_selected(self, message: SpecTree.LayerSelected) -> None:
         self.selected_layer = message.index
 
-    def on_spec_tree_go_to(self, message: SpecTree.GoTo | ChangesLog.GoTo) -> None:
-        """Show a problem's (or a change's) line and column in the Edit pane, cursor on it."""
-        self.action_focus_pane("editor")
-        editor = self.query_one(SpecEditor)
-        row = max(0, min(message.line - 1, editor.document.line_count - 1))
-        editor.move_cursor((row, max(0, message.column - 1)), center=True)
+    def on_spec_tree_go_to(self, message: SpecTree.GoTo) -> None:
+        self.go_to(message.line, message.column)
 
     def on_changes_log_go_to(self, message: ChangesLog.GoTo) -> None:
-        self.on_spec_tree_go_to(message)
+        self.go_to(message.line, message.column)
+
+    def go_to(self, line: int, column: int) -> None:
+        """Show a spec line and column (a problem's, a change's) in the Edit pane, cursor on it."""
+        self.action_focus_pane("editor")
+        editor = self.query_one(SpecEditor)
+        row = max(0, min(line - 1, editor.document.line_count - 1))
+        editor.move_cursor((row, max(0, column - 1)), center=True)
 
     def on_layers_table_layer_selected(self, message: LayersTable.LayerSelected) -> None:
         self.selected_layer = message.index

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from engine.cache.maintenance import parse_keep_days, parse_size
+from engine.cache.maintenance import DEFAULT_KEEP_DAYS, parse_keep_days, parse_size
 from engine.errors import InvalidValue
 from engine.humanize import human_bytes
 from engine.tar.read import FileContent
@@ -122,7 +122,8 @@ class GcOptionsScreen(ModalScreen[GcOptions | None]):
         size = self.query_one("#gc-max-size", Input).value
         try:
             options = GcOptions(
-                parse_keep_days(days or "30"), parse_size(size) if size.strip() else None
+                parse_keep_days(days) if days.strip() else DEFAULT_KEEP_DAYS,
+                parse_size(size) if size.strip() else None,
             )
         except InvalidValue as e:
             self.query_one("#gc-problem", Static).update(Text(str(e), style="bold red"))
