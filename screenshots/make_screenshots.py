@@ -151,12 +151,17 @@ async def main() -> None:
     shutil.copytree(webapp.parent, copy, symlinks=True)
     os.chdir(work)
     await shoot("spec-error", Path("webapp/vinci.yaml"), WIDE, cache, broken(copy / "vinci.yaml"))
-    # Changes after a restart: a layout from an earlier session, a page edited since.
+    # Changes after a restart: a layout from an earlier session, a page and the inline motd
+    # edited since (the motd's change comes with a text diff).
     copy.joinpath("vinci.yaml").write_text((ROOT / webapp).read_text())
     spec = Path("webapp/vinci.yaml")
     build(load_spec(spec), BuildOptions(jobs=1, cache_dir=cache, output="oci:webapp/vinci.oci"))
     page = next(p for p in sorted((copy / "site").rglob("*.html")) if not p.is_symlink())
     page.write_text(page.read_text().replace("</", "<!-- edited -->\n</", 1))
+    text = copy.joinpath("vinci.yaml").read_text()
+    copy.joinpath("vinci.yaml").write_text(
+        text.replace("assembled by vinci\n", "assembled by vinci\n        edited since\n", 1)
+    )
     await shoot("changes", spec, WIDE, cache, changes, write_layout=True)
     await shoot("editor", spec, WIDE, cache, editing)
     os.chdir(ROOT)

@@ -22,6 +22,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -38,7 +39,15 @@ import engine
 from engine import BuildCancelled, BuildOptions, VinciError
 from engine.builder.plan import LayerPlan
 from engine.builder.result import BuildResult
-from engine.cache.maintenance import collect_garbage, list_entries, verify
+from engine.cache.maintenance import (
+    DEFAULT_KEEP_DAYS,
+    GcPlan,
+    apply_garbage,
+    list_entries,
+    plan_garbage,
+    remove_blobs,
+    verify,
+)
 from engine.cache.store import BlobStore
 from engine.errors import SpecProblem, describe_os_error
 from engine.events import (
@@ -49,6 +58,7 @@ from engine.events import (
     LayerProgress,
     PushFinished,
 )
+from engine.humanize import human_bytes
 from engine.inspection import (
     InputChange,
     LayerInfo,
@@ -89,7 +99,14 @@ from vinci_tui.widgets.editor import EditorView, SpecEditor
 from vinci_tui.widgets.filter import FilterBar
 from vinci_tui.widgets.layers import LayersTable
 from vinci_tui.widgets.log import BuildLog, LogView
-from vinci_tui.widgets.modals import AskScreen, ConfirmScreen, FileScreen, HelpScreen
+from vinci_tui.widgets.modals import (
+    AskScreen,
+    ConfirmScreen,
+    FileScreen,
+    GcOptions,
+    GcOptionsScreen,
+    HelpScreen,
+)
 from vinci_tui.widgets.spec_tree import SpecTree
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello" / "vinci.yaml"
@@ -196,6 +213,8 @@ class Workbench(App[int]):
         self._contents_key: tuple[str, int, int] | None = None
         self._contents_part = 0
         self._cache_dirty = True
+        # gc's options as last asked for, offered again (first: the command line's defaults).
+        self._gc_options = GcOptions(DEFAULT_KEEP_DAYS, None)
         self._pending_file = ""  # the path whose contents were asked for
         self._started = 0  # the last build generation the engine began
         self._ended = 0  # the last build generation whose thread the UI saw end
@@ -259,6 +278,7 @@ class Workbench(App[int]):
             HelpScreen,
             FileScreen,
             AskScreen,
+            GcOptionsScreen,
             SpecEditor,
         ):
             known |= keymap.binding_ids(cls.BINDINGS)
@@ -429,7 +449,8 @@ class Workbench(App[int]):
         if self._stale(message.generation):
             return
         text = self.shorten(message.text)  # paths under the current directory, relative
-        self.query_one(ChangesView).show(message.since, text, message.identical)
+        rows = [replace(r, text=self.shorten(r.text)) for r in message.rows]
+        self.query_one(ChangesView).show(message.since, text, message.identical, rows)
 
     @from_worker
     def on_log_line(self, message: LogLine) -> None:
@@ -445,11 +466,17 @@ class Workbench(App[int]):
         self.selected_layer = message.index
 
     def on_spec_tree_go_to(self, message: SpecTree.GoTo) -> None:
-        """Show a problem's line and column in the Edit pane, cursor on it."""
+        self.go_to(message.line, message.column)
+
+    def on_changes_log_go_to(self, message: ChangesLog.GoTo) -> None:
+        self.go_to(message.line, message.column)
+
+    def go_to(self, line: int, column: int) -> None:
+        """Show a spec line and column (a problem's, a change's) in the Edit pane, cursor on it."""
         self.action_focus_pane("editor")
         editor = self.query_one(SpecEditor)
-        row = max(0, min(message.line - 1, editor.document.line_count - 1))
-        editor.move_cursor((row, max(0, message.column - 1)), center=True)
+        row = max(0, min(line - 1, editor.document.line_count - 1))
+        editor.move_cursor((row, max(0, column - 1)), center=True)
 
     def on_layers_table_layer_selected(self, message: LayersTable.LayerSelected) -> None:
         self.selected_layer = message.index
@@ -635,9 +662,15 @@ class Workbench(App[int]):
             users.setdefault(str(self.result.config.digest), []).append("config")
         spec = str(self.spec.path) if self.spec is not None else str(self.spec_path)
         view.table.show_entries(entries, spec, users)
-        view.set_heading(
-            Text.assemble((totals(entries), "bold"), (f"  in {self.store.root}", "dim"))
-        )
+        self._cache_heading()
+
+    def _cache_heading(self) -> None:
+        view = self.query_one(CacheView)
+        heading = Text.assemble((totals(view.table.entries), "bold"))
+        if view.table.corrupt:
+            heading.append(f"  ✗ {len(view.table.corrupt)} corrupt (d removes)", style="bold red")
+        heading.append(f"  in {self.store.root}", style="dim")
+        view.set_heading(heading)
 
     def on_cache_table_open_layer(self, message: CacheTable.OpenLayer) -> None:
         """A layer blob chosen in the Cache pane: its files in Contents, read from the cache."""
@@ -676,9 +709,15 @@ class Workbench(App[int]):
         text = f"verified {report.blobs} blobs: {status}"
         self.log_line("info" if report.ok else "error", f"cache: {text}")
         self.notify(text, title="cache", severity="information" if report.ok else "error")
+        self.query_one(CacheTable).mark_corrupt(dict(report.corrupt))
         self.refresh_cache()
+        if report.corrupt:
+            self.on_cache_table_remove_corrupt(CacheTable.RemoveCorrupt())
 
-    def on_cache_table_collect(self, message: CacheTable.Collect) -> None:
+    def on_cache_table_remove_corrupt(self, message: CacheTable.RemoveCorrupt) -> None:
+        corrupt = dict(self.query_one(CacheTable).corrupt)
+        if not corrupt:
+            return
         if self.building:
             self.notify("wait for the build to finish", title="cache", severity="warning")
             return
@@ -687,14 +726,91 @@ class Workbench(App[int]):
             if not yes:
                 return
             store = self.store
+            self.log_line("info", f"cache: removing {len(corrupt)} corrupt blob(s)")
+            self.tasks.start("cache-remove", lambda _token: remove_blobs(store, corrupt))
+
+        listed = [f"sha256:{short_digest(d)}" for d in sorted(corrupt)]
+        self.push_screen(
+            ConfirmScreen(
+                f"Remove {len(corrupt)} corrupt blob(s)?",
+                "\n".join(_first(listed, 8))
+                + "\nTheir bytes do not match their digests. The layer records naming them go "
+                "too: the next build that needs one writes it again.",
+                yes="Remove",
+            ),
+            answered,
+        )
+
+    def _done_cache_remove(self, report: Any) -> None:
+        text = (
+            f"removed {report.blobs} corrupt blob(s) ({human_bytes(report.bytes)}) and "
+            f"{report.records} layer record(s) naming them"
+        )
+        self.log_line("info", f"cache: {text}")
+        self.notify(text, title="cache")
+        self.refresh_cache()
+
+    def on_cache_table_collect(self, message: CacheTable.Collect) -> None:
+        if self.building:
+            self.notify("wait for the build to finish", title="cache", severity="warning")
+            return
+
+        def asked(options: GcOptions | None) -> None:
+            if options is None:
+                return
+            self._gc_options = options
+            store = self.store
+            self.tasks.start(
+                "cache-gc-plan",
+                lambda _token: plan_garbage(store, options.keep_days, options.max_bytes),
+            )
+
+        given = self._gc_options
+        self.push_screen(
+            GcOptionsScreen(
+                f"{given.keep_days:g}",
+                "" if given.max_bytes is None else str(given.max_bytes),
+            ),
+            asked,
+        )
+
+    def _done_cache_gc_plan(self, plan: GcPlan) -> None:
+        """Show what gc would remove; remove it only on a yes."""
+        freed = human_bytes(plan.freed_bytes)
+        summary = (
+            f"gc would remove {len(plan.blobs)} blob(s) ({freed}) and "
+            f"{len(plan.records)} layer record(s), keeping {plan.kept_blobs} blob(s) "
+            f"({human_bytes(plan.kept_bytes)})"
+        )
+        self.log_line("info", f"cache: {summary}")
+        if not plan.blobs and not plan.records:
+            self.notify("nothing to remove: every blob is in use", title="cache")
+            return
+        by_digest = {e.digest: e for e in self.query_one(CacheTable).entries}
+        listed = []
+        for digest, size in sorted(plan.blobs, key=lambda b: (-b[1], b[0])):
+            entry = by_digest.get(digest)
+            what = (entry.summary or entry.kind) if entry is not None else ""
+            listed.append(f"{short_digest(digest)}  {human_bytes(size):>10}  {what}"[:58])
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            if self.building:
+                # The plan predates this build, which may need what it would remove.
+                self.notify("a build started: collect again after it", title="cache")
+                return
+            store = self.store
             self.log_line("info", f"cache: collecting garbage in {store.root}")
-            self.tasks.start("cache-gc", lambda _token: collect_garbage(store))
+            self.tasks.start("cache-gc", lambda _token: apply_garbage(store, plan))
 
         self.push_screen(
             ConfirmScreen(
-                "Remove what recent builds do not use?",
-                f"Deletes blobs and layer records in {self.store.root} that no build of the "
-                "last 30 days references. They are rebuilt when needed.",
+                f"Remove {len(plan.blobs)} blob(s), {freed}?",
+                "\n".join(_first(listed, 8))
+                + f"\nand {len(plan.records)} layer record(s); {plan.kept_blobs} blob(s) "
+                f"({human_bytes(plan.kept_bytes)}) stay. Builds within {plan.keep_days:g} "
+                "days and the newest of every spec are kept; what goes is rebuilt when needed.",
                 yes="Remove",
             ),
             answered,
@@ -702,8 +818,8 @@ class Workbench(App[int]):
 
     def _done_cache_gc(self, report: Any) -> None:
         text = (
-            f"removed {report.removed_blobs} blobs and {report.removed_records} records, "
-            f"kept {report.kept_blobs} blobs"
+            f"removed {report.removed_blobs} blobs ({human_bytes(report.freed_bytes)}) and "
+            f"{report.removed_records} records, kept {report.kept_blobs} blobs"
         )
         self.log_line("info", f"cache: {text}")
         self.notify(text, title="cache")
@@ -1223,6 +1339,11 @@ def follow_node(before: Spec | None, after: Spec, index: int | None) -> int | No
         if layer_summary(node) == wanted:
             return i
     return min(index, len(after.layers) - 1)
+
+
+def _first(lines: list[str], n: int) -> list[str]:
+    """At most `n` lines, the rest counted."""
+    return lines if len(lines) <= n else [*lines[: n - 1], f"… and {len(lines) - n + 1} more"]
 
 
 def _merge(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:

@@ -23,10 +23,15 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("contents: sort by name or size", "Toggle the file order in Contents", "contents_sort"),
     ("log: only matching lines", "Toggle highlight / only-matching lines", "log_only_matching"),
     ("cache: refresh", "List the cache again", "cache_refresh"),
-    ("cache: verify", "Re-hash every blob in the cache", "cache_verify"),
+    (
+        "cache: verify",
+        "Re-hash every blob in the cache; offers to remove the corrupt ones",
+        "cache_verify",
+    ),
     (
         "cache: garbage-collect…",
-        "Remove what recent builds do not use (asks first)",
+        "Remove what recent builds do not use: asks for keep-days and a size budget, shows "
+        "what would go, then asks",
         "cache_collect",
     ),
 )

@@ -21,6 +21,7 @@ from engine import SpecError
 from engine.builder.result import BuildResult
 from engine.events import Event, LayerProgress
 from engine.spec.model import Spec
+from vinci_tui.changes import ChangeRow
 
 Post = Callable[[Message], object]
 
@@ -123,11 +124,20 @@ class TaskFinished(Message):
 
 class ChangesFound(Message):
     """Why build `generation`'s image differs from the previous build of the spec: `since`
-    names that build, `text` is the comparison as `vinci diff` renders it."""
+    names that build, `text` is the comparison as `vinci diff` renders it, `rows` the same
+    lines, each with the spec line that caused it."""
 
-    def __init__(self, generation: int, since: str, text: str, identical: bool) -> None:
+    def __init__(
+        self,
+        generation: int,
+        since: str,
+        text: str,
+        identical: bool,
+        rows: tuple[ChangeRow, ...] = (),
+    ) -> None:
         super().__init__()
         self.generation = generation
         self.since = since
         self.text = text
         self.identical = identical
+        self.rows = rows

@@ -32,12 +32,13 @@ from engine import (
 )
 from engine.builder.result import BuildResult
 from engine.cache.store import BlobStore
-from engine.compare import ImageDiff, diff_images, diff_results, render
+from engine.compare import ImageDiff, diff_images, diff_results, render_lines
 from engine.errors import describe_os_error
 from engine.events import EventSink, Log
 from engine.output import OutputTarget, default_output
 from engine.sources.image import OpenedImage
 from engine.spec.model import Spec
+from vinci_tui.changes import SpecLinks, change_rows, inline_paths
 from vinci_tui.messages import (
     BuildCompleted,
     BuildEnded,
@@ -207,17 +208,24 @@ class BuildRunner:
             since = f"{where} (the last build before this session)"
             try:
                 with result.image(self.store) as now:
-                    diff = diff_images(earlier, now, cancel=token)
-                self._report(diff, since, earlier.ref.manifest or "", str(result.manifest.digest))
+                    diff = diff_images(earlier, now, cancel=token, text_paths=inline_paths(result))
+                self._report(diff, since, earlier.ref.manifest or "", result)
             except (VinciError, OSError) as e:
                 self._send(LogLine("warning", f"cannot explain the change: {e}"))
         if target is not None:
             write(result, str(target), cache_dir=self.options.cache_dir)
         return result
 
-    def _report(self, diff: ImageDiff, since: str, before: str, after: str) -> None:
-        text = render(diff, unchanged=False)
-        self._send(ChangesFound(self.generation, since, text, diff.identical))
+    def _report(self, diff: ImageDiff, since: str, before: str, result: BuildResult) -> None:
+        lines = render_lines(diff, unchanged=False)
+        text = "".join(line.text + "\n" for line in lines)
+        try:
+            links: SpecLinks | None = SpecLinks(result.spec, result)
+        except (VinciError, OSError):
+            links = None  # the changes are still shown, only without their spec lines
+        rows = tuple(change_rows(lines, links))
+        self._send(ChangesFound(self.generation, since, text, diff.identical, rows))
+        after = str(result.manifest.digest)
         if diff.identical:
             return
         self._send(
@@ -234,7 +242,9 @@ class BuildRunner:
         if before is None:
             return
         try:
-            diff = diff_results(before, after, self.store, cancel=token)
+            diff = diff_results(
+                before, after, self.store, cancel=token, text_paths=inline_paths(after)
+            )
         except (VinciError, OSError) as e:
             self._send(LogLine("warning", f"cannot explain the change: {e}"))
             return
@@ -242,7 +252,7 @@ class BuildRunner:
             diff,
             f"the previous build in this session ({before.manifest.digest.short})",
             str(before.manifest.digest),
-            str(after.manifest.digest),
+            after,
         )
 
     def _send(self, message: Message) -> None:

@@ -38,7 +38,8 @@ class SpecItem:
 
 
 def key_positions(path: Path, display: str) -> dict[str, Position]:
-    """Positions of the top-level keys and of config's keys ("image", "config.cmd", …)."""
+    """Positions of the top-level keys, of config's keys ("image", "config.cmd", …), and of
+    the names in config's and the spec's maps ("config.env.GREETING", "annotations.KEY")."""
     try:
         node = yaml.compose(path.read_text("utf-8"), Loader=yaml.SafeLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -53,9 +54,15 @@ def key_positions(path: Path, display: str) -> dict[str, Position]:
     for knode, vnode in node.value:
         key = str(knode.value)
         out[key] = pos(knode)
+        if key == "annotations" and isinstance(vnode, yaml.MappingNode):
+            for ak, _av in vnode.value:
+                out[f"annotations.{ak.value}"] = pos(ak)
         if key == "config" and isinstance(vnode, yaml.MappingNode):
-            for ck, _cv in vnode.value:
+            for ck, cv in vnode.value:
                 out[f"config.{ck.value}"] = pos(ck)
+                if isinstance(cv, yaml.MappingNode):
+                    for mk, _mv in cv.value:
+                        out[f"config.{ck.value}.{mk.value}"] = pos(mk)
     return out
 
 

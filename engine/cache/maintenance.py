@@ -1,4 +1,7 @@
-"""Looking after the cache: list what is in it, verify every blob, collect garbage."""
+"""Looking after the cache: list what is in it, verify every blob (and remove the corrupt
+ones), plan and collect garbage. `vinci cache` and the workbench's Cache pane both call these;
+the gc options (keep days, a size budget) are parsed here too, so both read them alike.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +9,46 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.cache.atomic import write_atomic
 from engine.cache.records import RecordIndex
 from engine.cache.store import BlobStore
+from engine.errors import InvalidValue
 from engine.oci.canonical import canonical_json
 from engine.oci.digest import CHUNK
 
 STALE_TMP_SECONDS = 3600
+DEFAULT_KEEP_DAYS = 30.0
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """A size budget as people write it: `500M`, `2G`, `1.5GiB`, `10kb`, `4096` (binary
+    units; a trailing `b` or `ib` is optional). InvalidValue, with a line to act on, if not."""
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] != "" and not t[-1:].isdigit() else ""
+    number = t[: len(t) - len(unit)] if unit else t
+    try:
+        value = int(float(number) * _UNITS[unit])
+    except (ValueError, OverflowError):
+        raise InvalidValue(f"{text!r} is not a size like 500M or 2G") from None
+    if value < 0:
+        raise InvalidValue(f"{text!r} is not a size like 500M or 2G: it is negative")
+    return value
+
+
+def parse_keep_days(text: str) -> float:
+    """How many days of builds gc keeps: a number, fractions allowed (`0.5` is twelve hours)."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise InvalidValue(f"{text!r} is not a number of days like 30 or 0.5") from None
+    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+        raise InvalidValue(f"{text!r} is not a number of days like 30 or 0.5")
+    return value
 
 
 @dataclass(frozen=True)
@@ -117,6 +150,9 @@ class VerifyReport:
     blobs: int
     bytes: int
     problems: tuple[str, ...]
+    # The blobs whose bytes do not hash to their name (or have the size a record says they
+    # have not), each with its problem: what `remove_blobs` is for.
+    corrupt: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -126,6 +162,7 @@ class VerifyReport:
 def verify(store: BlobStore) -> VerifyReport:
     """Re-hash every blob and check every record names blobs that exist."""
     problems: list[str] = []
+    corrupt: dict[str, str] = {}
     count = total = 0
     buf = bytearray(CHUNK)
     view = memoryview(buf)
@@ -139,9 +176,11 @@ def verify(store: BlobStore) -> VerifyReport:
                 total += n
         count += 1
         if h.hexdigest() != path.name:
-            problems.append(
+            problem = (
                 f"blob sha256:{path.name} is corrupt: its content hashes to sha256:{h.hexdigest()}"
             )
+            problems.append(problem)
+            corrupt[f"sha256:{path.name}"] = problem
     for path in sorted(store.layer_dir.glob("*.json")):
         try:
             data = json.loads(path.read_bytes())
@@ -153,12 +192,49 @@ def verify(store: BlobStore) -> VerifyReport:
                         f"layer record {path.stem[:12]} names missing blob {layer['digest']}"
                     )
                 elif blob.stat().st_size != int(layer["size"]):
-                    problems.append(
+                    problem = (
                         f"layer record {path.stem[:12]}: blob {layer['digest']} has the wrong size"
                     )
+                    problems.append(problem)
+                    corrupt.setdefault(str(layer["digest"]), problem)
         except (OSError, ValueError, KeyError, TypeError):
             problems.append(f"layer record {path.name} is unreadable")
-    return VerifyReport(count, total, tuple(problems))
+    return VerifyReport(count, total, tuple(problems), tuple(sorted(corrupt.items())))
+
+
+@dataclass(frozen=True)
+class RemoveReport:
+    blobs: int
+    bytes: int
+    records: int
+
+
+def remove_blobs(store: BlobStore, digests: Iterable[str]) -> RemoveReport:
+    """Remove blobs (`sha256:<hex>`), what is known of their origin, and the layer records
+    that name them, so the next build that needs one makes it again instead of reusing it.
+    What verify found corrupt goes this way."""
+    wanted = {d if d.startswith("sha256:") else f"sha256:{d}" for d in digests}
+    index = RecordIndex(store)
+    records = 0
+    for record, _ in index.all():
+        if any(str(d.digest) in wanted for d in record.descriptors):
+            index.remove(record.key)
+            records += 1
+    blobs = freed = 0
+    for digest in sorted(wanted):
+        hexpart = digest.removeprefix("sha256:")
+        if not hexpart or "/" in hexpart or hexpart.startswith("."):
+            continue  # not a blob name: nothing outside the blob directory is touched
+        path = store.blob_dir / hexpart
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        (store.source_dir / f"{hexpart}.json").unlink(missing_ok=True)
+        blobs += 1
+        freed += size
+    return RemoveReport(blobs, freed, records)
 
 
 def _forget_builds_before(store: BlobStore, horizon: float) -> None:
@@ -188,13 +264,39 @@ class GcReport:
     kept_bytes: int
 
 
-def collect_garbage(
+@dataclass(frozen=True)
+class GcPlan:
+    """What a garbage collection would do, decided before it does anything: the layer records
+    it drops, the blobs it removes (digest, size) and what stays."""
+
+    keep_days: float
+    max_bytes: int | None
+    now: float
+    records: tuple[str, ...]
+    blobs: tuple[tuple[str, int], ...]
+    kept_blobs: int
+    kept_bytes: int
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(size for _, size in self.blobs)
+
+
+def _blob_sizes(store: BlobStore) -> dict[str, int]:
+    return {
+        f"sha256:{p.name}": p.stat().st_size
+        for p in store.blob_dir.iterdir()
+        if not p.name.startswith(".")
+    }
+
+
+def plan_garbage(
     store: BlobStore,
-    keep_days: float = 30.0,
+    keep_days: float = DEFAULT_KEEP_DAYS,
     max_bytes: int | None = None,
     now: float | None = None,
-) -> GcReport:
-    """Drop what recent builds do not reference.
+) -> GcPlan:
+    """What `collect_garbage` would remove, without removing anything.
 
     Kept: the newest build of every spec that still exists, every build made within
     `keep_days`, and layer records used within `keep_days`. Then, over `max_bytes`, the least
@@ -202,7 +304,6 @@ def collect_garbage(
     """
     now = time.time() if now is None else now
     horizon = now - keep_days * 86400
-    index = RecordIndex(store)
     all_builds = build_refs(store)
     newest: dict[str, BuildRef] = {}
     for b in all_builds:
@@ -211,23 +312,13 @@ def collect_garbage(
     recent = [b for b in all_builds if b.time >= horizon] + list(newest.values())
     pinned_blobs = {blob for b in recent for blob in b.blobs}
     pinned_keys = {k for b in recent for k in b.keys}
-    records = index.all()
-    removed_records = 0
+    dropped: list[str] = []
     live = []
-    for record, used in records:
+    for record, used in RecordIndex(store).all():
         if record.key in pinned_keys or used >= horizon:
             live.append((record, used))
         else:
-            index.remove(record.key)
-            removed_records += 1
-    _forget_builds_before(store, horizon)
-
-    def blob_sizes() -> dict[str, int]:
-        return {
-            f"sha256:{p.name}": p.stat().st_size
-            for p in store.blob_dir.iterdir()
-            if not p.name.startswith(".")
-        }
+            dropped.append(record.key)
 
     def referenced() -> set[str]:
         refs = set(pinned_blobs)
@@ -238,8 +329,7 @@ def collect_garbage(
                 refs.add(config)
         return refs
 
-    removed_blobs = freed = 0
-    sizes = blob_sizes()
+    sizes = _blob_sizes(store)
     refs = referenced()
     if max_bytes is not None:
         live.sort(key=lambda item: item[1])
@@ -247,17 +337,39 @@ def collect_garbage(
             record, _ = live.pop(0)
             if record.key in pinned_keys:
                 continue
-            index.remove(record.key)
-            removed_records += 1
+            dropped.append(record.key)
             refs = referenced()
-    for digest, size in sizes.items():
-        if digest not in refs:
-            hexpart = digest.removeprefix("sha256:")
-            (store.blob_dir / hexpart).unlink(missing_ok=True)
-            # What we knew of the blob's origin goes with it.
-            (store.source_dir / f"{hexpart}.json").unlink(missing_ok=True)
-            removed_blobs += 1
-            freed += size
+    gone = tuple(sorted((d, s) for d, s in sizes.items() if d not in refs))
+    kept = {d: s for d, s in sizes.items() if d in refs}
+    return GcPlan(
+        keep_days,
+        max_bytes,
+        now,
+        tuple(dropped),
+        gone,
+        len(kept),
+        sum(kept.values()),
+    )
+
+
+def apply_garbage(store: BlobStore, plan: GcPlan) -> GcReport:
+    """Do what `plan` says: drop its records and blobs, forget builds older than its horizon,
+    and clear temporary files a crash left behind."""
+    index = RecordIndex(store)
+    for key in plan.records:
+        index.remove(key)
+    _forget_builds_before(store, plan.now - plan.keep_days * 86400)
+    removed_blobs = freed = 0
+    for digest, size in plan.blobs:
+        hexpart = digest.removeprefix("sha256:")
+        try:
+            (store.blob_dir / hexpart).unlink()
+        except FileNotFoundError:
+            continue
+        # What we knew of the blob's origin goes with it.
+        (store.source_dir / f"{hexpart}.json").unlink(missing_ok=True)
+        removed_blobs += 1
+        freed += size
     present = {p.name for p in store.blob_dir.iterdir()}
     for facts in store.source_dir.glob("*.json"):
         if facts.stem not in present:
@@ -271,9 +383,19 @@ def collect_garbage(
     ):
         for p in directory.glob(".tmp-*"):
             try:
-                if now - p.stat().st_mtime > STALE_TMP_SECONDS:
+                if plan.now - p.stat().st_mtime > STALE_TMP_SECONDS:
                     p.unlink()
             except OSError:
                 pass
-    kept = {d: s for d, s in blob_sizes().items()}
-    return GcReport(removed_records, removed_blobs, freed, len(kept), sum(kept.values()))
+    kept = _blob_sizes(store)
+    return GcReport(len(plan.records), removed_blobs, freed, len(kept), sum(kept.values()))
+
+
+def collect_garbage(
+    store: BlobStore,
+    keep_days: float = DEFAULT_KEEP_DAYS,
+    max_bytes: int | None = None,
+    now: float | None = None,
+) -> GcReport:
+    """Drop what recent builds do not reference (plan_garbage says what, apply_garbage does it)."""
+    return apply_garbage(store, plan_garbage(store, keep_days, max_bytes, now))

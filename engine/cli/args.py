@@ -4,9 +4,14 @@ progress display they ask for."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from engine.builder.options import BuildOptions, LockMode
+from engine.errors import InvalidValue
+
+T = TypeVar("T")
 
 
 def positive(text: str) -> int:
@@ -19,15 +24,18 @@ def positive(text: str) -> int:
     return value
 
 
-def size(text: str) -> int:
-    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    t = text.strip().lower().removesuffix("ib").removesuffix("b")
-    unit = t[-1:] if t[-1:] in units and t[-1:] != "" and not t[-1:].isdigit() else ""
-    number = t[: len(t) - len(unit)] if unit else t
-    try:
-        return int(float(number) * units[unit])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 500M or 2G") from None
+def parsed_by(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse `type` from one of the engine's parsers: its InvalidValue message becomes
+    argparse's (one line, exit 2), not a generic "invalid value"."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except InvalidValue as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
 def add_cache_args(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.cache import maintenance
 from engine.cache.store import BlobStore
-from engine.cli.args import add_cache_args, size
+from engine.cli.args import add_cache_args, parsed_by
 from engine.humanize import human_bytes
 
 
@@ -19,10 +19,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_cache_args(cl)
     cv = sub.add_parser("verify", help="re-hash every blob; exit 1 on any corruption")
     cv.add_argument("--json", action="store_true")
+    cv.add_argument(
+        "--remove",
+        action="store_true",
+        help="remove the corrupt blobs found, and the layer records naming them (rebuilt when "
+        "next needed)",
+    )
     add_cache_args(cv)
     cg = sub.add_parser("gc", help="remove what recent builds do not reference")
-    cg.add_argument("--keep-days", type=float, default=30.0, metavar="DAYS", help="default 30")
-    cg.add_argument("--max-size", type=size, metavar="SIZE", help="size budget, e.g. 5G")
+    cg.add_argument(
+        "--keep-days",
+        type=parsed_by(maintenance.parse_keep_days),
+        default=maintenance.DEFAULT_KEEP_DAYS,
+        metavar="DAYS",
+        help="keep builds (and the layers they use) this recent; default 30",
+    )
+    cg.add_argument(
+        "--max-size",
+        type=parsed_by(maintenance.parse_size),
+        metavar="SIZE",
+        help="size budget, e.g. 5G",
+    )
+    cg.add_argument(
+        "--dry-run", action="store_true", help="say what would be removed, remove nothing"
+    )
     cg.add_argument("--json", action="store_true")
     add_cache_args(cg)
     cp = sub.add_parser("path", help="print the cache directory")
@@ -48,23 +68,57 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.cache_command == "verify":
         report = maintenance.verify(store)
+        removed = None
+        if args.remove and report.corrupt:
+            removed = maintenance.remove_blobs(store, (d for d, _ in report.corrupt))
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "blobs": report.blobs,
-                        "bytes": report.bytes,
-                        "problems": list(report.problems),
-                    }
-                )
-            )
+            out = {
+                "blobs": report.blobs,
+                "bytes": report.bytes,
+                "problems": list(report.problems),
+                "corrupt": [d for d, _ in report.corrupt],
+            }
+            if removed is not None:
+                out["removed"] = removed.__dict__
+            print(json.dumps(out))
         else:
             for problem in report.problems:
                 print(problem)
             status = "ok" if report.ok else f"{len(report.problems)} problems"
             print(f"verified {report.blobs} blobs ({human_bytes(report.bytes)}): {status}")
+            if removed is not None:
+                print(
+                    f"removed {removed.blobs} corrupt blobs ({human_bytes(removed.bytes)}) and "
+                    f"{removed.records} layer records naming them"
+                )
+        # Exit 1 even after removing: the cache was corrupt, which a script wants to know.
         return 0 if report.ok else 1
-    report_gc = maintenance.collect_garbage(store, args.keep_days, args.max_size)
+    plan = maintenance.plan_garbage(store, args.keep_days, args.max_size)
+    if args.dry_run:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "removed_records": len(plan.records),
+                        "removed_blobs": len(plan.blobs),
+                        "freed_bytes": plan.freed_bytes,
+                        "kept_blobs": plan.kept_blobs,
+                        "kept_bytes": plan.kept_bytes,
+                        "blobs": [{"digest": d, "size": n} for d, n in plan.blobs],
+                        "dry_run": True,
+                    }
+                )
+            )
+            return 0
+        for digest, n in plan.blobs:
+            print(f"would remove {digest[:19]}  {human_bytes(n):>10}")
+        print(
+            f"would remove {len(plan.blobs)} blobs ({human_bytes(plan.freed_bytes)}) and "
+            f"{len(plan.records)} layer records; would keep {plan.kept_blobs} blobs "
+            f"({human_bytes(plan.kept_bytes)})"
+        )
+        return 0
+    report_gc = maintenance.apply_garbage(store, plan)
     if args.json:
         print(json.dumps(report_gc.__dict__))
     else:

@@ -13,13 +13,15 @@ workbench's "what changed since the last build", and `vinci build --locked`.
     diff_results(previous, latest, store).headline()   # the workbench, after a rebuild
 """
 
+from collections.abc import Collection
+
 from engine.builder.result import BuildResult
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
 from engine.compare.image import diff_images
 from engine.compare.load import open_side
 from engine.compare.model import Cause, FieldChange, FileChange, ImageDiff, LayerChange
-from engine.compare.render import render
+from engine.compare.render import RenderedLine, render, render_lines
 
 
 def diff_results(
@@ -29,11 +31,12 @@ def diff_results(
     *,
     files: bool = True,
     cancel: CancelToken | None = None,
+    text_paths: Collection[str] = (),
 ) -> ImageDiff:
     """Why build result `after` differs from `before` (both BuildResults whose blobs are in
     `store`). Only changed layers are read, streaming; run it off the UI thread."""
     with before.image(store) as a, after.image(store) as b:
-        return diff_images(a, b, files=files, cancel=cancel)
+        return diff_images(a, b, files=files, cancel=cancel, text_paths=text_paths)
 
 
 __all__ = [
@@ -42,8 +45,10 @@ __all__ = [
     "FileChange",
     "ImageDiff",
     "LayerChange",
+    "RenderedLine",
     "diff_images",
     "diff_results",
     "open_side",
     "render",
+    "render_lines",
 ]

@@ -8,14 +8,16 @@
    same diff_id is unchanged, or, with another digest, recompressed: the same tar bytes through
    another codec or codec version. Unmatched runs are paired by their history line first, then
    in order; what is left over was added or removed.
-3. Inside each changed pair, every file (layers.py), streaming both blobs.
+3. Inside each changed pair, every file (layers.py), streaming both blobs; for the text files
+   a caller names (the workbench names inline `contents`), a short unified diff of the two.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from engine.cancel import CancelToken
@@ -24,6 +26,7 @@ from engine.compare.model import (
     CODEC,
     CODEC_OUTPUT,
     COMPRESSED_BYTES,
+    CONTENT,
     MEDIA_TYPE,
     Cause,
     FieldChange,
@@ -35,7 +38,7 @@ from engine.compare.model import (
 from engine.errors import LayerReadError
 from engine.oci.image import Image, Layer
 from engine.tar.compression import sniff_compression
-from engine.tar.read import TarEntry, TarSummary, read_layer
+from engine.tar.read import FileContent, TarEntry, TarSummary, read_layer, read_members
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HISTORY = re.compile(r"^history\[\d+\]")
@@ -43,6 +46,8 @@ _HISTORY = re.compile(r"^history\[\d+\]")
 # changes whenever any config field does).
 _MANIFEST_SKIP = {"layers", "config.digest", "config.size"}
 _CONFIG_SKIP = {"rootfs.diff_ids"}
+TEXT_DIFF_LIMIT = 64 * 1024  # a text file larger than this on either side gets no diff
+TEXT_DIFF_LINES = 16  # at most this many lines of a diff are kept, the rest counted
 
 
 def _join(path: str, key: str) -> str:
@@ -233,14 +238,70 @@ def _entries(
         ) from None
 
 
+def _contents(
+    image: Image, layer: Layer, paths: Collection[str], cancel: CancelToken | None
+) -> dict[str, FileContent]:
+    with image.open_layer(layer) as f:
+        return read_members(f, paths, TEXT_DIFF_LIMIT + 1, cancel)
+
+
+def unified_text_diff(path: str, before: str, after: str) -> tuple[str, ...]:
+    """A short unified diff (one line of context) of two texts, its `---`/`+++` header and
+    lines past TEXT_DIFF_LINES dropped and counted."""
+    lines = list(difflib.unified_diff(before.splitlines(), after.splitlines(), n=1, lineterm=""))[
+        2:
+    ]
+    if len(lines) > TEXT_DIFF_LINES:
+        rest = len(lines) - TEXT_DIFF_LINES + 1
+        lines = [*lines[: TEXT_DIFF_LINES - 1], f"… {rest} more diff lines"]
+    return tuple(lines)
+
+
+def _with_text_diffs(
+    a: Image,
+    la: Layer,
+    b: Image,
+    lb: Layer,
+    found: tuple[FileChange, ...],
+    text_paths: Collection[str],
+    cancel: CancelToken | None,
+) -> tuple[FileChange, ...]:
+    """`found` with a unified diff on each changed file of `text_paths` whose contents
+    changed and are small text on both sides."""
+    wanted = {
+        f.path.lstrip("/")
+        for f in found
+        if f.change == "changed"
+        and f.path in text_paths
+        and any(c.what == CONTENT for c in f.causes)
+    }
+    if not wanted:
+        return found
+    before, after = _contents(a, la, wanted, cancel), _contents(b, lb, wanted, cancel)
+    out = []
+    for f in found:
+        x, y = before.get(f.path.lstrip("/")), after.get(f.path.lstrip("/"))
+        if (
+            x is not None
+            and y is not None
+            and not (x.binary or y.binary or x.truncated or y.truncated)
+        ):
+            f = replace(f, text_diff=unified_text_diff(f.path, x.text, y.text))
+        out.append(f)
+    return tuple(out)
+
+
 def diff_images(
     a: Image,
     b: Image,
     *,
     files: bool = True,
     cancel: CancelToken | None = None,
+    text_paths: Collection[str] = (),
 ) -> ImageDiff:
-    """Why `a` and `b` differ. `files=False` stops at layer level (no blob is read)."""
+    """Why `a` and `b` differ. `files=False` stops at layer level (no blob is read).
+    `text_paths` ("/etc/motd"…): files whose changed contents are also shown as a text diff
+    (when both sides are text of at most TEXT_DIFF_LIMIT bytes)."""
     if a.ref.manifest and a.ref.manifest == b.ref.manifest:
         layers = tuple(
             LayerChange("unchanged", _side(x), _side(y))
@@ -292,5 +353,7 @@ def diff_images(
             ea, sa = _entries(a, la, cancel)
             eb, sb = _entries(b, lb, cancel)
             found, notes = compare_entries(ea, eb, sa, sb)
+            if text_paths:
+                found = _with_text_diffs(a, la, b, lb, found, text_paths, cancel)
         changes.append(LayerChange("changed", _side(la), _side(lb), found, notes))
     return ImageDiff(a.ref, b.ref, tuple(field_changes(a, b)), tuple(changes))

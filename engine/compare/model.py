@@ -6,7 +6,8 @@
         │                            unchanged
         ├── compression: Cause       for a recompressed layer: media type, codec, size
         ├── notes                    tar-level facts no single file explains (entry order…)
-        └── files: FileChange        added | removed | changed, each with its Causes
+        └── files: FileChange        added | removed | changed, each with its Causes (and,
+                                     for a text file asked for, a unified diff)
 
 Every value is frozen and has a `to_json()`; the text form lives in render.py. `headline()`
 gives the short "what changed and why" lines the workbench shows after a rebuild.
@@ -61,14 +62,19 @@ class FileChange:
     change: str  # added | removed | changed
     causes: tuple[Cause, ...]
     entry: str
+    # A unified diff of a changed text file's contents (asked for by path; short), else ().
+    text_diff: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "path": self.path,
             "change": self.change,
             "causes": [c.to_json() for c in self.causes],
             "entry": self.entry,
         }
+        if self.text_diff:
+            out["text_diff"] = list(self.text_diff)
+        return out
 
 
 @dataclass(frozen=True)

@@ -2,26 +2,36 @@
 
 A  spec hello/vinci.yaml       manifest sha256:945dc40e88fb…  config sha256:1c2e…
 B  oci  /tmp/other.oci         manifest sha256:51a0c1f7de27…  config sha256:98ab…
-config
+config keys
   ~ config.Env.PATH: "/bin" -> "/usr/bin:/bin"
 layers
   = layer 0 unchanged   sha256:6a1f…  vinci: file /cat
   ~ layer 1 changed     sha256:0b9e… -> sha256:77c2…  vinci: file /message
       ~ /message  content sha256:c98c24b677ef (14 bytes) -> sha256:8b1a9953c461 (15 bytes)
+          -Hello, World!
+          +Hello, Worlds!
   + layer 2 added       sha256:31d0…  vinci: file /etc/motd
       + /etc/motd  file 0444 0:0 35 bytes
-3 differences:
+  ~ layer 3 recompressed sha256:5e0f… -> sha256:a3b1…  vinci: directory /srv
+      codec-only change: same diff_id sha256:77d2…, the tar bytes are identical
+      ~ codec gzip/libdeflate-1.19/6 -> zstd/1.5.6/3
+4 differences:
   config config.Env.PATH changed
   layer 1 changed: /message changed (content)
   layer 2 added (vinci: file /etc/motd)
+  layer 3 recompressed (same diff_id): codec, compressed bytes
+
+`render_lines` gives the same lines, each with the field, layer or file it describes (a text
+diff's lines name their file), for a view that links a line to what caused it.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from engine.compare.model import FieldChange, ImageDiff, LayerChange
+from engine.compare.model import FieldChange, FileChange, ImageDiff, LayerChange
 
 MARK = {
     "added": "+",
@@ -32,6 +42,18 @@ MARK = {
     "unchanged": "=",
 }
 DEFAULT_FILE_LIMIT = 50
+SECTIONS = {"manifest": "manifest fields", "config": "config keys"}
+
+
+@dataclass(frozen=True)
+class RenderedLine:
+    """One line of the text form, and what it describes (None for headings and summaries)."""
+
+    text: str
+    field: FieldChange | None = None
+    layer: LayerChange | None = None
+    file: FileChange | None = None
+    kind: str = ""  # "heading", "field", "layer", "file", "diff", "summary" or "" (A/B lines)
 
 
 def _value(v: Any) -> str:
@@ -51,7 +73,7 @@ def _short(digest: str) -> str:
     return digest[:19] + "…" if len(digest) > 19 else digest
 
 
-def _layer(layer: LayerChange, file_limit: int, unchanged: bool) -> list[str]:
+def _layer(layer: LayerChange, file_limit: int, unchanged: bool) -> list[RenderedLine]:
     if layer.change == "unchanged" and not unchanged:
         return []
     a, b = layer.a, layer.b
@@ -63,47 +85,73 @@ def _layer(layer: LayerChange, file_limit: int, unchanged: bool) -> list[str]:
         digests = _short(side.digest)
     created = f"  {side.created_by}" if side.created_by else ""
     head = f"  {MARK[layer.change]} {layer.label} {layer.change:<12} {digests}{created}"
-    lines = [head]
+    lines = [RenderedLine(head, layer=layer, kind="layer")]
+
+    def about_layer(text: str) -> RenderedLine:
+        return RenderedLine(text, layer=layer, kind="layer")
+
     if layer.change in ("recompressed", "retyped"):
-        lines.append(f"      same diff_id {_short(side.diff_id)}: the tar bytes are identical")
-        lines.extend(f"      ~ {c}" for c in layer.compression)
+        lines.append(
+            about_layer(
+                f"      codec-only change: same diff_id {_short(side.diff_id)}, the tar bytes "
+                "are identical"
+            )
+        )
+        lines.extend(about_layer(f"      ~ {c}") for c in layer.compression)
     for note in layer.notes:
-        lines.append(f"      ! {note}")
+        lines.append(about_layer(f"      ! {note}"))
     shown = layer.files if file_limit <= 0 else layer.files[:file_limit]
     for f in shown:
         if f.change == "changed":
             causes = "; ".join(str(c) for c in f.causes)
-            lines.append(f"      ~ {f.path}  {causes}")
+            text = f"      ~ {f.path}  {causes}"
         else:
-            lines.append(f"      {MARK[f.change]} {f.path}  {f.entry}")
+            text = f"      {MARK[f.change]} {f.path}  {f.entry}"
+        lines.append(RenderedLine(text, layer=layer, file=f, kind="file"))
+        lines.extend(
+            RenderedLine(f"          {d}", layer=layer, file=f, kind="diff") for d in f.text_diff
+        )
     if len(shown) < len(layer.files):
-        lines.append(f"      … and {len(layer.files) - len(shown)} more files (--all lists them)")
+        lines.append(
+            about_layer(
+                f"      … and {len(layer.files) - len(shown)} more files (--all lists them)"
+            )
+        )
     return lines
 
 
-def render(diff: ImageDiff, file_limit: int = DEFAULT_FILE_LIMIT, unchanged: bool = True) -> str:
+def render_lines(
+    diff: ImageDiff, file_limit: int = DEFAULT_FILE_LIMIT, unchanged: bool = True
+) -> list[RenderedLine]:
+    """The text form, line by line, each line with what it describes."""
     width = max(len(diff.a.where), len(diff.b.where))
     lines = []
     for name, ref in (("A", diff.a), ("B", diff.b)):
         manifest = _short(ref.manifest) if ref.manifest else "(no manifest)"
         lines.append(
-            f"{name}  {ref.kind:<14} {ref.where:<{width}}  manifest {manifest}  "
-            f"config {_short(ref.config)}"
+            RenderedLine(
+                f"{name}  {ref.kind:<14} {ref.where:<{width}}  manifest {manifest}  "
+                f"config {_short(ref.config)}"
+            )
         )
     if diff.identical:
-        lines.append("identical: same manifest" if diff.a.manifest else "identical")
-        return "\n".join(lines) + "\n"
+        lines.append(RenderedLine("identical: same manifest" if diff.a.manifest else "identical"))
+        return lines
     for document in ("manifest", "config"):
         fields = [f for f in diff.fields if f.document == document]
         if fields:
-            lines.append(document)
-            lines.extend(_field(f) for f in fields)
+            lines.append(RenderedLine(SECTIONS[document], kind="heading"))
+            lines.extend(RenderedLine(_field(f), field=f, kind="field") for f in fields)
     if diff.layers:
-        lines.append("layers")
+        lines.append(RenderedLine("layers", kind="heading"))
         for layer in diff.layers:
             lines.extend(_layer(layer, file_limit, unchanged))
     summary = diff.headline()
     count = len(summary)
-    lines.append(f"{count} difference{'s' if count != 1 else ''}:")
-    lines.extend(f"  {line}" for line in summary)
-    return "\n".join(lines) + "\n"
+    lines.append(RenderedLine(f"{count} difference{'s' if count != 1 else ''}:", kind="heading"))
+    lines.extend(RenderedLine(f"  {line}", kind="summary") for line in summary)
+    return lines
+
+
+def render(diff: ImageDiff, file_limit: int = DEFAULT_FILE_LIMIT, unchanged: bool = True) -> str:
+    return "\n".join(line.text for line in render_lines(diff, file_limit, unchanged)) + "\n"

@@ -100,7 +100,7 @@ def _blob(out: BinaryIO, store: BlobStore, d: Descriptor, cancel: CancelToken | 
         if size != d.size:
             raise OutputError(
                 f"cached blob {d.digest} is {size} bytes, expected {d.size}; run "
-                "`vinci cache verify`"
+                "`vinci cache verify --remove`"
             )
         out.write(encode_header(TarHeader(name=name, type=REGULAR, mode=0o644, size=size)))
         left = size

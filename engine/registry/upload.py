@@ -93,7 +93,9 @@ def upload_blob(
     options = client.options
     try:
         if os.stat(path).st_size != size:
-            raise CacheError(f"cached blob {digest} has the wrong size; run `vinci cache verify`")
+            raise CacheError(
+                f"cached blob {digest} has the wrong size; run `vinci cache verify --remove`"
+            )
     except FileNotFoundError:
         raise CacheError(f"blob {digest} is not in the cache") from None
 
@@ -143,7 +145,7 @@ def _refused_monolithic(error: RegistryStatusError) -> bool:
     if _CORRUPT.intersection(error.codes):
         # The registry hashed what we sent and it is not the blob: our cached copy is bad.
         raise CacheError(
-            f"{error}: the cached copy of this blob is corrupt; run `vinci cache verify`"
+            f"{error}: the cached copy of this blob is corrupt; run `vinci cache verify --remove`"
         ) from None
     return error.status in _CHUNK_FALLBACK
 

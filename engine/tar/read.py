@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import IO, BinaryIO
@@ -502,14 +502,25 @@ def read_member(
 ) -> FileContent | None:
     """The first `limit` bytes of the member at `path` in the layer blob `raw`, or None if
     there is none. Later members with the same path win, as they do when a layer is unpacked."""
-    wanted = normalize(path)
-    found: FileContent | None = None
+    return read_members(raw, (path,), limit, cancel).get(normalize(path))
+
+
+def read_members(
+    raw: BinaryIO,
+    paths: Iterable[str],
+    limit: int = DEFAULT_TEXT_LIMIT,
+    cancel: CancelToken | None = None,
+) -> dict[str, FileContent]:
+    """The first `limit` bytes of each member at one of `paths`, by normalized path, in one
+    pass over the layer blob `raw`; a path the layer lacks is missing from the answer."""
+    wanted = {normalize(p) for p in paths}
+    found: dict[str, FileContent] = {}
     with _layer_errors(), decompressed(raw) as stream:
         reader = TarReader(stream, cancel, digests=False)
         for entry in reader:
-            if entry.path != wanted:
+            if entry.path not in wanted:
                 continue
             data = reader.read_data(limit) if entry.type == "file" else b""
             truncated = entry.size > len(data)
-            found = FileContent(entry, data, truncated, looks_binary(data, truncated))
+            found[entry.path] = FileContent(entry, data, truncated, looks_binary(data, truncated))
     return found

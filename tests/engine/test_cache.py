@@ -113,8 +113,13 @@ def test_verify_finds_corruption(tmp_path: Path, vinci: VinciRunner) -> None:
     bad = vinci("cache", "verify", env=env, check=False)
     assert bad.returncode == 1
     assert f"blob sha256:{blob.name} is corrupt" in bad.stdout
-    # A corrupt blob is not trusted: deleting it makes the next build rebuild the layer.
-    blob.unlink()
+    # A corrupt blob is not trusted: --remove deletes it (and the records naming it), and the
+    # next build rebuilds the layer.
+    fixed = vinci("cache", "verify", "--remove", "--json", env=env, check=False)
+    removed = json.loads(fixed.stdout)
+    assert removed["corrupt"] == [f"sha256:{blob.name}"]
+    assert removed["removed"]["blobs"] == 1 and removed["removed"]["records"] == 1
+    assert not blob.exists()
     again = vinci("build", spec, "-o", f"oci:{tmp_path}/o", env=env)
     assert again.digest == TREE_DIGEST
     assert "ok" in vinci("cache", "verify", env=env).stdout
@@ -222,7 +227,15 @@ def test_gc_keeps_recent_builds_and_honours_budget(tmp_path: Path, vinci: VinciR
     assert kept["removed_blobs"] == 0
     # With no age allowance only the newest build of each spec is kept: the old big layer,
     # config and manifest go, and the current image still builds entirely from the cache.
+    # --dry-run says what would go and removes nothing; the gc then frees exactly that.
+    dry = vinci("cache", "gc", "--keep-days", "0", "--dry-run", "--json", env=env).stdout
+    preview = json.loads(dry)
+    assert len(json.loads(vinci("cache", "ls", "--json", env=env).stdout)) == len(before)
     gone = json.loads(vinci("cache", "gc", "--keep-days", "0", "--json", env=env).stdout)
+    assert (preview["removed_blobs"], preview["freed_bytes"]) == (
+        gone["removed_blobs"],
+        gone["freed_bytes"],
+    )
     assert gone["removed_blobs"] == 3 and gone["freed_bytes"] > 700_000
     after = json.loads(vinci("cache", "ls", "--json", env=env).stdout)
     assert len(after) < len(before)
@@ -234,6 +247,10 @@ def test_gc_keeps_recent_builds_and_honours_budget(tmp_path: Path, vinci: VinciR
     assert vinci("cache", "verify", env=env).returncode == 0
     # A budget smaller than the current image evicts unpinned records only: still buildable.
     vinci("cache", "gc", "--keep-days", "0", "--max-size", "1K", env=env)
+    # Options that do not parse: one line, exit 2.
+    for option, value in (("--max-size", "5X"), ("--keep-days", "-1")):
+        bad = vinci("cache", "gc", option, value, env=env, check=False)
+        assert bad.returncode == 2 and f"{value!r} is not a" in bad.stderr
     again = json.loads(vinci("build", spec, "--json", "-o", f"oci:{tmp_path}/o", env=env).stdout)
     assert again["manifest_digest"] == result["manifest_digest"]
 

@@ -292,3 +292,27 @@ def test_diff_results_for_the_workbench(tmp_path: Path, base: Path) -> None:
         "layer 1 changed: /etc/message changed (mode)",
     ]
     assert diff_results(after, after, builder.store).identical
+
+
+def test_text_paths_get_a_short_unified_diff(tmp_path: Path, base: Path) -> None:
+    """A caller names the files whose changed text it wants as a diff (the workbench names
+    inline `contents`); render_lines ties each line to what it describes."""
+    from engine.builder.pool import Builder
+    from engine.cache.store import BlobStore
+    from engine.compare import diff_results, render, render_lines
+    from engine.spec.load import load_spec
+
+    builder = Builder(BlobStore(tmp_path / "cache"))
+    before = builder.build(load_spec(base))
+    base.write_text(SPEC.replace('"hello\\n"', '"hello\\nworld\\n"'))
+    after = builder.build(load_spec(base))
+    plain = diff_results(before, after, builder.store)
+    assert all(not f.text_diff for x in plain.layers for f in x.files)
+    diff = diff_results(before, after, builder.store, text_paths={"/etc/message"})
+    (change,) = [f for x in diff.layers for f in x.files]
+    assert change.text_diff == ("@@ -1 +1,2 @@", " hello", "+world")
+    assert change.to_json()["text_diff"] == list(change.text_diff)
+    lines = render_lines(diff, unchanged=False)
+    assert [x.text[10:] for x in lines if x.kind == "diff"] == list(change.text_diff)
+    assert all(x.file == change for x in lines if x.kind == "diff")
+    assert "config keys" not in render(diff) and "layers\n" in render(diff)

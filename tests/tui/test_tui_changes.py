@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from tuikit import wait_built, wait_for
 
+import engine
+from engine import BuildOptions
 from vinci_tui.app import Workbench
 from vinci_tui.widgets.changes import ChangesLog
+from vinci_tui.widgets.editor import SpecEditor
 
 pytestmark = pytest.mark.anyio
 
@@ -53,3 +56,68 @@ async def test_changes_within_a_session_say_identical(
         await wait_for(pilot, lambda: bool(changes.text))
         heading = str(app.query_one("#changes-heading").render())
         assert "the previous build in this session" in heading and "identical" in heading
+
+
+async def test_each_change_links_to_its_spec_line_and_inline_contents_show_a_diff(
+    project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    app = app_factory()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_built(pilot, app)
+        spec = project / "vinci.yaml"
+        text = spec.read_text()
+        text = text.replace("welcome to the workbench", "welcome to the new workbench")
+        spec.write_text(text.replace("GREETING: hello", "GREETING: hi"))
+        lines = text.splitlines()
+        motd_line = next(i for i, line in enumerate(lines, 1) if "/etc/motd" in line)
+        env_line = next(i for i, line in enumerate(lines, 1) if "GREETING" in line)
+        await pilot.press("r")
+        await wait_built(pilot, app, generation=2)
+        changes = app.query_one(ChangesLog)
+        await wait_for(pilot, lambda: "/etc/motd" in changes.text, what="the comparison")
+        await pilot.press("8")
+        await wait_for(pilot, lambda: changes.has_focus)
+        rows = changes.change_rows
+        texts = [r.text.strip() for r in rows]
+        # The config key is named as one, at its line; the inline file's change has a diff.
+        assert "config keys" in texts
+        env = next(i for i, r in enumerate(rows) if "config.Env.GREETING" in r.text)
+        assert rows[env].kind == "field" and rows[env].pos is not None
+        assert rows[env].pos.line == env_line
+        motd = next(i for i, r in enumerate(rows) if r.kind == "file" and "/etc/motd" in r.text)
+        diff = [r.text.strip() for r in rows[motd + 1 :] if r.kind == "diff"]
+        assert "-welcome to the workbench" in diff and "+welcome to the new workbench" in diff
+        # Enter on the file's change shows the item of the combined layer that wrote it.
+        changes.move_cursor(row=motd)
+        await pilot.press("enter")
+        editor = app.query_one(SpecEditor)
+        await wait_for(pilot, lambda: editor.has_focus, what="the Edit pane")
+        assert editor.cursor_location[0] + 1 == motd_line
+        # And Enter on the config key's change, the key's own line (the editor takes digits:
+        # back to the pane as the palette would).
+        app.action_focus_pane("changes")
+        await wait_for(pilot, lambda: changes.has_focus)
+        changes.move_cursor(row=env)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: editor.has_focus)
+        assert editor.cursor_location[0] + 1 == env_line
+
+
+async def test_a_codec_only_change_is_named_and_linked_to_its_layer(
+    project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    # A previous session built with zstd; this one builds with gzip: same tar bytes.
+    spec = engine.load_spec(project / "vinci.yaml")
+    engine.build(
+        spec, BuildOptions(codec="zstd", jobs=1, cache_dir=Path("cache"), output="oci:vinci.oci")
+    )
+    app = app_factory()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_built(pilot, app)
+        changes = app.query_one(ChangesLog)
+        await wait_for(pilot, lambda: bool(changes.text), what="the comparison")
+        rows = changes.change_rows
+        named = [r for r in rows if "codec-only change" in r.text]
+        assert len(named) == 3  # one per layer, each at its layer node's line
+        lines = {r.pos.line for r in named if r.pos is not None}
+        assert lines == {node.pos.line for node in spec.layers}

@@ -19,7 +19,7 @@ from vinci_tui.widgets.contents import FileTable
 from vinci_tui.widgets.details import DetailsTable
 from vinci_tui.widgets.layers import LayersTable
 from vinci_tui.widgets.log import BuildLog
-from vinci_tui.widgets.modals import ConfirmScreen, FileScreen, HelpScreen
+from vinci_tui.widgets.modals import ConfirmScreen, FileScreen, GcOptionsScreen, HelpScreen
 from vinci_tui.widgets.spec_tree import SpecTree
 
 pytestmark = pytest.mark.anyio
@@ -236,18 +236,20 @@ async def test_cache_browser_lists_verifies_and_collects(
         log = app.query_one(BuildLog)
         await pilot.press("v")
         await wait_for(pilot, lambda: any("verified 5 blobs: ok" in t for _, t in log.lines_kept))
-        # Garbage collection asks first; "no" leaves everything.
+        # Garbage collection asks what to keep (escape cancels); with the defaults, the
+        # latest build is referenced and nothing of it would go: no removal is offered.
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, GcOptionsScreen))
+        await pilot.press("escape")
         await pilot.pause()
-        assert not any("removed" in t for _, t in log.lines_kept)
+        assert not any("gc would" in t for _, t in log.lines_kept)
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("y")
-        await wait_for(pilot, lambda: any("cache: removed" in t for _, t in log.lines_kept))
-        # The latest build is referenced: nothing of it goes.
-        assert any("removed 0 blobs" in t for _, t in log.lines_kept)
+        await wait_for(pilot, lambda: isinstance(app.screen, GcOptionsScreen))
+        await pilot.press("enter")
+        await wait_for(
+            pilot, lambda: any("gc would remove 0 blob(s)" in t for _, t in log.lines_kept)
+        )
+        assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("slash", *"manifest")
         await pilot.pause()
         assert table.row_count == 1

@@ -17,8 +17,10 @@ from engine import BuildOptions
 from engine.events import LayerProgress
 from vinci_tui.app import Workbench
 from vinci_tui.messages import EngineEvent, SourcesChanged
+from vinci_tui.widgets.cache import CacheTable
 from vinci_tui.widgets.changes import ChangesLog
 from vinci_tui.widgets.editor import SpecEditor
+from vinci_tui.widgets.modals import ConfirmScreen
 
 Snap = Callable[..., bool]
 WIDE = (120, 36)
@@ -64,6 +66,32 @@ def test_cache_browser(snap_compare: Snap, app_factory: Callable[..., Workbench]
         await pilot.pause()
 
     assert snap_compare(app_factory(), terminal_size=WIDE, run_before=run_before)
+
+
+def test_cache_corrupt_blob(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    """Verify found layer 1's blob corrupt (bytes overwritten on disk); the offer to remove
+    it declined: the row marked, first, and the heading counting it."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        assert app.result is not None
+        blob = app.store.blob_path(app.result.layers[1].record.descriptors[0].digest)
+        with open(blob, "r+b") as f:
+            f.seek(blob.stat().st_size // 2)
+            f.write(b"\x00\xff\x00\xff")
+        await pilot.press("5")
+        table = app.query_one(CacheTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: bool(table.corrupt) and table.row_count == 5)
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(app_factory(), terminal_size=(120, 40), run_before=run_before)
 
 
 def test_log_filtered(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
@@ -177,10 +205,13 @@ def test_editor_80x24(snap_compare: Snap, app_factory: Callable[..., Workbench])
 
 
 def earlier_session(project: Path) -> None:
-    """The layout a previous session left, then a source edited since."""
+    """The layout a previous session left, then a source and an inline `contents` edited
+    since (the second shows a text diff)."""
     spec = engine.load_spec(project / "vinci.yaml")
     engine.build(spec, BuildOptions(jobs=1, cache_dir=Path("cache"), output="oci:vinci.oci"))
     (project / "run.sh").write_text("#!/bin/sh\necho edited between sessions\n")
+    path = project / "vinci.yaml"
+    path.write_text(path.read_text().replace("to the workbench", "to the new workbench"))
 
 
 def changes_after_restart() -> Callable[[Pilot[Any]], Awaitable[None]]:

@@ -1,7 +1,8 @@
 """The Cache pane: every blob in the cache with its size, media type, last use and users.
 
 Listing, verifying and collecting garbage run in worker threads (the app starts them); this
-widget only shows their results. Garbage collection deletes files, so it asks first.
+widget only shows their results: the blobs verify found corrupt are marked in red until they
+are removed (the app asks first), and gc shows what it would remove before it removes it.
 """
 
 from __future__ import annotations
@@ -43,13 +44,17 @@ def short_media_type(media_type: str) -> str:
 class CacheTable(DataTable[Text]):
     HELP = (
         "Every blob in the cache: short digest, kind, size, media type, last use, and which "
-        "specs (and which layers of this spec) use it. v verifies every blob; x removes what "
-        "recent builds do not reference (after asking). Enter on a layer blob shows its files "
-        "in Contents."
+        "specs (and which layers of this spec) use it. v verifies every blob (as `vinci cache "
+        "verify`): a corrupt one is marked ✗ in red, and removing it (asked at once, or d "
+        "later) makes the next build that needs it write it again. x collects garbage as "
+        "`vinci cache gc` does: it asks for --keep-days and --max-size, then shows how many "
+        "blobs and bytes would go, and which, before removing anything. Enter on a layer blob "
+        "shows its files in Contents."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("v", "verify", "Verify", id="cache.verify"),
         Binding("x", "collect", "Garbage-collect…", id="cache.gc"),
+        Binding("d", "remove_corrupt", "Remove corrupt…", id="cache.remove-corrupt"),
         Binding("enter", "open_layer", "Files", id="cache.open-layer"),
         Binding("j", "cursor_down", "Down", show=False, id="cache.down"),
         Binding("k", "cursor_up", "Up", show=False, id="cache.up"),
@@ -62,6 +67,9 @@ class CacheTable(DataTable[Text]):
 
     class Collect(Message):
         pass
+
+    class RemoveCorrupt(Message):
+        """Remove the blobs verify found corrupt (the app asks first)."""
 
     class OpenLayer(Message):
         """Show the files of the layer blob `entry` in the Contents pane."""
@@ -77,6 +85,7 @@ class CacheTable(DataTable[Text]):
         self.needle = ""
         self.spec_path = ""
         self.layer_users: Mapping[str, Sequence[str]] = {}
+        self.corrupt: dict[str, str] = {}  # digest -> what verify found wrong with it
 
     def on_mount(self) -> None:
         self._columns()
@@ -109,9 +118,26 @@ class CacheTable(DataTable[Text]):
         layer_users: Mapping[str, Sequence[str]],
     ) -> None:
         self.entries = list(entries)
+        present = {e.digest for e in self.entries}
+        # A corrupt blob stays marked until it is gone (removed, or collected).
+        if any(d not in present for d in self.corrupt):
+            self.corrupt = {d: p for d, p in self.corrupt.items() if d in present}
+            self.refresh_bindings()
         self.spec_path = spec_path
         self.layer_users = layer_users
         self.render_rows()
+
+    def mark_corrupt(self, corrupt: Mapping[str, str]) -> None:
+        """The blobs a verify found corrupt (every earlier mark is replaced)."""
+        self.corrupt = dict(corrupt)
+        self.render_rows()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # d is offered (in the footer too) only while there is something corrupt to remove.
+        if action == "remove_corrupt":
+            return bool(self.corrupt)
+        return super().check_action(action, parameters)
 
     def _users(self, entry: CacheEntry) -> str:
         names = []
@@ -130,15 +156,24 @@ class CacheTable(DataTable[Text]):
         self.clear()
         needle = self.needle.lower()
         columns = [str(k.value) for k in self.columns]
-        for entry in sorted(self.entries, key=lambda e: (-e.size, e.digest)):
+        # Corrupt blobs first: they are what the user has to act on.
+        bad_first = sorted(
+            self.entries, key=lambda e: (e.digest not in self.corrupt, -e.size, e.digest)
+        )
+        for entry in bad_first:
             users = self._users(entry)
             media = short_media_type(entry.media_type)
+            bad = entry.digest in self.corrupt
+            # The mark takes two of the digest's twelve digits: no column moves.
+            digest = f"✗ {short_digest(entry.digest, 10)}" if bad else short_digest(entry.digest)
             haystack = f"{entry.digest} {entry.kind} {media} {users} {entry.summary}".lower()
+            if bad:
+                haystack += " corrupt"
             if needle and needle not in haystack:
                 continue
             cells = {
-                "digest": Text(short_digest(entry.digest), style="dim"),
-                "kind": Text(entry.kind),
+                "digest": Text(digest, style="bold red" if bad else "dim"),
+                "kind": Text(entry.kind, style="bold red" if bad else ""),
                 "size": Text(f"{human_bytes(entry.size):>9} "),
                 "media": Text(media, overflow="ellipsis", no_wrap=True),
                 "used": Text(format_age(self.clock.age(entry.last_used))),
@@ -162,6 +197,9 @@ class CacheTable(DataTable[Text]):
 
     def action_collect(self) -> None:
         self.post_message(self.Collect())
+
+    def action_remove_corrupt(self) -> None:
+        self.post_message(self.RemoveCorrupt())
 
     def action_open_layer(self) -> None:
         digest = self.current_digest()

@@ -1,8 +1,10 @@
-"""Modal screens: confirm a destructive or disruptive action, help for a pane, a file's text."""
+"""Modal screens: confirm a destructive or disruptive action, gc's options, help for a pane,
+a file's text."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.table import Table
@@ -13,6 +15,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from engine.cache.maintenance import DEFAULT_KEEP_DAYS, parse_keep_days, parse_size
+from engine.errors import InvalidValue
 from engine.humanize import human_bytes
 from engine.tar.read import FileContent
 
@@ -70,6 +74,61 @@ class AskScreen(ModalScreen[str | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass(frozen=True)
+class GcOptions:
+    """What a garbage collection keeps, as `vinci cache gc --keep-days --max-size` says it."""
+
+    keep_days: float
+    max_bytes: int | None
+
+
+class GcOptionsScreen(ModalScreen[GcOptions | None]):
+    """Asks for gc's keep-days and size budget, parsed as the command line parses them
+    (engine.cache.maintenance); enter asks for a preview, escape cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="gc.cancel"),
+    ]
+
+    def __init__(self, keep_days: str = "30", max_size: str = "") -> None:
+        super().__init__()
+        self.keep_days = keep_days
+        self.max_size = max_size
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="gc-options", classes="dialog"):
+            yield Static(Text("Collect garbage: what to keep", style="bold"))
+            yield Static(
+                Text(
+                    "As `vinci cache gc`: the newest build of every spec is always kept.",
+                    style="dim",
+                )
+            )
+            yield Static("keep builds from the last DAYS (--keep-days)")
+            yield Input(self.keep_days, placeholder="30", id="gc-keep-days")
+            yield Static("size budget (--max-size), e.g. 5G; empty for none")
+            yield Input(self.max_size, placeholder="no budget", id="gc-max-size")
+            yield Static("", id="gc-problem")
+            yield Static(Text("enter previews what goes · escape cancels", style="dim"))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        days = self.query_one("#gc-keep-days", Input).value
+        size = self.query_one("#gc-max-size", Input).value
+        try:
+            options = GcOptions(
+                parse_keep_days(days) if days.strip() else DEFAULT_KEEP_DAYS,
+                parse_size(size) if size.strip() else None,
+            )
+        except InvalidValue as e:
+            self.query_one("#gc-problem", Static).update(Text(str(e), style="bold red"))
+            return
+        self.dismiss(options)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
