@@ -228,9 +228,16 @@ class FileEntry:
     size: int
     target: str
     origin: str  # the spec node that put it there ("" when unknown)
+    # The host file it was read from, as the spec names it ("./site/a.txt"); "" for inline
+    # contents, directories, links, and layers vinci did not build.
+    source: str = ""
+    # What it does to the layers below (engine.analysis): added | modified | removed, or "".
+    change: str = ""
+    layer: int = -1  # the image layer position it is in, once analysed
+    digest: str = ""  # a file's content sha256 when known (from a plan), else ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "path": self.path,
             "type": self.type,
             "mode": f"{self.mode:04o}",
@@ -240,10 +247,35 @@ class FileEntry:
             "target": self.target or None,
             "origin": self.origin or None,
         }
+        if self.source:
+            out["source"] = self.source
+        if self.change:
+            out["change"] = self.change
+        return out
 
 
-def _from_planned(e: PlannedEntry) -> FileEntry:
-    return FileEntry("/" + e.path, e.type, e.mode, e.uid, e.gid, e.size, e.target, e.origin)
+def source_text(host: str, base: str | None) -> str:
+    """A host path as the origin column shows it: relative to the spec's directory
+    ("./site/a.txt") when it is under it, else as it is."""
+    if not host or base is None:
+        return host
+    rel = posixpath.relpath(host, base) if host.startswith(base.rstrip("/") + "/") else ""
+    return "./" + rel if rel else host
+
+
+def _from_planned(e: PlannedEntry, base: str | None = None) -> FileEntry:
+    return FileEntry(
+        "/" + e.path,
+        e.type,
+        e.mode,
+        e.uid,
+        e.gid,
+        e.size,
+        e.target,
+        e.origin,
+        source_text(e.source, base),
+        digest=e.digest,
+    )
 
 
 WHITEOUT_PREFIX = ".wh."
@@ -271,8 +303,9 @@ def _from_tar(e: TarEntry, origin: str) -> FileEntry:
     return FileEntry("/" + e.path, kind, e.mode, e.uid, e.gid, size, target, origin)
 
 
-def entries_from_plan(plan: LayerPlan) -> list[FileEntry]:
-    return [_from_planned(e) for e in plan.entries]
+def entries_from_plan(plan: LayerPlan, base: str | None = None) -> list[FileEntry]:
+    """The entries of a plan; host paths shown relative to `base` (the spec's directory)."""
+    return [_from_planned(e, base) for e in plan.entries]
 
 
 def entries_from_blob(
@@ -293,10 +326,13 @@ def layer_entries(
     layer: LayerInfo,
     plan: LayerPlan | None = None,
     cancel: CancelToken | None = None,
+    *,
+    base: str | None = None,
 ) -> list[FileEntry]:
-    """The files of `layer`: from its plan when vinci built it, else from its blob."""
+    """The files of `layer`: from its plan when vinci built it (host paths relative to `base`),
+    else from its blob."""
     if plan is not None:
-        return entries_from_plan(plan)
+        return entries_from_plan(plan, base)
     return entries_from_blob(blobs, layer.descriptor, layer.label, cancel)
 
 
@@ -380,7 +416,13 @@ def _sum(root: TreeNode) -> None:
         order.append(node)
         stack.extend(node.children.values())
     for node in reversed(order):
-        own = node.entry.size if node.entry is not None and node.entry.type == "file" else 0
+        entry = node.entry
+        # A removed entry (engine.analysis) shows what it removed, which the layer no longer holds.
+        own = (
+            entry.size
+            if entry is not None and entry.type == "file" and entry.change != "removed"
+            else 0
+        )
         node.total = own + sum(c.total for c in node.children.values())
 
 
