@@ -292,7 +292,7 @@ def analyze_layers(layers: Iterable[tuple[LayerInfo, Sequence[FileEntry]]]) -> I
             if e.type != "dir" or (at is not None and at.entry.type != "dir"):
                 hide(state.remove(path, itself=True), SHADOWED)
             change = ADDED if at is None else ("" if _same(at.entry, e) else MODIFIED)
-            shown = replace(e, change=change, layer=pos)
+            shown = replace(e, change=change, layer=pos, origin=e.origin or layer_label(info))
             state.put(path, _Held(shown, pos))
             marked.append(shown)
         reports.append(
@@ -323,16 +323,28 @@ def analyze_layers(layers: Iterable[tuple[LayerInfo, Sequence[FileEntry]]]) -> I
 
 
 def analyze_result(
-    result: BuildResult, blobs: BlobSource, cancel: CancelToken | None = None
+    result: BuildResult,
+    blobs: BlobSource,
+    cancel: CancelToken | None = None,
+    known: dict[str, list[FileEntry]] | None = None,
 ) -> ImageAnalysis:
     """The analysis of a build: built layers from their plans (no blob is read), imported ones
-    streamed from their blobs."""
+    streamed from their blobs. `known` (layer digest -> entries) keeps what blobs gave
+    between calls, so a rebuild does not read an unchanged import again."""
     image = image_from_result(result)
     base = str(result.spec.base_dir)
-    return analyze_layers(
-        (info, layer_entries(blobs, info, plan_for(result, info), cancel, base=base))
-        for info in image.layers
-    )
+    memo = known if known is not None else {}
+
+    def entries(info: LayerInfo) -> list[FileEntry]:
+        plan = plan_for(result, info)
+        if plan is not None:
+            return layer_entries(blobs, info, plan, cancel, base=base)
+        digest = str(info.descriptor.digest)
+        if digest not in memo:
+            memo[digest] = layer_entries(blobs, info, None, cancel)
+        return memo[digest]
+
+    return analyze_layers((info, entries(info)) for info in image.layers)
 
 
 def analyze_image(
