@@ -15,11 +15,12 @@ the host file a plan names may have changed since.
 from __future__ import annotations
 
 import json
+import operator
 import posixpath
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from engine.builder.plan import LayerPlan, PlannedEntry
 from engine.builder.result import BuildResult
@@ -380,10 +381,17 @@ class TreeNode:
         return bool(self.children) or self.entry is None or self.entry.type == "dir"
 
     def sorted_children(self, by: str = "name") -> list[TreeNode]:
-        nodes = list(self.children.values())
+        nodes = self.children.values()
         if by == "size":
-            return sorted(nodes, key=lambda n: (-n.total, n.name))
-        return sorted(nodes, key=lambda n: n.name)
+            return sorted(nodes, key=_by_size)
+        return sorted(nodes, key=_by_name)
+
+
+_by_name = operator.attrgetter("name")
+
+
+def _by_size(node: TreeNode) -> tuple[int, str]:
+    return -node.total, node.name
 
 
 def build_tree(entries: Iterable[FileEntry]) -> TreeNode:
@@ -446,9 +454,10 @@ def matching_paths(root: TreeNode, needle: str) -> set[str]:
     return keep
 
 
-@dataclass(frozen=True)
-class TreeRow:
-    """One visible line of a tree: `guides` are the branch characters before the name."""
+class TreeRow(NamedTuple):
+    """One visible line of a tree: `guides` are the branch characters before the name.
+    A named tuple, not a frozen dataclass: the workbench makes one per visible row on every
+    sort, filter keystroke and fold, and a tuple is made five times faster."""
 
     node: TreeNode
     depth: int
@@ -464,21 +473,27 @@ def tree_rows(
     """The visible rows of `root` (not itself), depth first, siblings sorted `by`."""
 
     def shown(node: TreeNode) -> list[TreeNode]:
-        return [c for c in node.sorted_children(by) if only is None or c.path in only]
+        kids = node.sorted_children(by)
+        return kids if only is None else [c for c in kids if c.path in only]
 
-    # A stack of (siblings, next index, depth, guide prefix), not recursion: a tree may be
-    # deeper than Python's recursion limit.
-    stack: list[tuple[list[TreeNode], int, int, str]] = [(shown(root), 0, 0, "")]
-    while stack:
-        children, i, depth, prefix = stack.pop()
-        if i >= len(children):
-            continue
-        child = children[i]
-        last = i == len(children) - 1
-        stack.append((children, i + 1, depth, prefix))
-        yield TreeRow(child, depth, prefix + ("└── " if last else "├── "))
-        if child.children and (only is not None or expanded(child.path)):
-            stack.append((shown(child), 0, depth + 1, prefix + ("    " if last else "│   ")))
+    # A stack of the (siblings, next index, guide prefix) above, not recursion: a tree may be
+    # deeper than Python's recursion limit. Siblings are walked in the inner branch without
+    # touching the stack: this runs for every visible row on each sort, filter and fold.
+    stack: list[tuple[list[TreeNode], int, str]] = []
+    kids, i, prefix = shown(root), 0, ""
+    while True:
+        if i < len(kids):
+            child = kids[i]
+            i += 1
+            last = i == len(kids)
+            yield TreeRow(child, len(stack), prefix + ("└── " if last else "├── "))
+            if child.children and (only is not None or expanded(child.path)):
+                stack.append((kids, i, prefix))
+                kids, i, prefix = shown(child), 0, prefix + ("    " if last else "│   ")
+        elif stack:
+            kids, i, prefix = stack.pop()
+        else:
+            return
 
 
 # -- formatting shared by the CLI and the workbench ----------------------------------------------

@@ -88,9 +88,10 @@ def _image_summary(analysis: ImageAnalysis) -> Text:
     files = sum(1 for e in analysis.merged if e.type == "file")
     return Text.assemble(
         (f"efficiency {analysis.efficiency:.1%}", "bold"),
-        f"  {files} files, {human_bytes(analysis.image_bytes)} in the image; ",
+        " · ",
         (f"{human_bytes(analysis.wasted_bytes)} wasted", "yellow" if analysis.wasted_bytes else ""),
-        f" (shadowed or removed) of {human_bytes(analysis.total_bytes)} in all layers",
+        f" of {human_bytes(analysis.total_bytes)} (shadowed or removed by a later layer)",
+        f" · {files} files, {human_bytes(analysis.image_bytes)} in the image",
     )
 
 
