@@ -54,7 +54,14 @@ def test_stacked_layout_when_narrow(
 
 
 def test_contents_sorted_by_size(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
-    run_before = after_build("4", "s", layer=1)
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        # The marks and the summary come with the analysis, a moment after the build.
+        await wait_for(pilot, lambda: app.analysis is not None, what="the analysis")
+        await after_build("4", "s", layer=1)(pilot)
+
     assert snap_compare(app_factory(), terminal_size=WIDE, run_before=run_before)
 
 
