@@ -1139,6 +1139,10 @@ class Workbench(App[int]):
     def action_contents_sort(self) -> None:
         self.query_one(FileTable).action_sort()
 
+    def action_contents_view(self, name: str) -> None:
+        self.set_contents_view(name)
+        self.action_focus_pane("contents")
+
     def action_log_only_matching(self) -> None:
         self.query_one(BuildLog).action_toggle_only()
 

@@ -139,6 +139,11 @@ async def test_marks_merged_largest_and_wasted_views(
 
         await pilot.press("v")  # and back to the layer
         await wait_for(pilot, lambda: "layer 2" in text_of(app, "#contents-heading"))
+        # Each view is in the palette too.
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"contents: wasted bytes", "enter")
+        await wait_for(pilot, lambda: "shadow or remove" in text_of(app, "#contents-heading"))
 
 
 async def test_the_virtual_table_sorts_filters_and_expands_thousands_of_files(
