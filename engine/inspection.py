@@ -396,42 +396,47 @@ def _by_size(node: TreeNode) -> tuple[int, str]:
 
 def build_tree(entries: Iterable[FileEntry]) -> TreeNode:
     root = TreeNode("/", "/", None)
+    # Every node by path, parents before children (a parent is made before what is below
+    # it): each entry finds its parent by one lookup, and the totals are summed in one pass
+    # over this order reversed, with no recursion (a tree may be deeper than Python's limit).
+    nodes: dict[str, TreeNode] = {"/": root}
     for entry in entries:
-        if entry.path == "/":
-            root.entry = entry
-            continue
-        node = root
-        parts = entry.path.strip("/").split("/")
-        for i, name in enumerate(parts):
-            child = node.children.get(name)
-            if child is None:
-                child = TreeNode(name, "/" + "/".join(parts[: i + 1]), None)
-                node.children[name] = child
-            node = child
+        path = "/" + entry.path.strip("/")
+        node = nodes.get(path)
+        if node is None:
+            above, _, name = path.rpartition("/")
+            parent = nodes.get(above or "/")
+            if parent is None:
+                node = _make(nodes, path)
+            else:  # the usual case (a tar lists a directory before what is in it)
+                node = parent.children[name] = nodes[path] = TreeNode(name, path, None)
         # A later entry for the same path wins, as it does when the layer is unpacked.
         node.entry = entry
-    _sum(root)
+    for path, node in reversed(nodes.items()):
+        held = node.entry
+        # A removed entry (engine.analysis) shows what it removed, which the layer no longer holds.
+        if held is not None and held.type == "file" and held.change != "removed":
+            node.total += held.size
+        if node is not root:
+            nodes[path.rpartition("/")[0] or "/"].total += node.total
     return root
 
 
-def _sum(root: TreeNode) -> None:
-    """Each node's total, children before parents; iterative, since a layer's tree may be
-    deeper than Python's recursion limit."""
-    order: list[TreeNode] = []
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        order.append(node)
-        stack.extend(node.children.values())
-    for node in reversed(order):
-        entry = node.entry
-        # A removed entry (engine.analysis) shows what it removed, which the layer no longer holds.
-        own = (
-            entry.size
-            if entry is not None and entry.type == "file" and entry.change != "removed"
-            else 0
-        )
-        node.total = own + sum(c.total for c in node.children.values())
+def _make(nodes: dict[str, TreeNode], path: str) -> TreeNode:
+    """The node at `path`, made with every missing directory above it (implied: no entry)."""
+    missing = []
+    at = path
+    while at not in nodes:
+        missing.append(at)
+        at = at.rpartition("/")[0] or "/"
+    node = nodes[at]
+    for at in reversed(missing):
+        name = at.rpartition("/")[2]
+        child = TreeNode(name, at, None)
+        node.children[name] = child
+        nodes[at] = child
+        node = child
+    return node
 
 
 def matching_paths(root: TreeNode, needle: str) -> set[str]:
