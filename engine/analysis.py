@@ -336,6 +336,8 @@ def analyze_result(
     memo = known if known is not None else {}
 
     def entries(info: LayerInfo) -> list[FileEntry]:
+        if cancel is not None:
+            cancel.check()  # between layers: a rebuild supersedes this analysis
         plan = plan_for(result, info)
         if plan is not None:
             return layer_entries(blobs, info, plan, cancel, base=base)
