@@ -198,8 +198,8 @@ class FileTable(ScrollView, can_focus=True):
         self._place(cursor, scroll if keep else 0.0)
 
     def show_flat(self, rows: Sequence[FlatEntry], *, keep: bool = False) -> None:
-        """Show `rows` as a flat list of full paths, in the order given (name order sorts
-        them by path)."""
+        """Show `rows` as a flat list of full paths, in the order given (the largest first,
+        for both flat views); `s` sorts them by size."""
         cursor = self.current_path() if keep else None
         scroll = self.scroll_y
         self.origin_prefix = ""
@@ -411,10 +411,6 @@ class FileTable(ScrollView, can_focus=True):
             top = self.cursor_row - view + 1
         if top != int(self.scroll_y):
             self.scroll_to(y=top, animate=False, immediate=True)
-
-    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
-        super().watch_scroll_y(old_value, new_value)
-        self.refresh()
 
     # -- actions -------------------------------------------------------------------------------
 
