@@ -185,3 +185,11 @@ async def test_the_virtual_table_sorts_filters_and_expands_thousands_of_files(
         await wait_for(pilot, lambda: table.row_count == 1)
         await pilot.press("enter")  # opens data/
         await wait_for(pilot, lambda: table.row_count == 51)
+        # A click picks the row under the mouse (line 0 is the header).
+        await pilot.click(FileTable, offset=(40, 3))
+        assert table.cursor_row == 2
+        assert table.current_path() == "/data/" + name_of(table.get_row_at(2)[3].plain)[:-1]
+        await pilot.press("pagedown")
+        page = table.size.height - 1  # less the header
+        assert table.cursor_row == 2 + page
+        assert table.scroll_y <= table.cursor_row < table.scroll_y + page  # still in view
