@@ -14,10 +14,10 @@ when every action is within the budget, 1 otherwise.
 Before (a DataTable building a row of Rich Text cells for every entry), on the 2-core build
 machine: expand-all 2.3 s and each sort, filter keystroke or clear 1.2-1.3 s. The pane is now
 virtual (a ScrollView that draws only the lines on screen from a flat list of visible rows).
-On the same machine, 2026-12-07, 5 rounds under a load average of 4.9 (other sessions' test
-runs sharing the 2 CPUs): every action 67-98 ms wall, 20-33 ms of this process's CPU; a redraw
-alone 45 ms wall, 9 ms CPU; first paint 86 ms wall. The tree model's own part: build_tree
-15 ms, tree_rows 11-20 ms for all 10,001 rows.
+On the same machine, 2026-12-07, 5 rounds: under a load average of 2.0, every action 40-51 ms
+wall (a redraw alone, no change, 41 ms), 19-31 ms of this process's CPU; under 4.9 (other
+sessions' test runs sharing the 2 CPUs), 67-98 ms wall, 20-33 ms CPU. The tree model's own
+part: build_tree 15 ms, tree_rows 11-20 ms for all 10,001 rows.
 """
 
 from __future__ import annotations
