@@ -26,6 +26,7 @@ from vinci_tui.app import Workbench
 from vinci_tui.clock import FrozenClock
 from vinci_tui.messages import SourcesChanged
 from vinci_tui.widgets.changes import ChangesLog
+from vinci_tui.widgets.contents import FileTable
 from vinci_tui.widgets.editor import SpecEditor
 
 HERE = Path(__file__).resolve().parent
@@ -88,6 +89,19 @@ def keys(*presses: str, layer: int | None = None) -> Step:
     return run
 
 
+def contents(*presses: str, layer: int | None = None) -> Step:
+    """Keys in Contents once the layer analysis (marks, merged view) is in."""
+
+    async def run(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await until(pilot, lambda: app.analysis is not None)
+        await keys(*presses, layer=layer)(pilot)
+        await until(pilot, lambda: app.query_one(FileTable).row_count > 0)
+
+    return run
+
+
 async def cache_view(pilot: Pilot[Any]) -> None:
     await pilot.press("5")
     await until(pilot, lambda: pilot.app.query_one("#cache-table").row_count > 0)
@@ -140,10 +154,11 @@ async def main() -> None:
     work.mkdir()
     cache = work / "cache"
     await shoot("main", webapp, WIDE, cache, keys(layer=1))
-    await shoot("contents", webapp, WIDE, cache, keys("4", "s", layer=0))
+    await shoot("contents", webapp, WIDE, cache, contents("4", "s", layer=0))
+    await shoot("merged", webapp, WIDE, cache, contents("4", "v"))
     await shoot("cache", webapp, WIDE, cache, cache_view)
     await shoot("log", webapp, WIDE, cache, keys("6", "slash", *"combined", "enter"))
-    await shoot("help", webapp, WIDE, cache, keys("4", "question_mark"))
+    await shoot("help", webapp, WIDE, cache, contents("4", "question_mark"))
     await shoot("hello-80x24", hello, (80, 24), cache)
     await shoot("stacked-70x30", hello, (70, 30), cache)
     # The broken spec is a copy: the example itself is never touched.

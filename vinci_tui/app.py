@@ -37,6 +37,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 import engine
 from engine import BuildCancelled, BuildOptions, VinciError
+from engine.analysis import ImageAnalysis, analyze_result
 from engine.builder.plan import LayerPlan
 from engine.builder.result import BuildResult
 from engine.cache.maintenance import (
@@ -63,7 +64,6 @@ from engine.inspection import (
     InputChange,
     LayerInfo,
     entries_from_blob,
-    entries_from_plan,
     image_from_result,
     input_changes,
     read_layer_file,
@@ -98,6 +98,7 @@ from vinci_tui.widgets.details import DetailsTable, LayerChanges
 from vinci_tui.widgets.editor import EditorView, SpecEditor
 from vinci_tui.widgets.filter import FilterBar
 from vinci_tui.widgets.layers import LayersTable
+from vinci_tui.widgets.layerviews import CONTENTS_VIEWS, ContentsShow, contents_show
 from vinci_tui.widgets.log import BuildLog, LogView
 from vinci_tui.widgets.modals import (
     AskScreen,
@@ -212,6 +213,10 @@ class Workbench(App[int]):
         self._targets: WatchTargets | None = None
         self._contents_key: tuple[str, int, int] | None = None
         self._contents_part = 0
+        self._contents_view = "layer"  # layer | merged | largest | wasted
+        self._contents_shown: tuple[object, ...] | None = None  # what the table holds
+        self.analysis: ImageAnalysis | None = None  # of self.result, once computed
+        self._blob_entries: dict[str, Any] = {}  # layer digest -> entries read from its blob
         self._cache_dirty = True
         # gc's options as last asked for, offered again (first: the command line's defaults).
         self._gc_options = GcOptions(DEFAULT_KEEP_DAYS, None)
@@ -426,6 +431,7 @@ class Workbench(App[int]):
         elif self.selected_layer is not None and self.selected_layer >= len(result.layers):
             self.selected_layer = len(result.layers) - 1 if result.layers else None
         self._cache_dirty = True
+        self._analyze(result)
         # The panes show the new result where they are: no cursor moves (the spec tree's
         # cursor and expansion are the user's), only Details and Contents follow.
         self._show_details()
@@ -534,71 +540,95 @@ class Workbench(App[int]):
             return []
         return [i for i in image_from_result(self.result).layers if i.node == index]
 
+    def _analyze(self, result: BuildResult) -> None:
+        """What each layer adds, modifies, removes and hides (engine.analysis), in a thread:
+        imported layers are streamed from their blobs (once per digest)."""
+        self.analysis = None
+        store, known = self.store, self._blob_entries
+        self.tasks.start(
+            "analysis", lambda token: (result, analyze_result(result, store, token, known))
+        )
+
+    def _done_analysis(self, done: Any) -> None:
+        result, analysis = done
+        if result is self.result:
+            self.analysis = analysis
+            if self._contents_key is None or self._contents_key[1] != -1:  # not a cache blob
+                self._show_contents()
+
     def _show_contents(self) -> None:
         view = self.query_one(ContentsView)
         result, index = self.result, self.selected_layer
-        if result is None or index is None:
+        if self._contents_view == "layer" and (result is None or index is None):
             view.set_heading(Text("no layer selected", style="dim"))
+            view.set_summary("")
             view.table.clear_entries()
-            self._contents_key = None
+            self._contents_key = self._contents_shown = None
             return
-        parts = self._layer_parts(index)
-        layer = next((r for r in result.layers if r.index == index), None)
-        if layer is None or not parts:
+        if result is None:
             return
-        part = self._contents_part % len(parts)
-        info = parts[part]
-        key = (str(info.descriptor.digest), index, part)
-        if key == self._contents_key:
-            return
-        # The same node and part, rebuilt: the pane keeps the user's place in it.
-        keep = self._contents_key is not None and self._contents_key[1:] == key[1:]
-        self._contents_key = key
-        self._contents_heading()
-        if layer.plan is not None:
-            view.table.show_entries(entries_from_plan(layer.plan), layer.label, keep=keep)
-            return
-        view.table.clear_entries()
-        store, label = self.store, layer.label
-        self.tasks.start(
-            "contents",
-            lambda token: (key, label, entries_from_blob(store, info.descriptor, label, token)),
+        parts = self._layer_parts(index) if index is not None else []
+        part = self._contents_part % len(parts) if parts else 0
+        info = parts[part] if parts else None
+        if info is not None and index is not None:
+            self._contents_key = (str(info.descriptor.digest), index, part)
+        show = contents_show(
+            self._contents_view, result, self.analysis, index, info, view.table.sort_by
         )
+        view.set_heading(show.heading)
+        view.set_summary(show.summary)
+        if show.key == self._contents_shown:
+            return
+        # The same view of the same node and part, rebuilt: the pane keeps the user's place.
+        keep = self._contents_shown is not None and self._contents_shown[1:] == show.key[1:]
+        self._contents_shown = show.key
+        self._fill_contents(show, keep)
+
+    def _fill_contents(self, show: ContentsShow, keep: bool) -> None:
+        table = self.query_one(ContentsView).table
+        if show.flat is not None:
+            table.show_flat(show.flat, keep=keep)
+        elif show.entries is not None:
+            table.show_entries(show.entries, show.node_label, keep=keep)
+        elif show.blob is not None:
+            # No analysis yet and no plan: the layer's own blob, in a thread.
+            table.clear_entries()
+            store, label, descriptor, key = self.store, show.node_label, show.blob, show.key
+            self.tasks.start(
+                "contents",
+                lambda token: (key, label, entries_from_blob(store, descriptor, label, token)),
+            )
+        else:
+            table.clear_entries()
 
     def on_file_table_part_change(self, message: FileTable.PartChange) -> None:
         self._contents_part += message.step
         self._show_contents()
 
     def on_file_table_sort_changed(self, message: FileTable.SortChanged) -> None:
-        self._contents_heading()
+        self._show_contents()
 
-    def _contents_heading(self) -> None:
-        """Which layer (and which of its image layers) the Contents pane shows, and how."""
-        view = self.query_one(ContentsView)
-        if self.result is None or self._contents_key is None:
-            return
-        _digest, index, part = self._contents_key
-        parts = self._layer_parts(index)
-        layer = next((r for r in self.result.layers if r.index == index), None)
-        if layer is None or not parts:
-            return
-        info = parts[part % len(parts)]
-        heading = Text.assemble(
-            (f"layer {index} ", "bold"),
-            (layer.label, "cyan"),
-            f"  {layer.summary}  ",
-            (f"sha256:{short_digest(info.descriptor.digest)}", "dim"),
+    def on_file_table_view_change(self, message: FileTable.ViewChange) -> None:
+        self.set_contents_view(
+            CONTENTS_VIEWS[(CONTENTS_VIEWS.index(self._contents_view) + 1) % len(CONTENTS_VIEWS)]
         )
-        if len(parts) > 1:
-            heading.append(f"  image layer {part % len(parts) + 1}/{len(parts)} ([ ])", style="dim")
-        heading.append(f"  sort: {view.table.sort_by}", style="dim")
-        view.set_heading(heading)
+
+    def set_contents_view(self, name: str) -> None:
+        """Show the layer's files, the merged image, the largest files or the wasted bytes."""
+        self._contents_view = name
+        self._contents_shown = None
+        self._show_contents()
 
     def on_file_table_view_file(self, message: FileTable.ViewFile) -> None:
         if self.result is None or self._contents_key is None:
             return
         _digest, index, part = self._contents_key
         parts = self._layer_parts(index)
+        entry = self.query_one(ContentsView).table.current_entry()
+        if self._contents_view != "layer" and entry is not None and entry.layer >= 0:
+            # Merged, largest, wasted: the file is in the layer the row names.
+            parts = [image_from_result(self.result).layers[entry.layer]]
+            part = 0
         if not parts:
             return
         info = parts[part % len(parts)]
@@ -635,7 +665,7 @@ class Workbench(App[int]):
 
     def _done_contents(self, result: Any) -> None:
         key, label, entries = result
-        if key == self._contents_key:
+        if key in (self._contents_key, self._contents_shown):
             self.query_one(ContentsView).table.show_entries(entries, label)
 
     def _done_file(self, result: Any) -> None:
@@ -679,7 +709,9 @@ class Workbench(App[int]):
         descriptor = Descriptor(entry.media_type, digest, entry.size)
         key = (entry.digest, -1, 0)  # -1: not a layer node of the spec on screen
         self._contents_key = key
+        self._contents_view, self._contents_shown = "layer", key
         view = self.query_one(ContentsView)
+        view.set_summary("")
         view.set_heading(
             Text.assemble(
                 ("cache blob ", "bold"),
@@ -1222,6 +1254,10 @@ class Workbench(App[int]):
 
     def action_contents_sort(self) -> None:
         self.query_one(FileTable).action_sort()
+
+    def action_contents_view(self, name: str) -> None:
+        self.set_contents_view(name)
+        self.action_focus_pane("contents")
 
     def action_log_only_matching(self) -> None:
         self.query_one(BuildLog).action_toggle_only()

@@ -21,6 +21,26 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("digest: copy layer digest", "Copy the selected layer's digest (OSC 52)", "copy_digest"),
     ("digest: copy manifest digest", "Copy the image's manifest digest (OSC 52)", "copy_manifest"),
     ("contents: sort by name or size", "Toggle the file order in Contents", "contents_sort"),
+    (
+        "contents: the layer's files",
+        "The selected layer, marked added/modified/removed against the layers below",
+        "contents_view('layer')",
+    ),
+    (
+        "contents: merged image",
+        "Every layer applied, whiteouts honoured, each file's layer and host file",
+        "contents_view('merged')",
+    ),
+    (
+        "contents: largest files",
+        "The largest files of the merged image",
+        "contents_view('largest')",
+    ),
+    (
+        "contents: wasted bytes",
+        "Every copy a later layer shadows or removes, naming that layer; the efficiency",
+        "contents_view('wasted')",
+    ),
     ("log: only matching lines", "Toggle highlight / only-matching lines", "log_only_matching"),
     ("cache: refresh", "List the cache again", "cache_refresh"),
     (

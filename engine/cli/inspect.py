@@ -1,6 +1,10 @@
-"""`vinci inspect IMAGE [--layer N] [--cat PATH] [--json]`: the workbench's Details and
-Contents panes, headless, and what a person running the image asks first: its entrypoint,
+"""`vinci inspect IMAGE [--layer N] [--layers] [--cat PATH] [--json]`: the workbench's Details
+and Contents panes, headless, and what a person running the image asks first: its entrypoint,
 environment, user, ports and history.
+
+`--layers` says what each layer does to the ones below (files added, modified, removed; bytes
+later layers hide, naming the layer that hides them), the image's efficiency (as dive's) and
+its largest files (engine.analysis).
 
 `--cat PATH` reads the file a container would see (every layer applied, whiteouts honoured,
 symlinks inside the image followed), or with `--layer N` the file as that layer holds it. On a
@@ -23,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from engine.analysis import ImageAnalysis, analyze_layers, origin_text
 from engine.builder.plan import LayerPlan
 from engine.cli.args import add_build_args, build_options
 from engine.errors import UsageError, VinciError
@@ -72,6 +77,12 @@ def add_arguments(p: argparse.ArgumentParser, *, image_only: bool = False) -> No
     )
     if not image_only:
         p.add_argument("--layer", type=int, metavar="N", help="list the files of image layer N")
+        p.add_argument(
+            "--layers",
+            action="store_true",
+            help="per layer the files added, modified and removed, the bytes later layers "
+            "hide (and which layer hides them), the efficiency and the largest files",
+        )
         p.add_argument("--json", action="store_true", help="print JSON")
         p.add_argument(
             "--sort",
@@ -144,6 +155,20 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         raise UsageError("--limit must be at least 0")
     if args.cat and args.layer is None:
         return cat_merged(blobs, image, args.cat, args.limit)
+    if args.layers:
+        if args.layer is not None:
+            raise UsageError("--layers shows every layer: leave out --layer")
+        spec_dir = os.path.dirname(os.path.abspath(find_spec(args.target)))
+        base = spec_dir if any(plans.values()) else None
+        analysis = analyze_layers(
+            (info, layer_entries(blobs, info, plans.get(info.position), base=base))
+            for info in image.layers
+        )
+        if args.json:
+            print(json.dumps(analysis.to_json(), indent=2, sort_keys=True))
+        else:
+            print_analysis(analysis)
+        return 0
     if args.layer is None:
         if args.json:
             print(json.dumps(image.to_json(), indent=2, sort_keys=True))
@@ -173,6 +198,48 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         print()
         print_entries(ordered)
     return 0
+
+
+def print_analysis(analysis: ImageAnalysis, largest: int = 10) -> None:
+    labels = analysis.labels()
+    table = [("#", "node", "added", "modified", "removed", "files", "hidden later", "hides below")]
+    for r in analysis.layers:
+        hidden = "-"
+        if r.shadowed:
+            by = sorted({labels[s.by] for s in r.shadowed})
+            hidden = f"{human_bytes(r.shadowed_bytes)} by {', '.join(by)}"
+        table.append(
+            (
+                str(r.info.position),
+                shown(labels[r.info.position]),
+                str(r.added),
+                str(r.modified),
+                str(r.removed),
+                human_bytes(r.file_bytes),
+                hidden,
+                human_bytes(r.removes_bytes) if r.removes_bytes else "-",
+            )
+        )
+    print_table(table)
+    print()
+    print(
+        f"efficiency {analysis.efficiency:.1%}: {human_bytes(analysis.wasted_bytes)} wasted "
+        f"(shadowed or removed) of {human_bytes(analysis.total_bytes)} in all layers"
+    )
+    if analysis.shadowed:
+        print()
+        print("hidden bytes, largest first")
+        for s in analysis.shadowed[:largest]:
+            print(
+                f"  {human_bytes(s.size):>9}  {shown(s.path)}  {shown(labels[s.layer])}, "
+                f"{s.how} by {shown(labels[s.by])}"
+            )
+    files = analysis.largest(largest)
+    if files:
+        print()
+        print("largest files")
+        for e in files:
+            print(f"  {human_bytes(e.size):>9}  {shown(e.path)}  {shown(origin_text(e))}")
 
 
 def by_size(entries: list[FileEntry], needle: str | None) -> list[FileEntry]:

@@ -148,7 +148,8 @@ async def test_contents_tree_sort_filter_and_view(app_factory: Callable[..., Wor
         ]
         row = table.get_row_at(4)
         assert [str(c) for c in row[:3]] == ["-rw-r--r--", "0:0", " 3.7 KiB "]
-        assert str(row[4]) == "directory"  # within layers[1], named in the heading
+        # Within layers[1] (named in the heading), from the host file the spec names.
+        assert str(row[4]) == "directory ← ./site/assets/app.js"
         table.move_cursor(row=5)
         assert table.current_path() == "/srv/site/assets/style.css"
         await pilot.press("s")

@@ -19,6 +19,7 @@ from vinci_tui.app import Workbench
 from vinci_tui.messages import EngineEvent, SourcesChanged
 from vinci_tui.widgets.cache import CacheTable
 from vinci_tui.widgets.changes import ChangesLog
+from vinci_tui.widgets.contents import FileTable
 from vinci_tui.widgets.editor import SpecEditor
 from vinci_tui.widgets.modals import ConfirmScreen
 
@@ -55,8 +56,38 @@ def test_stacked_layout_when_narrow(
 
 
 def test_contents_sorted_by_size(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
-    run_before = after_build("4", "s", layer=1)
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        # The marks and the summary come with the analysis, a moment after the build.
+        await wait_for(pilot, lambda: app.analysis is not None, what="the analysis")
+        await after_build("4", "s", layer=1)(pilot)
+
     assert snap_compare(app_factory(), terminal_size=WIDE, run_before=run_before)
+
+
+def merged_view() -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """Contents, `v`: the whole image merged, each file's layer and host file."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, Workbench)
+        await wait_built(pilot, app)
+        await wait_for(pilot, lambda: app.analysis is not None, what="the analysis")
+        await pilot.press("4", "v")
+        await wait_for(pilot, lambda: app.query_one(FileTable).row_count == 12)
+        await pilot.pause()
+
+    return run_before
+
+
+def test_merged_view(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    assert snap_compare(app_factory(), terminal_size=(120, 40), run_before=merged_view())
+
+
+def test_merged_view_80x24(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
+    assert snap_compare(app_factory(), terminal_size=(80, 24), run_before=merged_view())
 
 
 def test_cache_browser(snap_compare: Snap, app_factory: Callable[..., Workbench]) -> None:
