@@ -8,11 +8,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.builder.result import BuildResult
-from engine.cancel import CancelToken
-
 if TYPE_CHECKING:
+    from engine.builder.result import BuildResult
     from engine.cache.store import BlobStore
+    from engine.cancel import CancelToken
     from engine.oci.reference import ImageReference
     from engine.registry.referrers import Referrer
 
