@@ -476,7 +476,11 @@ def hook(event, args):
 sys.addaudithook(hook)
 from engine.cli.main import main  # what the `vinci` command runs
 code = main(sys.argv[1:])
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"textual", "httpx", "vinci_tui"})
+# What an answered build must not pay for: the workbench, the registry client, the spec parser,
+# and the builder's value classes (the event types, the spec model, the plan).
+HEAVY = {"textual", "httpx", "vinci_tui", "yaml"}
+BUILDER = {"engine.events", "engine.spec.model", "engine.builder.plan", "engine.builder.result"}
+heavy = sorted({m.split(".")[0] for m in sys.modules} & HEAVY | set(sys.modules) & BUILDER)
 print("OPENED", len(opened), "HEAVY", ",".join(heavy) or "-")
 sys.exit(code)
 """
