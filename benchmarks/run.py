@@ -528,23 +528,26 @@ def bench_tree(b: Bench) -> None:
         replan.runs.append(
             b.vinci_run("build", root, "-q", "--replan", "--cache-dir", cache, "-o", f"oci:{out}")
         )
-    audit = run(
-        [
-            sys.executable,
-            "-c",
-            AUDIT,
-            str(src),
-            "build",
-            str(root),
-            "-q",
-            "--cache-dir",
-            str(cache),
-            "-o",
-            f"oci:{out}",
-        ],
-        env=b.env,
-        cwd=REPO,
-    )
+    # Twice: `python -c` has another module search path than the `vinci` script, so another
+    # stamp (engine/cli/uptodate.py); the first run writes it, the second is the one counted.
+    for _ in range(2):
+        audit = run(
+            [
+                sys.executable,
+                "-c",
+                AUDIT,
+                str(src),
+                "build",
+                str(root),
+                "-q",
+                "--cache-dir",
+                str(cache),
+                "-o",
+                f"oci:{out}",
+            ],
+            env=b.env,
+            cwd=REPO,
+        )
     opened = int(audit.stdout.split("OPENED")[1].split()[0])
     heavy = audit.stdout.split("HEAVY")[1].split()[0]
     b.rows.append(
