@@ -27,11 +27,12 @@ from engine import (
     EventSink,
     SpecError,
     VinciError,
+    images_of,
     load_spec,
     open_image,
     write,
 )
-from engine.builder.result import BuildResult
+from engine.builder.result import BuildResult, IndexResult
 from engine.cache.store import BlobStore
 from engine.compare import ImageDiff, diff_images, diff_results, render
 from engine.errors import describe_os_error
@@ -64,7 +65,7 @@ class BuildFunction(Protocol):
         *,
         sink: EventSink = ...,
         cancel: CancelToken | None = None,
-    ) -> BuildResult: ...
+    ) -> BuildResult | IndexResult: ...
 
 
 class BuildRunner:
@@ -152,6 +153,18 @@ class BuildRunner:
         sink = EventBridge(self._post, generation)
         # The image `vinci build` makes, written where it writes it (unless told otherwise).
         target = default_output(spec.path) if self._write_layout else None
+        if spec.is_index:
+            # No platform switcher yet: the first platform's image is built and shown, and the
+            # layout, where `vinci build` writes the index, is left alone.
+            sink(
+                Log(
+                    "info",
+                    f"{len(spec.platforms)} platforms: showing {spec.platform}; "
+                    "`vinci build` writes the index",
+                )
+            )
+            spec = spec.for_platform(spec.platform)
+            target = None
         # The first build of a session is compared with the image a previous session (or
         # `vinci build`) left in that layout: it is opened before the build, which is then
         # made into the cache only, compared, and only then written over it.
@@ -201,9 +214,9 @@ class BuildRunner:
         target: OutputTarget | None,
     ) -> BuildResult:
         if earlier is None:
-            return self._build_image(spec, options, sink=sink, cancel=token)
+            return images_of(self._build_image(spec, options, sink=sink, cancel=token))[0]
         with earlier:
-            result = self._build_image(spec, options, sink=sink, cancel=token)
+            result = images_of(self._build_image(spec, options, sink=sink, cancel=token))[0]
             where = _relative(target.path) if target is not None else "the layout"
             since = f"{where} (the last build before this session)"
             try:

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.builder.result import BuildResult
-    from engine.builder.run import build_spec
+    from engine.builder.run import build_platform
     from engine.cache.store import BlobStore
     from engine.compare import diff_images, open_side, render
     from engine.oci.descriptor import Platform
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     store = BlobStore(options.cache_dir)
 
     def build(spec: Spec) -> BuildResult:
-        return build_spec(spec, options)  # as `vinci build` would build it
+        # As `vinci build` would build it; a multi-platform spec's image for --platform.
+        return build_platform(spec, options, platform)
 
     with (
         open_side(args.a, store=store, build=build, platform=platform) as a,

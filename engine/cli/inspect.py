@@ -107,7 +107,7 @@ def load_target(
     args: argparse.Namespace, stack: contextlib.ExitStack
 ) -> tuple[ImageInfo, BlobSource, dict[int, LayerPlan | None]]:
     """The image, where its blobs are, and the plan of each image layer vinci built."""
-    from engine.builder.run import build_spec
+    from engine.builder.run import build_platform
     from engine.cache.store import BlobStore
     from engine.cli.registryargs import apply_registry_options
     from engine.sources.image import open_image, parse_target
@@ -115,19 +115,20 @@ def load_target(
 
     apply_registry_options(args)
     options = build_options(args)
+    try:
+        platform = Platform.parse(args.platform)
+    except ValueError as e:
+        raise UsageError(f"--platform: {e}") from None
     if args.target and parse_target(args.target).kind != "spec":
-        try:
-            platform = Platform.parse(args.platform)
-        except ValueError as e:
-            raise UsageError(f"--platform: {e}") from None
         opened = open_image(args.target, platform=platform, store=BlobStore(options.cache_dir))
         blobs = ImageBlobs(opened)
         stack.callback(blobs.close)
         return image_info(opened), blobs, {}
 
     spec = load_spec(find_spec(args.target))
-    # The image `vinci build` makes, vinci.lock included.
-    result = build_spec(spec, options)
+    # The image `vinci build` makes, vinci.lock included; a multi-platform spec's for
+    # --platform.
+    result = build_platform(spec, options, platform)
     image = image_from_result(result)
     plans = {layer.position: plan_for(result, layer) for layer in image.layers}
     return image, BlobStore(options.cache_dir), plans

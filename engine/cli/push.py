@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli.args import Progress, add_build_args, build_options
+from engine.cli.args import Progress, add_build_args, add_platform_args, build_options
 from engine.cli.registryargs import (
     add_push_arguments,
     apply_registry_options,
@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     add_build_args(p)
+    add_platform_args(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -274,7 +274,9 @@ class _Reader:
         # Checked once the spec's platforms are known: (value node, key path, platforms it
         # names, the node's own `platforms`, whether a per-platform `source`).
         self.platform_uses: list[tuple[Node, str, tuple[Platform, ...], tuple[Platform, ...]]] = []
-        self.platform_sources: list[tuple[Node, str, tuple[Platform, ...], tuple[Platform, ...]]] = []
+        self.platform_sources: list[
+            tuple[Node, str, tuple[Platform, ...], tuple[Platform, ...]]
+        ] = []
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -600,7 +602,9 @@ class _Reader:
     def platform_list(self, node: Node, where: str) -> tuple[Platform, ...] | None:
         """A non-empty list of distinct platforms."""
         if not isinstance(node, yaml.SequenceNode) or not node.value:
-            self.problem(node, f"{where}: expected a list of platforms (os/arch), found {_kind(node)}")
+            self.problem(
+                node, f"{where}: expected a list of platforms (os/arch), found {_kind(node)}"
+            )
             return None
         out: list[Platform] = []
         for i, item in enumerate(node.value):
@@ -672,7 +676,8 @@ class _Reader:
                 for platform in named:
                     if not any(platform.matches(p) for p in spec_platforms):
                         self.problem(
-                            node, f"{where}: {platform} is not one of the spec's platforms ({names})"
+                            node,
+                            f"{where}: {platform} is not one of the spec's platforms ({names})",
                         )
         for node, where, keys, limited in self.platform_sources:
             for platform in spec_platforms:

@@ -194,7 +194,6 @@ class Spec:
                 raise ValueError(f"{w} is not one of the spec's platforms ({names})")
         return tuple(p for p in mine if any(w.matches(p) for w in wanted))
 
-
     @property
     def base_dir(self) -> Path:
         return self.path.parent
