@@ -261,24 +261,30 @@ def test_lock_records_each_platform_and_locked_builds_hold(multiarch: Built) -> 
     spec.with_suffix(".lock").unlink()
 
 
-def test_inspect_and_diff_take_a_platform(multiarch: Built) -> None:
+def test_inspect_and_diff_take_a_platform(multiarch: Built, tmp_path: Path) -> None:
     shown = run_vinci(
         "inspect", multiarch.spec, "--platform", "linux/arm64", "--json", env=multiarch.env
     )
-    assert (
-        json.loads(shown.stdout)["manifest"]["digest"]
-        == multiarch.platform("arm64")["manifest_digest"]
-    )
-    same = run_vinci(
-        "diff",
-        multiarch.spec,
-        f"oci:{multiarch.layout}:{TAG}",
-        "--platform",
-        "linux/arm64",
-        env=multiarch.env,
-        check=False,
-    )
+    arm64 = multiarch.platform("arm64")["manifest_digest"]
+    assert json.loads(shown.stdout)["manifest"]["digest"] == arm64
+    index = f"oci:{multiarch.layout}:{TAG}"
+    same = run_vinci("diff", multiarch.spec, index, env=multiarch.env, check=False)
     assert same.returncode == 0, same.stdout + same.stderr
+    assert "== linux/amd64 ==" in same.stdout and "== linux/arm64 ==" in same.stdout
+    # One platform of the two: the other is named as removed, the one kept is identical.
+    single = tmp_path / "arm64.oci"
+    run_vinci(
+        "build", multiarch.spec, "--platform", "linux/arm64", "-o", f"oci:{single}",
+        env=multiarch.env,
+    )  # fmt: skip
+    fewer = run_vinci(
+        "diff", index, f"oci:{single}:{TAG}", "--json", env=multiarch.env, check=False
+    )
+    assert fewer.returncode == 1, fewer.stderr
+    data = json.loads(fewer.stdout)
+    assert data["platforms"] == {"added": [], "removed": ["linux/amd64"]}
+    assert list(data["images"]) == ["linux/arm64"]
+    assert data["images"]["linux/arm64"]["identical"] is True
 
 
 # -- annotations ------------------------------------------------------------------------------
