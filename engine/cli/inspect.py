@@ -66,9 +66,10 @@ def add_arguments(p: argparse.ArgumentParser, *, image_only: bool = False) -> No
     )
     p.add_argument(
         "--platform",
-        default="linux/amd64",
+        default=None,
         metavar="OS/ARCH",
-        help="the image to show from a multi-platform layout or archive (default linux/amd64)",
+        help="the image to show from a multi-platform spec, layout, archive or index "
+        "(default: a spec's first platform, else linux/amd64)",
     )
     if not image_only:
         p.add_argument("--layer", type=int, metavar="N", help="list the files of image layer N")
@@ -116,7 +117,7 @@ def load_target(
     apply_registry_options(args)
     options = build_options(args)
     try:
-        platform = Platform.parse(args.platform)
+        platform = Platform.parse(args.platform) if args.platform else None
     except ValueError as e:
         raise UsageError(f"--platform: {e}") from None
     if args.target and parse_target(args.target).kind != "spec":
@@ -128,7 +129,7 @@ def load_target(
     spec = load_spec(find_spec(args.target))
     # The image `vinci build` makes, vinci.lock included; a multi-platform spec's for
     # --platform.
-    result = build_platform(spec, options, platform)
+    result = build_platform(spec, options, platform or spec.platform)
     image = image_from_result(result)
     plans = {layer.position: plan_for(result, layer) for layer in image.layers}
     return image, BlobStore(options.cache_dir), plans
