@@ -230,6 +230,15 @@ def test_push_sends_every_manifest_then_the_index(
     assert run.digest == multiarch.data["index_digest"]
     raw = skopeo_inspect_raw(registry.docker_ref("multi/arch", TAG))
     assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == multiarch.data["index_digest"]
+    # Imported back by digest, each platform takes its own manifest, named as its base.
+    pinned = f"{repo}@{multiarch.data['index_digest']}"
+    data = _on_top(multiarch, "remote", f"import-oci: {pinned}")
+    for image in data["platforms"]:
+        arch = image["platform"].removeprefix("linux/")
+        assert image["annotations"] == {
+            "org.opencontainers.image.base.digest": multiarch.platform(arch)["manifest_digest"],
+            "org.opencontainers.image.base.name": pinned,
+        }
     for arch in ("amd64", "arm64"):
         pulled = tmp_path / f"{arch}.oci"
         skopeo_copy(
@@ -244,6 +253,33 @@ def test_push_sends_every_manifest_then_the_index(
         )
         rootfs = umoci_unpack(pulled, arch, tmp_path / f"bundle-{arch}")
         assert _elf_machine(rootfs / "bin" / "busybox") == ELF_MACHINE[arch]
+
+
+def _on_top(multiarch: Built, name: str, base: str) -> dict[str, Any]:
+    """A two-platform spec over `base` (an import layer's YAML), built: its --json."""
+    spec = multiarch.root / name / "vinci.yaml"
+    spec.parent.mkdir()
+    spec.write_text(
+        "spec-version: v1\nplatforms: [linux/amd64, linux/arm64]\nlayers:\n"
+        f"  - {base}\n  - file: {{path: /etc/on-top, contents: x}}\n"
+    )
+    out = multiarch.root / f"{name}.oci"
+    data: dict[str, Any] = json.loads(
+        run_vinci("build", spec, "-o", f"oci:{out}", "--json", env=multiarch.env).stdout
+    )
+    for image in data["platforms"]:
+        manifest = (out / "blobs" / "sha256" / image["manifest_digest"][7:]).read_bytes()
+        image["annotations"] = json.loads(manifest).get("annotations", {})
+    return data
+
+
+def test_an_import_takes_each_platforms_image_from_the_index(multiarch: Built) -> None:
+    data = _on_top(multiarch, "local", f"import: {{path: {multiarch.layout}, tag: '{TAG}'}}")
+    for image in data["platforms"]:
+        arch = image["platform"].removeprefix("linux/")
+        assert image["annotations"] == {
+            "org.opencontainers.image.base.digest": multiarch.platform(arch)["manifest_digest"]
+        }
 
 
 def test_lock_records_each_platform_and_locked_builds_hold(multiarch: Built) -> None:
