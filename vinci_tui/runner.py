@@ -25,6 +25,7 @@ from engine import (
     BuildOptions,
     CancelToken,
     EventSink,
+    Platform,
     SpecError,
     VinciError,
     images_of,
@@ -85,6 +86,9 @@ class BuildRunner:
         self._build_image = build
         self._write_layout = write_layout
         self._previous: BuildResult | None = None
+        # Of a multi-platform spec, the platform whose image is built and shown (None: the
+        # spec's first); the app's platform key sets it.
+        self.platform: Platform | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._token: CancelToken | None = None
@@ -154,17 +158,20 @@ class BuildRunner:
         # The image `vinci build` makes, written where it writes it (unless told otherwise).
         target = default_output(spec.path) if self._write_layout else None
         if spec.is_index:
-            # No platform switcher yet: the first platform's image is built and shown, and the
+            # One platform's image is built and shown (the platform key switches), and the
             # layout, where `vinci build` writes the index, is left alone.
+            shown = next((p for p in spec.platforms if p == self.platform), spec.platforms[0])
             sink(
                 Log(
                     "info",
-                    f"{len(spec.platforms)} platforms: showing {spec.platform}; "
+                    f"showing {shown} of {len(spec.platforms)} platforms (P switches); "
                     "`vinci build` writes the index",
                 )
             )
-            spec = spec.for_platform(spec.platform)
+            spec = spec.for_platform(shown)
             target = None
+            if self._previous is not None and self._previous.spec.platform != shown:
+                self._previous = None  # another platform's image: nothing to compare with
         # The first build of a session is compared with the image a previous session (or
         # `vinci build`) left in that layout: it is opened before the build, which is then
         # made into the cache only, compared, and only then written over it.
