@@ -213,22 +213,29 @@ def _applies(platforms: tuple[Platform, ...], platform: Platform) -> bool:
 def _resolve(node: LayerSpec, platform: Platform) -> LayerSpec | None:
     """`node` as built for `platform`, None if it is left out there."""
     if isinstance(node, CombinedSpec):
-        parts = tuple(p for p in (_resolve(part, platform) for part in node.parts) if p)
+        parts = tuple(p for p in (_resolve_part(part, platform) for part in node.parts) if p)
         if not parts:
             return None
-        return node if parts == node.parts else replace(node, parts=parts)  # type: ignore[arg-type]
+        return node if parts == node.parts else replace(node, parts=parts)
+    if isinstance(node, FileSpec | DirectorySpec | SymlinkSpec):
+        return _resolve_part(node, platform)
     if not _applies(node.platforms, platform):
         return None
-    if not node.platforms and not getattr(node, "by_platform", ()):
-        return node
-    if isinstance(node, FileSpec | DirectorySpec | TarSpec) and node.by_platform:
+    if isinstance(node, TarSpec) and node.by_platform:
         chosen = next(s for s in node.by_platform if s.platform.matches(platform))
-        if isinstance(node, TarSpec):
-            return replace(
-                node, source=chosen.path, written=chosen.written, platforms=(), by_platform=()
-            )
+        return replace(
+            node, source=chosen.path, written=chosen.written, platforms=(), by_platform=()
+        )
+    return replace(node, platforms=()) if node.platforms else node
+
+
+def _resolve_part(node: CombinablePart, platform: Platform) -> CombinablePart | None:
+    if not _applies(node.platforms, platform):
+        return None
+    if not isinstance(node, SymlinkSpec) and node.by_platform:
+        chosen = next(s for s in node.by_platform if s.platform.matches(platform))
         return replace(node, source=chosen.path, platforms=(), by_platform=())
-    return replace(node, platforms=())
+    return replace(node, platforms=()) if node.platforms else node
 
 
 def layer_summary(layer: LayerSpec) -> str:
