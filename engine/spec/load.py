@@ -601,10 +601,13 @@ class _Reader:
 
     def platform_list(self, node: Node, where: str) -> tuple[Platform, ...] | None:
         """A non-empty list of distinct platforms."""
-        if not isinstance(node, yaml.SequenceNode) or not node.value:
+        if not isinstance(node, yaml.SequenceNode):
             self.problem(
                 node, f"{where}: expected a list of platforms (os/arch), found {_kind(node)}"
             )
+            return None
+        if not node.value:
+            self.problem(node, f"{where}: the list is empty; name at least one platform")
             return None
         out: list[Platform] = []
         for i, item in enumerate(node.value):
