@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,21 @@ class Lock:
     # A multi-platform spec's lock: `manifest` is the index's, `config` empty, `platform` the
     # platforms joined by commas, and each platform's image here.
     images: tuple[LockedImage, ...] = ()
+
+    def of_platform(self, platform: str, diff_ids: set[Digest]) -> Lock:
+        """What an index's lock says of one platform's image (`--platform` with `--locked`):
+        its manifest and config, its imports, and the locked layers among `diff_ids` (those
+        the build made; one it made that is not locked is still told)."""
+        image = next((i for i in self.images if i.platform == platform), None)
+        if image is None:
+            raise LockError(f"the lock has no image for {platform}; `vinci lock` records it")
+        return Lock(
+            image.manifest,
+            image.config,
+            platform,
+            tuple(x for x in self.layers if x.diff_id in diff_ids),
+            tuple(replace(i, platform="") for i in self.imports if i.platform == platform),
+        )
 
     def layer(self, diff_id: Digest) -> LockedLayer | None:
         for entry in self.layers:
@@ -557,6 +572,10 @@ def check_locked(path: Path, lock: Lock, result: Built, store: BlobStore | None 
     say why a locked blob was not used."""
     import difflib
 
+    if lock.images and isinstance(result, BuildResult):
+        # One platform of a multi-platform spec: held to what the lock says of that platform.
+        made = {d for r in result.layers for d in r.record.diff_ids}
+        lock = lock.of_platform(str(result.spec.platform), made)
     built = Lock.from_result(result, previous=lock)  # sources: the lock's own, nothing new
     if built.to_bytes() == lock.to_bytes():
         return

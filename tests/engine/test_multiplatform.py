@@ -294,6 +294,12 @@ def test_lock_records_each_platform_and_locked_builds_hold(multiarch: Built) -> 
         "build", spec, "--locked", "-o", f"oci:{multiarch.root / 'locked.oci'}", env=multiarch.env
     )
     assert run.digest == multiarch.data["index_digest"]
+    # One platform is held to what the lock says of it.
+    one = run_vinci(
+        "build", spec, "--locked", "--platform", "linux/arm64", "-o",
+        f"oci:{multiarch.root / 'locked-arm64.oci'}", env=multiarch.env,
+    )  # fmt: skip
+    assert one.digest == multiarch.platform("arm64")["manifest_digest"]
     spec.with_suffix(".lock").unlink()
 
 
