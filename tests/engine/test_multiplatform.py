@@ -329,6 +329,21 @@ def test_inspect_and_diff_take_a_platform(multiarch: Built, tmp_path: Path) -> N
     assert data["images"]["linux/arm64"]["identical"] is True
 
 
+def test_the_library_gives_an_index_and_its_images(multiarch: Built, tmp_path: Path) -> None:
+    options = engine.BuildOptions(cache_dir=multiarch.root / "cache")
+    result = engine.build(multiarch.spec, options)
+    assert str(result.manifest.digest) == multiarch.data["index_digest"]
+    images = engine.images_of(result)
+    assert [str(r.spec.platform) for r in images] == ["linux/amd64", "linux/arm64"]
+    assert [str(r.manifest.digest) for r in images] == [
+        p["manifest_digest"] for p in multiarch.data["platforms"]
+    ]
+    engine.write(result, f"oci:{tmp_path / 'lib.oci'}")
+    assert _index(tmp_path / "lib.oci") == _index(multiarch.layout)
+    with pytest.raises(engine.OutputError):
+        engine.write(result, f"docker-archive:{tmp_path / 'no.tar'}")
+
+
 # -- annotations ------------------------------------------------------------------------------
 
 
