@@ -21,6 +21,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from engine.builder.plan import LayerPlan
@@ -131,6 +132,8 @@ def load_target(
     # --platform.
     result = build_platform(spec, options, platform or spec.platform)
     image = image_from_result(result)
+    if spec.is_index:
+        image = replace(image, platforms=tuple(str(p) for p in spec.platforms))
     plans = {layer.position: plan_for(result, layer) for layer in image.layers}
     return image, BlobStore(options.cache_dir), plans
 
@@ -224,6 +227,8 @@ def print_image(image: ImageInfo) -> None:
         ),
         ("config", f"{image.config.digest}  {image.config.size} B"),
     ]
+    if len(image.platforms) > 1:
+        rows.insert(2, ("index", f"{', '.join(image.platforms)} (--platform picks one)"))
     if image.codec:
         rows.append(("codec", image.codec))
     for name, value in rows:

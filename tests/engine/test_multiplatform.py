@@ -309,6 +309,11 @@ def test_inspect_and_diff_take_a_platform(multiarch: Built, tmp_path: Path) -> N
     )
     arm64 = multiarch.platform("arm64")["manifest_digest"]
     assert json.loads(shown.stdout)["manifest"]["digest"] == arm64
+    assert json.loads(shown.stdout)["platforms"] == ["linux/amd64", "linux/arm64"]
+    layout = run_vinci(
+        "inspect", f"oci:{multiarch.layout}:{TAG}", "--platform", "linux/arm64", env=multiarch.env
+    )
+    assert "index     linux/amd64, linux/arm64" in layout.stdout
     index = f"oci:{multiarch.layout}:{TAG}"
     same = run_vinci("diff", multiarch.spec, index, env=multiarch.env, check=False)
     assert same.returncode == 0, same.stdout + same.stderr
