@@ -427,3 +427,26 @@ def test_platform_key_errors_point_at_the_key(tmp_path: Path) -> None:
     assert any(x.startswith(f"{tmp_path}/vinci.yaml:3:1: platforms: give") for x in lines)
     assert any(":5:" in x and "no path for linux/arm64" in x for x in lines)
     assert any(":6:" in x and "linux/s390x is not one of the spec's platforms" in x for x in lines)
+
+
+def test_items_of_one_layer_may_share_a_path_on_different_platforms(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a")
+    (tmp_path / "b").write_text("b")
+    spec_file = tmp_path / "vinci.yaml"
+    spec_file.write_text(
+        "spec-version: v1\n"
+        "platforms: [linux/amd64, linux/arm64]\n"
+        "layers:\n"
+        "  - combined:\n"
+        "      - file: {path: /x, source: ./a, platforms: [linux/amd64]}\n"
+        "      - file: {path: /x, source: ./b, platforms: [linux/arm64]}\n"
+    )
+    spec = engine.load_spec(spec_file)
+    sources = [
+        [part.source for part in spec.for_platform(p).layers[0].parts]  # type: ignore[union-attr]
+        for p in spec.platforms
+    ]
+    assert sources == [[tmp_path / "a"], [tmp_path / "b"]]
+    spec_file.write_text(spec_file.read_text().replace("[linux/arm64]}", "[linux/amd64]}"))
+    with pytest.raises(SpecError, match="is already in this layer"):
+        engine.load_spec(spec_file)
