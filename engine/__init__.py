@@ -41,7 +41,7 @@ from engine.oci.digest import Digest
 from engine.oci.image import Image, ImageRef, Layer
 
 if TYPE_CHECKING:
-    from engine.builder.result import BuildResult
+    from engine.builder.result import BuildResult, IndexResult
     from engine.cache.store import BlobStore
     from engine.compare.model import ImageDiff
     from engine.events import EventSink
@@ -67,10 +67,12 @@ def build(
     *,
     sink: EventSink | None = None,
     cancel: CancelToken | None = None,
-) -> BuildResult:
+) -> BuildResult | IndexResult:
     """Build `spec` (a Spec or the path of one) as `options` say: into the cache, and to
-    `options.output` if it names one. `sink` receives every event; `cancel` stops the build
-    at the next chunk of every running layer (BuildCancelled)."""
+    `options.output` if it names one. A multi-platform spec gives an IndexResult (its
+    `images`, one BuildResult per platform, and the `index`); `images_of` gives the images of
+    either. `sink` receives every event; `cancel` stops the build at the next chunk of every
+    running layer (BuildCancelled)."""
     from engine.builder.run import build_spec
     from engine.events import discard
 
@@ -96,7 +98,7 @@ def open_image(
 
 
 def write(
-    image: Image | BuildResult,
+    image: Image | BuildResult | IndexResult,
     target: str,
     *,
     tag: str | None = None,
@@ -105,14 +107,14 @@ def write(
     """Write `image` to `target`: `oci:DIR` (added to a layout by its tag), `oci-archive:FILE`
     or `docker-archive:FILE`. A build's image is named as its spec says unless `tag` is given;
     another image is written through the cache (`cache_dir`, default the user's)."""
-    from engine.builder.result import BuildResult
+    from engine.builder.result import BuildResult, IndexResult
     from engine.builder.run import write_output
     from engine.cache.image import store_image
     from engine.output import parse_output
     from engine.output.image import write_image
 
     out = parse_output(target)
-    if isinstance(image, BuildResult):
+    if isinstance(image, BuildResult | IndexResult):
         write_output(out, image, image.store(), tag=tag)
         return
     store = _store(cache_dir)
@@ -121,7 +123,7 @@ def write(
 
 
 def push(
-    image: Image | BuildResult,
+    image: Image | BuildResult | IndexResult,
     reference: str,
     *,
     tags: Sequence[str] = (),
@@ -130,8 +132,9 @@ def push(
     cancel: CancelToken | None = None,
 ) -> PushResult:
     """Push `image` to the repository `reference` names, under `tags` (default: the
-    reference's tag, else "latest"). Credentials come from docker's config.json."""
-    from engine.builder.result import BuildResult
+    reference's tag, else "latest"). Credentials come from docker's config.json. A
+    multi-platform build pushes every platform's manifest, then the index under `tags`."""
+    from engine.builder.result import BuildResult, IndexResult
     from engine.cache.image import store_image
     from engine.oci.reference import parse_reference
     from engine.registry.push import push_image
@@ -143,7 +146,7 @@ def push(
     if ref.digest is not None:
         raise UsageError(f"cannot push to {ref}: a digest names content, not a destination")
     names = tuple(tags) or (ref.tag or "latest",)
-    if isinstance(image, BuildResult):
+    if isinstance(image, BuildResult | IndexResult):
         store = image.store()
         manifest = image.manifest
     else:
@@ -163,6 +166,14 @@ def diff(a: Image | BuildResult, b: Image | BuildResult, *, files: bool = True) 
     first = a.image(a.store()) if isinstance(a, BuildResult) else a
     second = b.image(b.store()) if isinstance(b, BuildResult) else b
     return diff_images(first, second, files=files)
+
+
+def images_of(result: BuildResult | IndexResult) -> tuple[BuildResult, ...]:
+    """The one-platform results of a build: the image itself, or each image of an index (in
+    the spec's order of platforms)."""
+    from engine.builder.result import images_of as images
+
+    return images(result)
 
 
 def _store(cache_dir: PathLike | None) -> BlobStore:
@@ -208,6 +219,7 @@ __all__ = [
     "VinciError",
     "build",
     "diff",
+    "images_of",
     "load_spec",
     "open_image",
     "push",

@@ -127,7 +127,12 @@ class CorruptImportedImage(ImageImportError):
 
 
 class NoCompatibleImage(ImageImportError):
-    """An imported index has no image for the spec's platform."""
+    """An imported index has no image for the spec's platform. `available`: the platforms it
+    holds ("os/arch[/variant]")."""
+
+    def __init__(self, message: str, available: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.available = available
 
 
 class LayerReadError(ImageImportError):

@@ -119,9 +119,13 @@ class ImageInfo:
     # them: what a person running the image wants to know first.
     runtime: dict[str, Any] = field(default_factory=dict)
     history: tuple[dict[str, Any], ...] = ()
+    # Every platform of the image index (or multi-platform spec) this image is one of.
+    platforms: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"platforms": list(self.platforms)} if self.platforms else {}
         return {
+            **extra,
             "source": self.source,
             "reference": self.reference or None,
             "platform": self.platform,
@@ -213,6 +217,7 @@ def image_info(image: OpenedImage) -> ImageInfo:
         layers=layers,
         runtime=_runtime(image.config),
         history=_history_of(image.config),
+        platforms=tuple(str(p) for p in image.platforms),
     )
 
 

@@ -143,6 +143,9 @@ class BuildOutcome:
     error: str = ""
     output: str = ""  # the OCI layout it wrote
     diff: Any = None  # engine.compare.ImageDiff against the baseline, for a mismatch
+    # A multi-platform spec's build: (platform, manifest) of each image; `manifest` is the
+    # index's, `layers` every platform's.
+    platforms: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +154,7 @@ class BuildOutcome:
             "status": self.status,
             "manifest": self.manifest or None,
             "config": self.config or None,
+            **({"platforms": dict(self.platforms)} if self.platforms else {}),
             "layers": [x.to_json() for x in self.layers],
             "seconds": round(self.seconds, 3),
             "error": self.error or None,
@@ -272,7 +276,7 @@ def _unreachable(path: Path) -> Path | None:
 class BuildSettings:
     """What every build shares: the codec, the epoch, registry options, test-suite env."""
 
-    created: int
+    created: int | None  # None: no time given (the image's time is 0, and not said)
     compression: str
     compression_level: int | None
     extra_args: tuple[str, ...] = ()
@@ -291,8 +295,7 @@ def _command(spec_arg: str, out: Path, settings: BuildSettings, p: Perturbation)
         "--json",
         "--quiet",
         "--no-lock",
-        "--source-date-epoch",
-        str(settings.created),
+        *(["--source-date-epoch", str(settings.created)] if settings.created is not None else []),
         "--compression",
         settings.compression,
         *settings.extra_args,
@@ -377,15 +380,23 @@ def run_one(
         return BuildOutcome(p, "failed", seconds=seconds, error=error)
     try:
         data = json.loads(proc.stdout)
-        layers = tuple(LayerDigests(x["digest"], x["diff_id"]) for x in data["layers"])
+        images = data["platforms"] if "index_digest" in data else [data]
+        layers = tuple(
+            LayerDigests(x["digest"], x["diff_id"]) for image in images for x in image["layers"]
+        )
         return BuildOutcome(
             p,
             "built",
             manifest=str(data["manifest_digest"]),
-            config=str(data["config_digest"]),
+            config=",".join(str(image["config_digest"]) for image in images),
             layers=layers,
             seconds=seconds,
             output=str(out),
+            platforms=tuple(
+                (str(image["platform"]), str(image["manifest_digest"]))
+                for image in images
+                if "index_digest" in data
+            ),
         )
     except (ValueError, KeyError, TypeError) as e:
         return BuildOutcome(p, "failed", seconds=seconds, error=f"unreadable build output: {e}")
@@ -394,15 +405,23 @@ def run_one(
 def explain(baseline: BuildOutcome, other: BuildOutcome, codec: str) -> Any:
     """Why `other`'s image differs from the baseline's: a diff of the two output layouts.
     Both were compressed with `codec`, so a recompressed layer names it on both sides (the
-    diff then says: same codec, other bytes)."""
+    diff then says: same codec, other bytes). Of an index, the first platform whose image
+    differs."""
     import dataclasses
 
     from engine.compare import diff_images
+    from engine.oci.descriptor import Platform
     from engine.sources.image import open_image
 
+    platform = None
+    mine = dict(other.platforms)
+    for name, manifest in baseline.platforms:
+        if mine.get(name) != manifest:
+            platform = Platform.parse(name)
+            break
     with (
-        open_image(f"oci:{baseline.output}") as a,
-        open_image(f"oci:{other.output}") as b,
+        open_image(f"oci:{baseline.output}", platform=platform) as a,
+        open_image(f"oci:{other.output}", platform=platform) as b,
     ):
         for image in (a, b):
             image.layers = tuple(dataclasses.replace(x, codec=codec) for x in image.layers)

@@ -167,6 +167,7 @@ class Workbench(App[int]):
         Binding("r", "build", "Build", id="build-now"),
         Binding("w", "toggle_watch", "Watch", id="toggle-watch"),
         Binding("p", "push", "Push", id="push"),
+        Binding("P", "next_platform", "Next platform", show=False, id="next-platform"),
         Binding("c", "cancel_build", "Cancel build or push", show=False, id="cancel-build"),
         Binding("y", "copy_digest", "Copy digest", show=False, id="copy-digest"),
         Binding("Y", "copy_manifest", "Copy manifest digest", show=False, id="copy-manifest"),
@@ -924,9 +925,28 @@ class Workbench(App[int]):
         self.watching = not self.watching
         self.notify(f"watch {'on' if self.watching else 'off'}", timeout=2)
 
+    def action_next_platform(self) -> None:
+        """Of a multi-platform spec, build and show the next platform's image."""
+        if self.spec is None or not self.spec.is_index:
+            self.notify("the spec builds one platform", severity="warning")
+            return
+        platforms = self.spec.platforms
+        current = self.runner.platform if self.runner.platform in platforms else platforms[0]
+        chosen = platforms[(platforms.index(current) + 1) % len(platforms)]
+        self.runner.platform = chosen
+        self.start_build(f"platform {chosen}")
+
     def action_push(self) -> None:
         if self.spec is None or self.spec.image is None:
             self.notify("the spec names no image to push to", severity="warning")
+            return
+        if self.spec.is_index:
+            # The workbench holds one platform's image; a tag must name the whole index.
+            self.notify(
+                "a multi-platform spec is pushed with `vinci push` (every platform, then the "
+                "index)",
+                severity="warning",
+            )
             return
         if self.result is None or self.building or self.tasks.busy("push"):
             self.notify("wait for the build (or push) to finish", severity="warning")

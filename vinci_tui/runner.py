@@ -24,13 +24,15 @@ from engine import (
     BuildCancelled,
     BuildOptions,
     CancelToken,
+    Platform,
     SpecError,
     VinciError,
+    images_of,
     load_spec,
     open_image,
     write,
 )
-from engine.builder.result import BuildResult
+from engine.builder.result import BuildResult, IndexResult
 from engine.cache.store import BlobStore
 from engine.compare import ImageDiff, diff_images, diff_results, render_lines
 from engine.errors import describe_os_error
@@ -64,7 +66,7 @@ class BuildFunction(Protocol):
         *,
         sink: EventSink = ...,
         cancel: CancelToken | None = None,
-    ) -> BuildResult: ...
+    ) -> BuildResult | IndexResult: ...
 
 
 class BuildRunner:
@@ -84,6 +86,9 @@ class BuildRunner:
         self._build_image = build
         self._write_layout = write_layout
         self._previous: BuildResult | None = None
+        # Of a multi-platform spec, the platform whose image is built and shown (None: the
+        # spec's first); the app's platform key sets it.
+        self.platform: Platform | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._token: CancelToken | None = None
@@ -152,6 +157,21 @@ class BuildRunner:
         sink = EventBridge(self._post, generation)
         # The image `vinci build` makes, written where it writes it (unless told otherwise).
         target = default_output(spec.path) if self._write_layout else None
+        if spec.is_index:
+            # One platform's image is built and shown (the platform key switches), and the
+            # layout, where `vinci build` writes the index, is left alone.
+            shown = next((p for p in spec.platforms if p == self.platform), spec.platforms[0])
+            sink(
+                Log(
+                    "info",
+                    f"showing {shown} of {len(spec.platforms)} platforms (P switches); "
+                    "`vinci build` writes the index",
+                )
+            )
+            spec = spec.for_platform(shown)
+            target = None
+            if self._previous is not None and self._previous.spec.platform != shown:
+                self._previous = None  # another platform's image: nothing to compare with
         # The first build of a session is compared with the image a previous session (or
         # `vinci build`) left in that layout: it is opened before the build, which is then
         # made into the cache only, compared, and only then written over it.
@@ -201,9 +221,9 @@ class BuildRunner:
         target: OutputTarget | None,
     ) -> BuildResult:
         if earlier is None:
-            return self._build_image(spec, options, sink=sink, cancel=token)
+            return images_of(self._build_image(spec, options, sink=sink, cancel=token))[0]
         with earlier:
-            result = self._build_image(spec, options, sink=sink, cancel=token)
+            result = images_of(self._build_image(spec, options, sink=sink, cancel=token))[0]
             where = _relative(target.path) if target is not None else "the layout"
             since = f"{where} (the last build before this session)"
             try:

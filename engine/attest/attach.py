@@ -6,7 +6,7 @@ from __future__ import annotations
 from engine.attest.common import iso_time
 from engine.attest.provenance import MEDIA_TYPE as PROVENANCE_TYPE
 from engine.attest.sbom import FORMATS
-from engine.builder.result import BuildResult
+from engine.builder.result import Built
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
 from engine.oci.reference import ImageReference
@@ -21,14 +21,15 @@ def artifact_type(kind: str) -> str:
 
 
 def attach(
-    result: BuildResult,
+    result: Built,
     docs: dict[str, bytes],
     target: ImageReference,
     store: BlobStore,
     options: RegistryOptions | None = None,
     cancel: CancelToken | None = None,
 ) -> list[tuple[Referrer, str]]:
-    """Push each document as a referrer of the image; (entry, "api" or the fallback tag)."""
+    """Push each document as a referrer of the image (or index) `result` made; (entry, "api"
+    or the fallback tag)."""
     out = []
     with RegistryClient(target.registry, options) as client:
         for kind in sorted(docs):

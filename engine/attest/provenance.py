@@ -28,7 +28,7 @@ from typing import Any
 from engine.attest.common import tool_version
 from engine.builder.lock import lock_path
 from engine.builder.options import BuildOptions
-from engine.builder.result import BuildResult
+from engine.builder.result import BuildResult, Built, images_of
 from engine.cancel import CancelToken
 from engine.errors import AttestationError, UsageError
 from engine.oci.canonical import canonical_json
@@ -41,8 +41,13 @@ BUILDER_ID = "https://vinci.dev/builder"
 MEDIA_TYPE = "application/vnd.in-toto+json"
 
 
-def provenance_statement(result: BuildResult) -> dict[str, Any]:
+def provenance_statement(result: Built, options: BuildOptions | None = None) -> dict[str, Any]:
+    """The statement for a build: one image, or an index (its subject; every platform's
+    inputs). `options` are the ones it was built with: what of them shapes the bytes (level,
+    platforms, labels, annotations) is recorded so that the rebuild makes the same image."""
     spec = result.spec
+    images = images_of(result)
+    codec = images[0].codec
     lock = lock_path(spec)
     lock_text = lock.read_text("utf-8") if lock.is_file() else None
     name = str(spec.image.name) if spec.image is not None else spec.path.name
@@ -64,11 +69,15 @@ def provenance_statement(result: BuildResult) -> dict[str, Any]:
                     "lock": lock_text,
                 },
                 "internalParameters": {
-                    "codec": result.codec.identity,
-                    "codecName": result.codec.name,
+                    "codec": codec.identity,
+                    "codecName": codec.name,
+                    "level": codec.level,
                     "created": result.created,
+                    "platforms": list(options.platforms) if options else [],
+                    "labels": [list(kv) for kv in options.labels] if options else [],
+                    "annotations": [list(kv) for kv in options.annotations] if options else [],
                 },
-                "resolvedDependencies": _dependencies(spec, result),
+                "resolvedDependencies": _all_dependencies(images),
             },
             "runDetails": {
                 "builder": {"id": BUILDER_ID, "version": {"vinci": tool_version()}},
@@ -96,6 +105,16 @@ def _host_inputs(spec: Spec) -> list[tuple[str, Path]]:
             if source is not None:
                 out.append((part.label, source))
     return out
+
+
+def _all_dependencies(images: tuple[BuildResult, ...]) -> list[dict[str, Any]]:
+    """Every platform's inputs, each once (an input shared by platforms is one entry)."""
+    deps: list[dict[str, Any]] = []
+    for image in images:
+        for dep in _dependencies(image.spec, image):
+            if dep not in deps:
+                deps.append(dep)
+    return deps
 
 
 def _dependencies(spec: Spec, result: BuildResult) -> list[dict[str, Any]]:
@@ -190,7 +209,7 @@ def read_statement(path: Path) -> dict[str, Any]:
 def rebuild(
     statement: dict[str, Any],
     spec_dir: Path,
-    build: Callable[[Path, BuildOptions], BuildResult],
+    build: Callable[[Path, BuildOptions], Built],
     cancel: CancelToken | None = None,
 ) -> ProvenanceCheck:
     """Rebuild what `statement` describes from the inputs under `spec_dir`, in a temporary
@@ -221,14 +240,29 @@ def rebuild(
         spec_path.write_text(spec_text, "utf-8")
         if lock_text is not None:
             (here / "vinci.lock").write_text(lock_text, "utf-8")
+        level = internal.get("level")
         options = BuildOptions(
             codec=str(internal.get("codecName") or "gzip"),
+            level=int(level) if level is not None else None,
             created=int(internal.get("created") or 0),
             cache_dir=Path(tmp) / "cache",
             jobs=1,
+            platforms=tuple(str(p) for p in internal.get("platforms") or ()),
+            labels=_pairs(internal.get("labels")),
+            annotations=_pairs(internal.get("annotations")),
         )
         result = build(spec_path, options)
     return ProvenanceCheck(f"sha256:{subject}", str(result.manifest.digest))
+
+
+def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    """KEY=VALUE options as the statement records them: [[key, value], ...] in given order."""
+    try:
+        return tuple((str(k), str(v)) for k, v in value or ())
+    except (TypeError, ValueError):
+        raise AttestationError(
+            f"provenance: labels or annotations {value!r} are not pairs"
+        ) from None
 
 
 def _copy_input(spec_dir: Path, here: Path, rel: PurePosixPath, digest: str) -> None:

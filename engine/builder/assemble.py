@@ -114,16 +114,41 @@ def image_config(
     return config
 
 
-def image_manifest(spec: Spec, config: Descriptor, layers: Sequence[LayerPart]) -> dict[str, Any]:
+def image_manifest(
+    spec: Spec,
+    config: Descriptor,
+    layers: Sequence[LayerPart],
+    base: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """The manifest; `base` are the imported base's annotations, under the spec's own."""
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": mediatypes.OCI_MANIFEST,
         "config": config.to_json(),
         "layers": [p.descriptor.to_json() for p in layers],
     }
-    if spec.annotations:
-        manifest["annotations"] = dict(spec.annotations)
+    annotations = {**dict(base), **dict(spec.annotations)}
+    if annotations:
+        manifest["annotations"] = annotations
     return manifest
+
+
+def assemble_index(
+    spec: Spec, manifests: Sequence[tuple[Descriptor, Platform]], store: BlobStore
+) -> Descriptor:
+    """Store the OCI image index of one manifest per platform (in the spec's order, with the
+    spec's annotations) in the cache; return its descriptor."""
+    index: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.OCI_INDEX,
+        "manifests": [
+            Descriptor(d.media_type, d.digest, d.size, platform=p).to_json() for d, p in manifests
+        ],
+    }
+    if spec.annotations:
+        index["annotations"] = dict(spec.annotations)
+    data = canonical_json(index)
+    return Descriptor(mediatypes.OCI_INDEX, store.put_bytes(data), len(data))
 
 
 def assemble(
@@ -133,11 +158,13 @@ def assemble(
     store: BlobStore,
     created: int,
     base: dict[str, Any] | None = None,
+    annotations: Sequence[tuple[str, str]] = (),
 ) -> tuple[Descriptor, Descriptor]:
-    """Store config and manifest in the cache; return (manifest, config) descriptors."""
+    """Store config and manifest in the cache; return (manifest, config) descriptors.
+    `annotations` name the imported base (engine/builder/pool.py), under the spec's own."""
     config_bytes = canonical_json(image_config(spec, layers, history, created, base))
     config = Descriptor(mediatypes.OCI_CONFIG, store.put_bytes(config_bytes), len(config_bytes))
-    manifest_bytes = canonical_json(image_manifest(spec, config, layers))
+    manifest_bytes = canonical_json(image_manifest(spec, config, layers, annotations))
     manifest = Descriptor(
         mediatypes.OCI_MANIFEST, store.put_bytes(manifest_bytes), len(manifest_bytes)
     )

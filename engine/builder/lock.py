@@ -22,13 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from engine.builder.layer import tar_digest
 from engine.builder.plan import READ_CHUNK, LayerPlan
-from engine.builder.result import BuildResult
+from engine.builder.result import BuildResult, Built, images_of
 from engine.cache.atomic import write_atomic
 from engine.cache.imported import IMPORT_CODEC
 from engine.cache.records import LayerRecord
@@ -86,6 +86,24 @@ class LockedImport:
     ref: str  # as the spec writes it, pinned: registry/repo@sha256:…
     manifest: str  # the image manifest the spec's platform resolved to
     config: str
+    platform: str = ""  # of a multi-platform lock: the platform that resolved it
+
+    @property
+    def key(self) -> str:
+        """Its key in the lock's `imports`: the ref, after the platform in an index's lock."""
+        return f"{self.platform} {self.ref}" if self.platform else self.ref
+
+    def to_json(self) -> dict[str, str]:
+        return {"config": self.config, "manifest": self.manifest}
+
+
+@dataclass(frozen=True)
+class LockedImage:
+    """One platform's image of a multi-platform lock."""
+
+    platform: str
+    manifest: str
+    config: str
 
     def to_json(self) -> dict[str, str]:
         return {"config": self.config, "manifest": self.manifest}
@@ -97,7 +115,25 @@ class Lock:
     config: str
     platform: str
     layers: tuple[LockedLayer, ...]  # sorted by diff_id
-    imports: tuple[LockedImport, ...]  # sorted by ref
+    imports: tuple[LockedImport, ...]  # sorted by key
+    # A multi-platform spec's lock: `manifest` is the index's, `config` empty, `platform` the
+    # platforms joined by commas, and each platform's image here.
+    images: tuple[LockedImage, ...] = ()
+
+    def of_platform(self, platform: str, diff_ids: set[Digest]) -> Lock:
+        """What an index's lock says of one platform's image (`--platform` with `--locked`):
+        its manifest and config, its imports, and the locked layers among `diff_ids` (those
+        the build made; one it made that is not locked is still told)."""
+        image = next((i for i in self.images if i.platform == platform), None)
+        if image is None:
+            raise LockError(f"the lock has no image for {platform}; `vinci lock` records it")
+        return Lock(
+            image.manifest,
+            image.config,
+            platform,
+            tuple(x for x in self.layers if x.diff_id in diff_ids),
+            tuple(replace(i, platform="") for i in self.imports if i.platform == platform),
+        )
 
     def layer(self, diff_id: Digest) -> LockedLayer | None:
         for entry in self.layers:
@@ -106,10 +142,20 @@ class Lock:
         return None
 
     def to_json(self) -> dict[str, Any]:
+        image: dict[str, Any] = {
+            "config": self.config,
+            "manifest": self.manifest,
+            "platform": self.platform,
+        }
+        if self.images:
+            image = {
+                "index": self.manifest,
+                "platforms": {i.platform: i.to_json() for i in self.images},
+            }
         return {
             "lock_version": LOCK_VERSION,
-            "image": {"config": self.config, "manifest": self.manifest, "platform": self.platform},
-            "imports": {i.ref: i.to_json() for i in self.imports},
+            "image": image,
+            "imports": {i.key: i.to_json() for i in self.imports},
             "layers": {str(x.diff_id): x.to_json() for x in self.layers},
         }
 
@@ -143,9 +189,21 @@ class Lock:
                 for diff_id, v in sorted(doc.get("layers", {}).items())
             )
             imports = tuple(
-                LockedImport(ref, str(v["manifest"]), str(v["config"]))
-                for ref, v in sorted(doc.get("imports", {}).items())
+                LockedImport(
+                    key.rpartition(" ")[2],
+                    str(v["manifest"]),
+                    str(v["config"]),
+                    key.rpartition(" ")[0],
+                )
+                for key, v in sorted(doc.get("imports", {}).items())
             )
+            if "index" in image:
+                images = tuple(
+                    LockedImage(p, str(v["manifest"]), str(v["config"]))
+                    for p, v in image["platforms"].items()
+                )
+                platforms = ",".join(i.platform for i in images)
+                return cls(str(image["index"]), "", platforms, layers, imports, images)
             return cls(
                 str(image["manifest"]),
                 str(image["config"]),
@@ -161,7 +219,7 @@ class Lock:
     @classmethod
     def from_result(
         cls,
-        result: BuildResult,
+        result: Built,
         previous: Lock | None = None,
         store: BlobStore | None = None,
     ) -> Lock:
@@ -172,21 +230,28 @@ class Lock:
         first: dict[Digest, tuple[Descriptor, str, int]] = {}  # blob, codec, tar size
         used: dict[Digest, set[str]] = {}
         imports: list[LockedImport] = []
-        nodes = result.spec.layers
-        for r in result.layers:
-            # The accounts layer, above the spec's layers, has no node.
-            node = nodes[r.index] if r.index < len(nodes) else None
-            record = r.record
-            if isinstance(node, ImportOCISpec):
-                extra = dict(record.extra)
-                imports.append(
-                    LockedImport(str(node.ref), extra.get("manifest", ""), extra.get("config", ""))
-                )
-            for d, diff_id, usize in zip(
-                record.descriptors, record.diff_ids, record.uncompressed_sizes, strict=True
-            ):
-                first.setdefault(diff_id, (d, record.codec, usize))
-                used.setdefault(diff_id, set()).add(r.label)
+        index = result.spec.is_index
+        for image in images_of(result):
+            nodes = image.spec.layers
+            for r in image.layers:
+                # The accounts layer, above the spec's layers, has no node.
+                node = nodes[r.index] if r.index < len(nodes) else None
+                record = r.record
+                if isinstance(node, ImportOCISpec):
+                    extra = dict(record.extra)
+                    imports.append(
+                        LockedImport(
+                            str(node.ref),
+                            extra.get("manifest", ""),
+                            extra.get("config", ""),
+                            str(image.spec.platform) if index else "",
+                        )
+                    )
+                for d, diff_id, usize in zip(
+                    record.descriptors, record.diff_ids, record.uncompressed_sizes, strict=True
+                ):
+                    first.setdefault(diff_id, (d, record.codec, usize))
+                    used.setdefault(diff_id, set()).add(r.label)
         layers = tuple(
             LockedLayer(
                 diff_id,
@@ -200,13 +265,21 @@ class Lock:
             )
             for diff_id, (d, codec, usize) in sorted(first.items())
         )
-        return cls(
-            str(result.manifest.digest),
-            str(result.config.digest),
-            str(result.spec.platform),
-            layers,
-            tuple(sorted(set(imports), key=lambda i: i.ref)),
+        locked_imports = tuple(sorted(set(imports), key=lambda i: i.key))
+        if isinstance(result, BuildResult):
+            return cls(
+                str(result.manifest.digest),
+                str(result.config.digest),
+                str(result.spec.platform),
+                layers,
+                locked_imports,
+            )
+        images = tuple(
+            LockedImage(str(r.spec.platform), str(r.manifest.digest), str(r.config.digest))
+            for r in result.images
         )
+        platforms = ",".join(i.platform for i in images)
+        return cls(str(result.index.digest), "", platforms, layers, locked_imports, images)
 
 
 def _sources(digest: Digest, previous: Lock | None, store: BlobStore | None) -> tuple[str, ...]:
@@ -294,15 +367,25 @@ def differences(old: Lock, new: Lock, store: BlobStore | None = None) -> list[st
                 f"layer {diff_id.short}: blob now known at {', '.join(n.sources)} (was: "
                 f"{', '.join(o.sources) or 'nowhere'})"
             )
-    old_imports = {i.ref: i for i in old.imports}
-    new_imports = {i.ref: i for i in new.imports}
+    old_imports = {i.key: i for i in old.imports}
+    new_imports = {i.key: i for i in new.imports}
     for ref in sorted(old_imports.keys() | new_imports.keys()):
         oi, ni = old_imports.get(ref), new_imports.get(ref)
         if oi != ni:
             before = f"{oi.manifest}" if oi else "not locked"
             after = f"{ni.manifest}" if ni else "not imported"
             lines.append(f"import-oci {ref}: locked {before}, resolved now to {after}")
-    if old.platform != new.platform:
+    old_images = {i.platform: i for i in old.images}
+    new_images = {i.platform: i for i in new.images}
+    for platform in sorted(old_images.keys() | new_images.keys()):
+        oim, nim = old_images.get(platform), new_images.get(platform)
+        if oim is None:
+            lines.append(f"platform {platform}: not in the lock (added)")
+        elif nim is None:
+            lines.append(f"platform {platform}: locked, not built (removed)")
+        elif oim != nim:
+            lines.append(f"platform {platform}: locked {oim.manifest}, built {nim.manifest}")
+    if old.platform != new.platform and not (old.images and new.images):
         lines.append(f"platform: locked {old.platform}, built {new.platform}")
     if old.config != new.config:
         lines.append(f"image config: locked {old.config}, built {new.config}")
@@ -335,7 +418,7 @@ def blob_diff_id(store: BlobStore, digest: Digest, cancel: CancelToken | None = 
     return found
 
 
-def remember_built(store: BlobStore, result: BuildResult) -> None:
+def remember_built(store: BlobStore, result: Built) -> None:
     """Record the diff_id of every layer this build compressed, so reusing its blobs under a
     lock later needs no decompression."""
     from engine.cache.provenance import set_diff_id
@@ -484,14 +567,16 @@ class LockReuse:
         return False
 
 
-def check_locked(
-    path: Path, lock: Lock, result: BuildResult, store: BlobStore | None = None
-) -> None:
+def check_locked(path: Path, lock: Lock, result: Built, store: BlobStore | None = None) -> None:
     """For `vinci build --locked`: raise LockError, with the causes and the change to the lock
     file, unless the build is exactly what the lock records. `store`: the build's cache, to
     say why a locked blob was not used."""
     import difflib
 
+    if lock.images and isinstance(result, BuildResult):
+        # One platform of a multi-platform spec: held to what the lock says of that platform.
+        made = {d for r in result.layers for d in r.record.diff_ids}
+        lock = lock.of_platform(str(result.spec.platform), made)
     built = Lock.from_result(result, previous=lock)  # sources: the lock's own, nothing new
     if built.to_bytes() == lock.to_bytes():
         return

@@ -52,6 +52,10 @@ class BuildOptions:
     the cache. `image` and `tag` name the output instead of the spec's `image`: the layout's
     ref name and an archive's repository tag (what `docker load` and `podman load` call it).
 
+    `platforms` builds only these of a multi-platform spec's platforms ("os/arch"; one gives
+    that platform's plain image, several an index of them). `labels` are added to the
+    config's labels and `annotations` to the manifest's (and the index's), over the spec's.
+
     `cache_from` and `cache_to` name a registry repository holding a shared layer cache (read;
     read and write: docs/fleet-cache.md), None for $VINCI_CACHE_FROM / $VINCI_CACHE_TO, "" for
     none; `cache_required` (None: $VINCI_CACHE_REQUIRED) fails the build when that cache
@@ -69,6 +73,14 @@ class BuildOptions:
     cache_required: bool | None = None
     image: str | None = None
     tag: str | None = None
+    platforms: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+
+    def stamped(self) -> bool:
+        """Whether the image's time was given (`created` or SOURCE_DATE_EPOCH): only then
+        does the manifest say when it was made (org.opencontainers.image.created)."""
+        return self.created is not None or bool(os.environ.get("SOURCE_DATE_EPOCH", "").strip())
 
     def timestamp(self) -> int:
         """The image's timestamp: `created`, else SOURCE_DATE_EPOCH, else 0."""

@@ -44,6 +44,7 @@ from engine.events import (
     LayerStarted,
     discard,
 )
+from engine.oci import mediatypes
 from engine.oci.canonical import canonical_json
 from engine.oci.digest import Digest
 from engine.spec.locate import beside_spec
@@ -180,7 +181,8 @@ class Builder:
                 results.append(self._accounts(spec, results, created, sink, token, store))
             parts = [p for r in results for p in r.parts]
             history = [h for r in results for h in self._history(r, created)]
-            manifest, config = assemble(spec, parts, history, store, created, base)
+            named = self._base_annotations(spec, results)
+            manifest, config = assemble(spec, parts, history, store, created, base, named)
         except VinciError as e:
             sink(BuildFailed(str(e), isinstance(e, BuildCancelled)))
             raise
@@ -442,6 +444,27 @@ class Builder:
                     data = json.loads(self.store.read_blob(Digest.parse(config_digest)))
                     base = data.get("config") or {}
         return base
+
+    @staticmethod
+    def _base_annotations(
+        spec: Spec, results: Sequence[LayerResult]
+    ) -> tuple[tuple[str, str], ...]:
+        """org.opencontainers.image.base.name and .base.digest when the bottom layer imports
+        an image: the manifest taken (this platform's, from an index), and for a registry
+        import the reference as pinned. A local import has no name to give: its path is the
+        host's."""
+        if not spec.layers or not results:
+            return ()
+        node = spec.layers[0]
+        if not isinstance(node, ImportSpec | ImportOCISpec):
+            return ()
+        digest = dict(results[0].record.extra).get("manifest")
+        out = []
+        if digest:
+            out.append((mediatypes.BASE_DIGEST_ANNOTATION, digest))
+        if isinstance(node, ImportOCISpec):
+            out.append((mediatypes.BASE_NAME_ANNOTATION, str(node.ref)))
+        return tuple(out)
 
     def _record_build(self, result: BuildResult) -> None:
         """Remember what this spec's recent builds reference, so gc keeps it."""

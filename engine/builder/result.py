@@ -99,3 +99,51 @@ class BuildResult:
             "seconds": round(self.seconds, 6),
             "layers": layers,
         }
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """What a multi-platform build made: one BuildResult per platform, in the spec's order,
+    and the OCI image index that lists their manifests. `spec` is the multi-platform spec;
+    each image's own `spec` is its platform's."""
+
+    spec: Spec
+    index: Descriptor
+    images: tuple[BuildResult, ...]
+    seconds: float
+    created: int
+
+    @property
+    def manifest(self) -> Descriptor:
+        """The index's descriptor: what a tag names, as a one-platform build's manifest."""
+        return self.index
+
+    @property
+    def cached(self) -> int:
+        return sum(r.cached for r in self.images)
+
+    @property
+    def layers(self) -> tuple[LayerResult, ...]:
+        return tuple(layer for r in self.images for layer in r.layers)
+
+    def store(self) -> BlobStore:
+        return self.images[0].store()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index_digest": str(self.index.digest),
+            "index_size": self.index.size,
+            "manifest_digest": str(self.index.digest),
+            "media_type": self.index.media_type,
+            "created": self.created,
+            "seconds": round(self.seconds, 6),
+            "platforms": [r.to_json() for r in self.images],
+        }
+
+
+Built = BuildResult | IndexResult
+
+
+def images_of(result: Built) -> tuple[BuildResult, ...]:
+    """The one-platform results of a build: the image itself, or each of an index's."""
+    return result.images if isinstance(result, IndexResult) else (result,)

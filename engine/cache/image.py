@@ -23,6 +23,22 @@ class StoredImage:
     layers: tuple[Descriptor, ...]
 
 
+@dataclass(frozen=True)
+class StoredIndex:
+    """An OCI image index whose manifests' blobs are all in one cache."""
+
+    index: Descriptor
+    images: tuple[StoredImage, ...]
+
+    def blobs(self) -> list[Descriptor]:
+        """Every blob the index reaches, each once: per image its config, layers, manifest."""
+        out: dict[str, Descriptor] = {}
+        for image in self.images:
+            for d in (image.config, *image.layers, image.manifest):
+                out.setdefault(str(d.digest), d)
+        return list(out.values())
+
+
 def store_image(image: Image, store: BlobStore) -> StoredImage:
     """Every blob of `image` into `store`: manifest and config as their exact bytes, each
     layer streamed from its source and committed only if its digest is the manifest's."""

@@ -62,7 +62,45 @@ def add_image_args(p: argparse.ArgumentParser) -> None:
         "--source-date-epoch",
         type=int,
         metavar="SECONDS",
-        help="timestamp for files and config (default: $SOURCE_DATE_EPOCH, else 0)",
+        help="timestamp for files and config (default: $SOURCE_DATE_EPOCH, else 0); given "
+        "either way, the manifest's org.opencontainers.image.created says it",
+    )
+    p.add_argument(
+        "--label",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="add a label to the image's config, over the spec's (repeatable)",
+    )
+    p.add_argument(
+        "--annotation",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="add an annotation to the manifest (and a multi-platform spec's index), over "
+        "the spec's (repeatable)",
+    )
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
+def add_platform_args(p: argparse.ArgumentParser) -> None:
+    """`--platform` of the commands that build a whole spec (build, push)."""
+    p.add_argument(
+        "--platform",
+        dest="platforms",
+        action="append",
+        default=[],
+        metavar="OS/ARCH[,OS/ARCH…]",
+        help="build only these of a multi-platform spec's platforms (repeatable or comma-"
+        "separated): one gives that platform's plain image, several an index of them",
     )
 
 
@@ -127,4 +165,9 @@ def build_options(args: argparse.Namespace, output: str | None = None) -> BuildO
         cache_required=getattr(args, "cache_required", None),
         image=getattr(args, "image", None),
         tag=(getattr(args, "tag", None) or [None])[0],
+        platforms=tuple(
+            p.strip() for text in getattr(args, "platforms", None) or () for p in text.split(",")
+        ),
+        labels=tuple(getattr(args, "label", None) or ()),
+        annotations=tuple(getattr(args, "annotation", None) or ()),
     )

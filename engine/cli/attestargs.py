@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.builder.result import BuildResult
+    from engine.builder.options import BuildOptions
+    from engine.builder.result import BuildResult, Built
     from engine.cache.store import BlobStore
     from engine.cancel import CancelToken
     from engine.oci.reference import ImageReference
@@ -61,29 +63,53 @@ def wanted(args: argparse.Namespace) -> bool:
     return bool(args.sbom not in (None, "none") or args.provenance)
 
 
+@dataclass(frozen=True)
+class Document:
+    """One SBOM or provenance document of a build: `platform` names the image of an index
+    it describes ("linux-arm64"), "" when it describes the whole build (one image, or an
+    index's provenance)."""
+
+    kind: str  # "spdx", "cyclonedx", "provenance"
+    platform: str
+    data: bytes
+
+
 def attestations(
-    result: BuildResult,
+    result: Built,
     formats: tuple[str, ...],
     provenance: bool,
+    options: BuildOptions | None = None,
     cancel: CancelToken | None = None,
-) -> dict[str, bytes]:
-    """kind ("spdx", "cyclonedx", "provenance") -> the document's bytes."""
+) -> list[Document]:
+    """The documents asked for: each image's SBOMs (an index's per platform) and one
+    provenance statement for the whole build."""
     from engine.attest.sbom import sbom_documents
+    from engine.builder.result import IndexResult, images_of
 
-    docs = sbom_documents(result, formats, cancel)
+    docs = []
+    for image in images_of(result):
+        platform = _platform_name(image) if isinstance(result, IndexResult) else ""
+        for kind, data in sbom_documents(image, formats, cancel).items():
+            docs.append(Document(kind, platform, data))
     if provenance:
         from engine.attest.provenance import provenance_statement
         from engine.oci.canonical import canonical_json
 
-        docs["provenance"] = canonical_json(provenance_statement(result)) + b"\n"
+        statement = provenance_statement(result, options)
+        docs.append(Document("provenance", "", canonical_json(statement) + b"\n"))
     return docs
 
 
+def _platform_name(image: BuildResult) -> str:
+    platform = image.spec.platform
+    return "-".join(p for p in (platform.os, platform.architecture, platform.variant) if p)
+
+
 def write_attestations(
-    docs: dict[str, bytes], output: Path, out_dir: str | None, to_stdout: bool, spec: Path
+    docs: list[Document], output: Path, out_dir: str | None, to_stdout: bool, spec: Path
 ) -> list[Path]:
     """Write each document beside `output` (or into `out_dir`), named after it (after the
-    spec file when the output is a stream), atomically; the paths."""
+    spec file when the output is a stream) and its platform, atomically; the paths."""
     from engine.attest.sbom import FORMATS
     from engine.cache.atomic import write_atomic
 
@@ -92,31 +118,43 @@ def write_attestations(
     directory = Path(out_dir) if out_dir else Path(os.path.abspath(output)).parent
     stem = spec.stem if to_stdout else Path(os.path.abspath(output)).name
     written = []
-    for kind, data in docs.items():
-        suffix = FORMATS[kind][0] if kind in FORMATS else PROVENANCE_SUFFIX
-        path = directory / f"{stem}{suffix}"
-        write_atomic(path, data, sync_name=False)
+    for doc in docs:
+        suffix = FORMATS[doc.kind][0] if doc.kind in FORMATS else PROVENANCE_SUFFIX
+        infix = f".{doc.platform}" if doc.platform else ""
+        path = directory / f"{stem}{infix}{suffix}"
+        write_atomic(path, doc.data, sync_name=False)
         written.append(path)
     return written
 
 
 def attach_pushed(
     args: argparse.Namespace,
-    result: BuildResult,
+    result: Built,
     target: ImageReference,
     store: BlobStore,
+    options: BuildOptions | None,
     cancel: CancelToken | None,
 ) -> list[tuple[Referrer, str]]:
     """`--attach`: push the documents as referrers of the image just pushed to `target`."""
     import sys
 
     from engine.attest.attach import attach
+    from engine.builder.result import images_of
     from engine.cli.registryargs import apply_registry_options
 
     formats = sbom_formats(args, result.spec.sbom) or ("spdx", "cyclonedx")
     provenance = args.provenance or args.sbom is None
-    docs = attestations(result, formats, provenance, cancel)
-    attached = attach(result, docs, target, store, apply_registry_options(args), cancel)
+    docs = attestations(result, formats, provenance, options, cancel)
+    registry = apply_registry_options(args)
+    attached = []
+    # Each image's SBOMs refer to that image's manifest; the provenance to what was built.
+    for image in images_of(result):
+        mine = {d.kind: d.data for d in docs if d.kind != "provenance"}
+        if len(images_of(result)) > 1:
+            mine = {d.kind: d.data for d in docs if d.platform == _platform_name(image)}
+        attached += attach(image, mine, target, store, registry, cancel)
+    whole = {d.kind: d.data for d in docs if d.kind == "provenance"}
+    attached += attach(result, whole, target, store, registry, cancel)
     if not (getattr(args, "quiet", False) or getattr(args, "json", False)):
         for entry, how in attached:
             where = "the referrers API" if how == "api" else f"tag {how}"

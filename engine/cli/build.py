@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from engine.builder.options import BuildOptions
 from engine.cli import uptodate
-from engine.cli.args import add_build_args, build_options
+from engine.cli.args import add_build_args, add_platform_args, build_options
 from engine.cli.attestargs import add_attest_args, wanted
 from engine.cli.registryargs import add_push_arguments
 from engine.spec.locate import find_spec
@@ -58,6 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--tag or the spec's image",
     )
     add_build_args(p)
+    add_platform_args(p)
     add_push_arguments(p)
     add_attest_args(p)
 
@@ -97,7 +98,8 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
     from engine.builder.footprint import Footprint
     from engine.builder.plan import copying_layer
     from engine.builder.pool import own_files
-    from engine.builder.run import build_spec, open_spec
+    from engine.builder.result import BuildResult
+    from engine.builder.run import build_spec, chosen_platforms, open_spec
     from engine.cache.store import BlobStore
     from engine.cli import signals
     from engine.cli.progress import Progress
@@ -116,6 +118,12 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         from engine.errors import UsageError
 
         raise UsageError("--sbom/--provenance with an archive on stdout: say where with --sbom-out")
+    if args.load and spec.is_index and len(chosen_platforms(spec, options)) > 1:
+        from engine.errors import UsageError
+
+        raise UsageError(
+            "--load takes one image and this spec builds an index: choose one with --platform"
+        )
     push_to = None
     if args.push:
         from engine.cli.registryargs import push_target
@@ -142,15 +150,16 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         )
     finally:
         progress.finish()
-    docs = attestations(result, formats, args.provenance, signals.token())
+    docs = attestations(result, formats, args.provenance, options, signals.token())
     attested = write_attestations(docs, target.path, args.sbom_out, to_stdout, spec.path)
     pushed = None
     attached: list[tuple[Referrer, str]] = []
-    if push_to is None:
+    if push_to is None and isinstance(result, BuildResult):
         # The image is written: a stamp that cannot be saved costs the next build its shortcut.
+        # (An index is built anew each time: the stamp knows one image.)
         with contextlib.suppress(OSError):
             uptodate.write_stamp(spec_file, options, result, store, footprint, started_ns, attested)
-    else:
+    if push_to is not None:
         from engine.cli.registryargs import push_built
 
         pushed = push_built(args, push_to, result, store, progress.display, signals.token())
@@ -158,11 +167,12 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         if args.attach:
             from engine.cli.attestargs import attach_pushed
 
-            attached = attach_pushed(args, result, push_to[0], store, signals.token())
+            attached = attach_pushed(args, result, push_to[0], store, options, signals.token())
     loaded = None
     if args.load:
         from engine.cli.load import load_image
 
+        assert isinstance(result, BuildResult)  # refused above for an index
         loaded = load_image(args.load, spec, result, store, options)
     if args.json:
         data = result.to_json()

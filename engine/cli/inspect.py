@@ -25,6 +25,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from engine.analysis import ImageAnalysis, analyze_layers, origin_text
@@ -71,9 +72,10 @@ def add_arguments(p: argparse.ArgumentParser, *, image_only: bool = False) -> No
     )
     p.add_argument(
         "--platform",
-        default="linux/amd64",
+        default=None,
         metavar="OS/ARCH",
-        help="the image to show from a multi-platform layout or archive (default linux/amd64)",
+        help="the image to show from a multi-platform spec, layout, archive or index "
+        "(default: a spec's first platform, else linux/amd64)",
     )
     if not image_only:
         p.add_argument("--layer", type=int, metavar="N", help="list the files of image layer N")
@@ -118,7 +120,7 @@ def load_target(
     args: argparse.Namespace, stack: contextlib.ExitStack
 ) -> tuple[ImageInfo, BlobSource, dict[int, LayerPlan | None]]:
     """The image, where its blobs are, and the plan of each image layer vinci built."""
-    from engine.builder.run import build_spec
+    from engine.builder.run import build_platform
     from engine.cache.store import BlobStore
     from engine.cli.registryargs import apply_registry_options
     from engine.sources.image import open_image, parse_target
@@ -126,20 +128,23 @@ def load_target(
 
     apply_registry_options(args)
     options = build_options(args)
+    try:
+        platform = Platform.parse(args.platform) if args.platform else None
+    except ValueError as e:
+        raise UsageError(f"--platform: {e}") from None
     if args.target and parse_target(args.target).kind != "spec":
-        try:
-            platform = Platform.parse(args.platform)
-        except ValueError as e:
-            raise UsageError(f"--platform: {e}") from None
         opened = open_image(args.target, platform=platform, store=BlobStore(options.cache_dir))
         blobs = ImageBlobs(opened)
         stack.callback(blobs.close)
         return image_info(opened), blobs, {}
 
     spec = load_spec(find_spec(args.target))
-    # The image `vinci build` makes, vinci.lock included.
-    result = build_spec(spec, options)
+    # The image `vinci build` makes, vinci.lock included; a multi-platform spec's for
+    # --platform.
+    result = build_platform(spec, options, platform or spec.platform)
     image = image_from_result(result)
+    if spec.is_index:
+        image = replace(image, platforms=tuple(str(p) for p in spec.platforms))
     plans = {layer.position: plan_for(result, layer) for layer in image.layers}
     return image, BlobStore(options.cache_dir), plans
 
@@ -289,6 +294,8 @@ def print_image(image: ImageInfo) -> None:
         ),
         ("config", f"{image.config.digest}  {image.config.size} B"),
     ]
+    if len(image.platforms) > 1:
+        rows.insert(2, ("index", f"{', '.join(image.platforms)} (--platform picks one)"))
     if image.codec:
         rows.append(("codec", image.codec))
     for name, value in rows:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli.args import add_build_args, build_options
+from engine.cli.args import add_build_args, add_platform_args, build_options
 from engine.cli.attestargs import add_attest_args, attach_pushed
 from engine.cli.progress import Progress
 from engine.cli.registryargs import (
@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     add_build_args(p)
     add_attest_args(p, writes=False)
+    add_platform_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         pushed = push_built(args, target, result, store, progress.display, cancel)
     finally:
         progress.finish()
-    attached = attach_pushed(args, result, target[0], store, cancel) if args.attach else []
+    attached = attach_pushed(args, result, target[0], store, options, cancel) if args.attach else []
     if args.json:
         data = result.to_json()
         data["push"] = pushed.to_json()

@@ -20,7 +20,7 @@ from engine.errors import UsageError
 if TYPE_CHECKING:
     import argparse
 
-    from engine.builder.result import BuildResult
+    from engine.builder.result import Built
     from engine.cache.store import BlobStore
     from engine.cancel import CancelToken
     from engine.events import Event, EventSink
@@ -106,14 +106,15 @@ def push_target(args: argparse.Namespace, spec: Spec) -> tuple[ImageReference, t
 def push_built(
     args: argparse.Namespace,
     target: tuple[ImageReference, tuple[str, ...]],
-    result: BuildResult,
+    result: Built,
     store: BlobStore,
     progress: EventSink | None = None,
     cancel: CancelToken | None = None,
 ) -> PushResult:
-    """Push a build's image. Events go to `progress` (the live display) when there is one,
-    else to one line per blob on stderr; a summary follows unless --quiet or --json. The
-    uploads stop at their next chunk once `cancel` is cancelled."""
+    """Push a build's image (an index: each platform's manifest, then the index). Events go
+    to `progress` (the live display) when there is one, else to one line per blob on stderr;
+    a summary follows unless --quiet or --json. The uploads stop at their next chunk once
+    `cancel` is cancelled."""
     from engine.events import discard
     from engine.registry.push import push_image
 

@@ -146,6 +146,10 @@ def build_key(spec_file: str, options: BuildOptions, created: int) -> BuildKey:
         options.lock,
         options.image or "",
         options.tag or "",
+        options.platforms,
+        options.labels,
+        options.annotations,
+        options.stamped(),
     )
 
 

@@ -83,8 +83,14 @@ def run(args: argparse.Namespace) -> int:
         extra += ["--insecure-registry", host]
     if args.ca_file:
         extra += ["--ca-file", str(Path(args.ca_file).resolve())]
+    options = build_options(args)
+    for key, value in options.labels:
+        extra += ["--label", f"{key}={value}"]
+    for key, value in options.annotations:
+        extra += ["--annotation", f"{key}={value}"]
     settings = BuildSettings(
-        created=build_options(args).timestamp(),
+        # Given only when given: a time given is also the manifest's `created` annotation.
+        created=options.timestamp() if options.stamped() else None,
         compression=args.compression,
         compression_level=args.compression_level,
         extra_args=tuple(extra),

@@ -8,6 +8,7 @@ the same bytes (a Docker gzip layer *is* an OCI tar+gzip layer), so digests neve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ class ImageManifest:
     descriptor: Descriptor
     config: Descriptor
     layers: tuple[Descriptor, ...]  # media types already the OCI equivalents
+    # The platforms of the index it was chosen from (none: it was not in an index).
+    platforms: tuple[Platform, ...] = ()
 
 
 def parse_json(data: bytes, what: str) -> dict[str, Any]:
@@ -93,7 +96,9 @@ def choose_platform(entries: list[Descriptor], platform: Platform, where: str) -
         return (exact or usable)[0]
     present = platforms_listed(entries)
     holds = ", ".join(present) if present else "no platform-labelled images"
-    raise NoCompatibleImage(f"{where}: no image for {platform}; the index holds {holds}")
+    raise NoCompatibleImage(
+        f"{where}: no image for {platform}; the index holds {holds}", tuple(present)
+    )
 
 
 def parse_image_manifest(descriptor: Descriptor, data: bytes, where: str) -> ImageManifest:
@@ -133,17 +138,19 @@ def resolve_image(
     `fetch` returns a document's bytes, verified against the descriptor's digest.
     """
     current = root
+    listed: tuple[Platform, ...] = ()
     for _ in range(MAX_INDEX_DEPTH):
         data = fetch(current)
         doc = parse_json(data, f"{where}: {current.digest}")
         media_type = media_type_of(current.media_type, doc)
         if not is_index(media_type, doc):
-            return parse_image_manifest(
+            image = parse_image_manifest(
                 Descriptor(media_type, current.digest, len(data)), data, where
             )
-        current = choose_platform(
-            index_entries(doc, f"{where}: index {current.digest}"), platform, where
-        )
+            return dataclasses.replace(image, platforms=listed)
+        entries = index_entries(doc, f"{where}: index {current.digest}")
+        listed = tuple(e.platform for e in entries if e.platform is not None)
+        current = choose_platform(entries, platform, where)
     raise CorruptImportedImage(f"corrupt imported image {where}: indexes nest too deeply")
 
 
@@ -182,5 +189,6 @@ def check_config(config: ImageConfig, layer_count: int, platform: Platform, wher
         )
     if config.platform is not None and not config.platform.matches(platform):
         raise NoCompatibleImage(
-            f"{where}: the image is for {config.platform}; the spec builds for {platform}"
+            f"{where}: the image is for {config.platform}; the spec builds for {platform}",
+            (str(config.platform),),
         )

@@ -28,6 +28,9 @@ LAYERS = (
 )
 
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+CREATED_ANNOTATION = "org.opencontainers.image.created"
+BASE_NAME_ANNOTATION = "org.opencontainers.image.base.name"
+BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
 
 
 def layer_compression(media_type: str) -> str:

@@ -60,7 +60,7 @@ def docker_manifest(
 
 
 def archive_index(
-    manifest: Descriptor, tag: str, platform: Platform, image: ImageReference | None
+    manifest: Descriptor, tag: str, platform: Platform | None, image: ImageReference | None
 ) -> bytes:
     """index.json: the manifest named by its tag (what skopeo's and umoci's `FILE:TAG` look up)
     and, when the spec names an image, by its full name in the annotation containerd and
@@ -167,6 +167,32 @@ def write_archive(
         for directory in ("blobs/", "blobs/sha256/"):
             out.write(encode_header(TarHeader(name=directory, type=DIRECTORY, mode=0o755)))
         for d in blobs:
+            _blob(out, store, d, cancel)
+        out.write(END)
+
+    write_target(target, body, cancel=cancel, waiting=waiting)
+
+
+def write_index_archive(
+    target: Path,
+    store: BlobStore,
+    index: Descriptor,
+    blobs: Sequence[Descriptor],
+    tag: str,
+    image: ImageReference | None,
+    *,
+    cancel: CancelToken | None = None,
+    waiting: Callable[[], None] | None = None,
+) -> None:
+    """Write an image index and every blob it reaches (`blobs`) as one OCI archive. No
+    docker manifest.json: docker-archive holds one image, not an index."""
+
+    def body(out: BinaryIO) -> None:
+        _file(out, "oci-layout", canonical_json(LAYOUT_FILE))
+        _file(out, "index.json", archive_index(index, tag, None, image))
+        for directory in ("blobs/", "blobs/sha256/"):
+            out.write(encode_header(TarHeader(name=directory, type=DIRECTORY, mode=0o755)))
+        for d in (*blobs, index):
             _blob(out, store, d, cancel)
         out.write(END)
 

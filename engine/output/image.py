@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.cache.image import StoredImage
+from engine.cache.image import StoredImage, StoredIndex
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
 from engine.errors import OutputError
 from engine.oci.descriptor import Platform
 from engine.oci.reference import ImageReference
 from engine.output import OutputTarget
-from engine.output.archive import write_archive
+from engine.output.archive import write_archive, write_index_archive
 from engine.output.layout import LayoutWriter
 
 
@@ -65,3 +65,40 @@ def write_image(
         )
     else:
         raise OutputError(f"{target.kind} output is not available")
+
+
+def write_index(
+    target: OutputTarget,
+    index: StoredIndex,
+    store: BlobStore,
+    *,
+    tag: str,
+    reference: ImageReference | None = None,
+    cancel: CancelToken | None = None,
+    waiting: Callable[[], None] | None = None,
+    layout: LayoutWriter | None = None,
+) -> None:
+    """Write an image index and its images to `target` as write_image does one image: an
+    OCI layout names the index by `tag`; an OCI archive holds it. A docker-archive cannot."""
+    if target.kind == "oci":
+        writer = layout if layout is not None else LayoutWriter(target.path)
+        try:
+            writer.commit_blobs(
+                store, index.index, index.blobs(), tag, None, cancel=cancel, waiting=waiting
+            )
+        except BaseException:
+            writer.abandon()
+            raise
+    elif target.kind == "oci-archive":
+        write_index_archive(
+            target.path,
+            store,
+            index.index,
+            index.blobs(),
+            tag,
+            reference,
+            cancel=cancel,
+            waiting=waiting,
+        )
+    else:
+        raise OutputError(f"{target.kind} holds one image, not an image index")

@@ -76,7 +76,7 @@ def layout_index(manifest: Descriptor, tag: str, platform: Platform) -> bytes:
     )
 
 
-def _entry(manifest: Descriptor, tag: str, platform: Platform) -> dict[str, Any]:
+def _entry(manifest: Descriptor, tag: str, platform: Platform | None) -> dict[str, Any]:
     return Descriptor(
         manifest.media_type,
         manifest.digest,
@@ -311,7 +311,31 @@ class LayoutWriter:
     ) -> None:
         """Add the image to the layout under `tag`. `waiting()` is called once if another
         write holds the layout; `cancel` is honoured until the first blob moves in."""
-        wanted = {d.digest.hex: d for d in (manifest, config, *layers)}
+        self.commit_blobs(
+            store,
+            manifest,
+            [config, *layers],
+            tag,
+            platform,
+            cancel=cancel,
+            waiting=waiting,
+        )
+
+    def commit_blobs(
+        self,
+        store: BlobStore,
+        top: Descriptor,
+        blobs: Iterable[Descriptor],
+        tag: str,
+        platform: Platform | None,
+        *,
+        cancel: CancelToken | None = None,
+        waiting: Callable[[], None] | None = None,
+    ) -> None:
+        """Add `top` (a manifest, or an image index: `platform` None) to the layout under
+        `tag`, with every blob it reaches (`blobs`), as `commit` does."""
+        manifest = top
+        wanted = {d.digest.hex: d for d in (top, *blobs)}
         try:
             fd = os.open(self.target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:

@@ -101,7 +101,12 @@ def push_image(
     layer_indexes: Mapping[Digest, int] | None = None,
     client: RegistryClient | None = None,
 ) -> PushResult:
-    """Push the cached image `manifest` to `target`'s repository under `tags`."""
+    """Push the cached image `manifest` to `target`'s repository under `tags`. An image
+    index: every manifest it lists first (by digest), then the index under `tags`."""
+    if manifest.media_type in mediatypes.INDEXES:
+        return _push_index(
+            store, manifest, target, tags, options, sink, cancel, layer_indexes, client
+        )
     started = time.monotonic()
     data, blobs = manifest_blobs(store, manifest)
     config_digest = blobs[0].digest
@@ -181,6 +186,61 @@ def push_image(
     finally:
         if own:
             api.close()
+
+
+def _push_index(
+    store: BlobStore,
+    index: Descriptor,
+    target: ImageReference,
+    tags: Sequence[str],
+    options: RegistryOptions | None,
+    sink: EventSink,
+    cancel: CancelToken | None,
+    layer_indexes: Mapping[Digest, int] | None,
+    client: RegistryClient | None,
+) -> PushResult:
+    """Each of the index's manifests (a tag names nothing until all are there), then the
+    index itself: a registry refuses an index whose manifests it does not hold."""
+    started = time.monotonic()
+    data = store.read_blob(index.digest)
+    children = [Descriptor.from_json(m) for m in json.loads(data).get("manifests", [])]
+    token = CancelToken(cancel)
+    own = client is None
+    api = client if client is not None else RegistryClient(target.registry, options)
+    try:
+        pushed = [
+            push_image(
+                store,
+                child,
+                target,
+                (),
+                options=options,
+                sink=sink,
+                cancel=token,
+                layer_indexes=layer_indexes,
+                client=api,
+            )
+            for child in children
+        ]
+        pushed_tags = tuple(dict.fromkeys(tags))
+        for reference in pushed_tags or (str(index.digest),):
+            api.put_manifest(target.repository, reference, data, index.media_type, token)
+        add_source(store, index.digest, target.registry, target.repository)
+    finally:
+        if own:
+            api.close()
+    result = PushResult(
+        repository=target.name,
+        digest=index.digest,
+        tags=pushed_tags,
+        uploaded=sum(p.uploaded for p in pushed),
+        mounted=sum(p.mounted for p in pushed),
+        skipped=sum(p.skipped for p in pushed),
+        bytes_sent=sum(p.bytes_sent for p in pushed),
+        seconds=time.monotonic() - started,
+    )
+    sink(PushFinished(target.name, index.digest, pushed_tags, result.bytes_sent, result.seconds))
+    return result
 
 
 def _run_all(

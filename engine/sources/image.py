@@ -62,6 +62,8 @@ class OpenedImage:
     layers: tuple[ImageLayer, ...]
     opener: Callable[[Layer], BinaryIO]
     closer: Callable[[], None] = field(default=lambda: None)
+    # The platforms of the image index it was chosen from; none when it was not in one.
+    platforms: tuple[Platform, ...] = ()
 
     def open_layer(self, layer: Layer) -> BinaryIO:
         return self.opener(layer)
@@ -227,6 +229,7 @@ def open_local(target: Target, platform: Platform) -> OpenedImage:
             files.open(members[layer.position]), layer.descriptor.size, f"{where} layer"
         ),
         image.close,
+        image.platforms,
     )
 
 
@@ -284,7 +287,15 @@ def open_remote(
         str(ref), "registry", str(image.descriptor.digest), str(image.config.digest)
     )
     return OpenedImage(
-        image_ref, manifest_bytes, config_bytes, manifest, config, layers, open_layer, client.close
+        image_ref,
+        manifest_bytes,
+        config_bytes,
+        manifest,
+        config,
+        layers,
+        open_layer,
+        client.close,
+        image.platforms,
     )
 
 
@@ -335,6 +346,30 @@ def image_in_store(
         opened,
         lambda layer: store.open_blob(layer.descriptor.digest),
     )
+
+
+def image_platforms(
+    text: str, *, store: BlobStore | None = None, cancel: CancelToken | None = None
+) -> tuple[Platform, ...]:
+    """The platforms the image `text` names holds: those its index lists, or its own."""
+    from engine.errors import NoCompatibleImage
+
+    try:
+        with open_image(text, store=store, cancel=cancel) as image:
+            if image.platforms:
+                return image.platforms
+            config = image.config
+            return (
+                Platform(
+                    str(config.get("os") or "linux"),
+                    str(config.get("architecture") or "amd64"),
+                    str(config.get("variant") or ""),
+                ),
+            )
+    except NoCompatibleImage as e:
+        if not e.available:
+            raise
+        return tuple(Platform.parse(p) for p in e.available)
 
 
 def open_image(

@@ -60,6 +60,7 @@ class LocalImage:
     manifest: Descriptor | None
     config: ImageConfig
     layers: tuple[LocalLayer, ...]
+    platforms: tuple[Platform, ...] = ()  # of the index it was chosen from
 
     def close(self) -> None:
         self.files.close()
@@ -131,8 +132,9 @@ def _pick_entry(entries: list[Descriptor], tag: str, platform: Platform, where: 
     if len({e.digest for e in for_platform}) == 1:
         return for_platform[0]
     if not for_platform and all(e.platform is not None for e in entries):
+        present = tuple(platforms_listed(entries))
         raise NoCompatibleImage(
-            f"{where}: no image for {platform}; it holds {', '.join(platforms_listed(entries))}"
+            f"{where}: no image for {platform}; it holds {', '.join(present)}", present
         )
     holds = ", ".join(tags) if tags else f"{len(entries)} untagged images"
     raise ImageImportError(f"{where}: holds several images ({holds}); choose one with `tag:`")
@@ -160,7 +162,13 @@ def _read_oci(files: ImageFiles, where: str, tag: str, platform: Platform) -> Lo
     )
     # Layer files are looked for only when read: a cached import needs none of them.
     return LocalImage(
-        files, "oci", f"oci:{image.descriptor.digest}", image.descriptor, config, layers
+        files,
+        "oci",
+        f"oci:{image.descriptor.digest}",
+        image.descriptor,
+        config,
+        layers,
+        image.platforms,
     )
 
 

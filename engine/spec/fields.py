@@ -26,6 +26,8 @@ TYPES: dict[str, str] = {
     "env-map": "map of variables",
     "port-list": "list of ports",
     "platform": "os/arch[/variant]",
+    "platform-list": "list of os/arch[/variant]",
+    "platform-hostpath": "host path, or a map of platform to host path",
     "reference": "image reference",
     "pinned-reference": "image reference by digest",
     "layer-list": "list of layers",
@@ -89,6 +91,15 @@ TOP = (
         "Platform recorded in the config, and chosen from imported indexes.",
         "linux/arm64/v8",
         "linux/amd64",
+    ),
+    Field(
+        "platforms",
+        "platform-list",
+        False,
+        "Several platforms: one image each, written and pushed as one OCI image index. "
+        "Instead of `platform`; layers and items may be limited to some of them (their own "
+        "`platforms`), and a `source` may name a host path per platform.",
+        "[linux/amd64, linux/arm64]",
     ),
     Field(
         "annotations",
@@ -224,6 +235,19 @@ USER = (
     ),
 )
 
+# A layer or `combined` item limited to some of the spec's platforms.
+PLATFORMS = Field(
+    "platforms",
+    "platform-list",
+    False,
+    "Only for these of the spec's platforms; elsewhere the layer (or item) is left out. "
+    "Default: every platform.",
+    "[linux/arm64]",
+)
+
+# A host source that may differ per platform: a path, or a map of platform to path.
+SOURCE_DOC = " Or a map of platform to host path, one for each platform the node is built for."
+
 OWNER = (
     Field("uid", "int", False, "Owner user id.", "1000", "0"),
     Field("gid", "int", False, "Owner group id.", "1000", "0"),
@@ -249,23 +273,24 @@ FILE = (
     ),
     Field(
         "source",
-        "hostpath",
+        "platform-hostpath",
         False,
-        "Host file to copy (symlinks to it are followed).",
+        "Host file to copy (symlinks to it are followed)." + SOURCE_DOC,
         "./build/app",
         aliases=("src", "from"),
     ),
     *OWNER,
+    PLATFORMS,
 )
 
 DIRECTORY = (
     Field("path", "abspath", True, "Absolute path of the directory in the image.", "/srv/www"),
     Field(
         "source",
-        "hostpath",
+        "platform-hostpath",
         False,
         "Host directory whose tree is copied under `path`. Symlinks are kept as symlinks, never "
-        "followed. Without it, only the (empty) directory is created.",
+        "followed. Without it, only the (empty) directory is created." + SOURCE_DOC,
         "./site",
         aliases=("src", "from"),
     ),
@@ -313,6 +338,7 @@ DIRECTORY = (
         requires="source",
     ),
     *OWNER,
+    PLATFORMS,
 )
 
 SYMLINK = (
@@ -326,6 +352,7 @@ SYMLINK = (
         aliases=("to", "link", "source"),
     ),
     *OWNER,
+    PLATFORMS,
 )
 
 IMPORT = (
@@ -351,6 +378,7 @@ IMPORT = (
         "true",
         "false",
     ),
+    PLATFORMS,
 )
 
 IMPORT_OCI = (
@@ -369,15 +397,17 @@ IMPORT_OCI = (
         "true",
         "false",
     ),
+    PLATFORMS,
 )
 
 TAR = (
     Field(
         "source",
-        "hostpath",
+        "platform-hostpath",
         True,
         "A tar archive on the host, plain or compressed with gzip, zstd or xz (told from its "
-        "first bytes): a rootfs from mmdebstrap, debootstrap, buildroot or `docker export`.",
+        "first bytes): a rootfs from mmdebstrap, debootstrap, buildroot or `docker export`."
+        + SOURCE_DOC,
         "./rootfs.tar.xz",
         aliases=("src", "from", "file"),
     ),
@@ -414,6 +444,7 @@ TAR = (
         "true",
         "false",
     ),
+    PLATFORMS,
 )
 
 # Layer kinds: name -> (fields, the field a scalar shorthand stands for, may go in `combined`).

@@ -41,6 +41,7 @@ from engine.spec.model import (
     ImportOCISpec,
     ImportSpec,
     LayerSpec,
+    PlatformSource,
     Spec,
     SymlinkSpec,
     TarSpec,
@@ -270,6 +271,12 @@ class _Reader:
         self.sources: list[Path] = []
         self._ctor = yaml.SafeLoader("")
         self.misplaced_config: list[str] = []  # config keys written at the top level
+        # Checked once the spec's platforms are known: (value node, key path, platforms it
+        # names, the node's own `platforms`, whether a per-platform `source`).
+        self.platform_uses: list[tuple[Node, str, tuple[Platform, ...], tuple[Platform, ...]]] = []
+        self.platform_sources: list[
+            tuple[Node, str, tuple[Platform, ...], tuple[Platform, ...]]
+        ] = []
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -391,6 +398,10 @@ class _Reader:
             return self.ports(node, where)
         if ftype == "platform":
             return self.platform(node, where)
+        if ftype == "platform-list":
+            return self.platform_list(node, where)
+        if ftype == "platform-hostpath":
+            return self.platform_host_path(node, where, want or "any")
         if ftype == "reference":
             return self.reference(node, where, pinned=False)
         if ftype == "pinned-reference":
@@ -604,6 +615,100 @@ class _Reader:
             self.problem(node, f"{where}: {e}")
             return None
 
+    def platform_list(self, node: Node, where: str) -> tuple[Platform, ...] | None:
+        """A non-empty list of distinct platforms."""
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(
+                node, f"{where}: expected a list of platforms (os/arch), found {_kind(node)}"
+            )
+            return None
+        if not node.value:
+            self.problem(node, f"{where}: the list is empty; name at least one platform")
+            return None
+        out: list[Platform] = []
+        for i, item in enumerate(node.value):
+            platform = self.platform(item, f"{where}[{i}]")
+            if platform is None:
+                continue
+            if platform in out:
+                self.problem(item, f"{where}[{i}]: {platform} is listed twice")
+                continue
+            out.append(platform)
+        return tuple(out) if len(out) == len(node.value) else None
+
+    def platform_host_path(
+        self, node: Node, where: str, want: str
+    ) -> Path | tuple[PlatformSource, ...] | None:
+        """A host path, or a map of platform to host path (`source: {linux/amd64: ./a}`)."""
+        if not isinstance(node, yaml.MappingNode):
+            return self.host_path(node, where, want)
+        out: list[PlatformSource] = []
+        ok = True
+        for k, v in node.value:
+            platform = self.platform(k, f"{where} (a platform)")
+            if platform is None:
+                ok = False
+                continue
+            if any(s.platform == platform for s in out):
+                self.problem(k, f"{where}: {platform} is given twice")
+                ok = False
+                continue
+            path = self.host_path(v, f"{where}.{platform}", want)
+            if path is None:
+                ok = False
+                continue
+            out.append(PlatformSource(platform, path, str(v.value)))
+        if not node.value:
+            self.problem(node, f"{where}: expected a host path or a map of platform to path")
+            return None
+        return tuple(out) if ok else None
+
+    def layer_platforms(
+        self, v: dict[str, Any], values: Values, label: str
+    ) -> tuple[Platform, ...]:
+        """The node's own `platforms` (checked against the spec's once those are known), and
+        a per-platform `source` noted for the same check."""
+        platforms: tuple[Platform, ...] = v.get("platforms", ())
+        if platforms:
+            node = values["platforms"][1]
+            self.platform_uses.append((node, f"{label}.platforms", platforms, ()))
+        source = v.get("source")
+        if isinstance(source, tuple):
+            keys = tuple(s.platform for s in source)
+            self.platform_sources.append((values["source"][1], f"{label}.source", keys, platforms))
+        return platforms
+
+    @staticmethod
+    def split_source(v: dict[str, Any]) -> tuple[Any, tuple[PlatformSource, ...]]:
+        """`source` as the node's own field (the first platform's path for a map) and the map."""
+        source = v.get("source")
+        if isinstance(source, tuple):
+            return source[0].path, source
+        return source, ()
+
+    def check_platforms(self, spec_platforms: tuple[Platform, ...], index: bool) -> None:
+        """Every platform a node names is one of the spec's (of a multi-platform spec), and
+        every per-platform source has a path for each platform its node is built for."""
+        names = ", ".join(str(p) for p in spec_platforms)
+        if index:
+            for node, where, named, _ in self.platform_uses:
+                for platform in named:
+                    if not any(platform.matches(p) for p in spec_platforms):
+                        self.problem(
+                            node,
+                            f"{where}: {platform} is not one of the spec's platforms ({names})",
+                        )
+        for node, where, keys, limited in self.platform_sources:
+            for platform in spec_platforms:
+                if limited and not any(p.matches(platform) for p in limited):
+                    continue
+                if not any(k.matches(platform) for k in keys):
+                    self.problem(
+                        node,
+                        f"{where}: no path for {platform}; add one, or limit the layer to the "
+                        "platforms it has paths for (`platforms: [...]`)",
+                    )
+
     def reference(self, node: Node, where: str, *, pinned: bool) -> ImageReference | None:
         text = self.string(node, where)
         if text is None:
@@ -658,18 +763,31 @@ class _Reader:
             self.problem(
                 m["spec-version"][1], f"spec-version: {version!r} is not supported (only 'v1')"
             )
-        return Spec(
+        platforms: tuple[Platform, ...] = v.get("platforms", ())
+        if "platforms" in m and "platform" in m:
+            self.problem(
+                m["platforms"][0],
+                "platforms: give `platform` (one) or `platforms` (several), not both",
+            )
+        platform = platforms[0] if platforms else v.get("platform", Platform())
+        self.check_platforms(platforms or (platform,), bool(platforms))
+        spec = Spec(
             path=absolute,
             display_path=self.display,
             image=v.get("image"),
-            platform=v.get("platform", Platform()),
+            platform=platform,
             annotations=v.get("annotations", ()),
             sbom=v.get("sbom", ()),
             config=v.get("config", ConfigSpec()),
             layers=v.get("layers", ()),
             sources=tuple(dict.fromkeys(self.sources)),
             accounts=self.checked_accounts(v.get("accounts"), m),
+            platforms=platforms,
         )
+        if self.problems:
+            return spec
+        # A one-platform spec is its platform's: nodes limited to others are left out now.
+        return spec if platforms else spec.for_platform(platform)
 
     def config(self, node: Node) -> ConfigSpec | None:
         if self.misplaced_config and isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
@@ -890,6 +1008,7 @@ class _Reader:
         if v.get("path") == "/":
             self.problem(values["path"][1], f"{label}.path: a file cannot be at /")
         contents = v.get("contents")
+        source, by_platform = self.split_source(v)
         return FileSpec(
             label,
             pos,
@@ -898,15 +1017,18 @@ class _Reader:
             v.get("uid", 0),
             v.get("gid", 0),
             contents.encode("utf-8") if contents is not None else None,
-            v.get("source"),
+            source,
+            self.layer_platforms(v, values, label),
+            by_platform,
         )
 
     def layer_directory(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
+        source, by_platform = self.split_source(v)
         return DirectorySpec(
             label,
             pos,
             v.get("path", ""),
-            v.get("source"),
+            source,
             v.get("include", ()),
             v.get("exclude", ()),
             v.get("mode", 0o755),
@@ -914,6 +1036,8 @@ class _Reader:
             v.get("dir-mode", 0o755),
             v.get("uid", 0),
             v.get("gid", 0),
+            self.layer_platforms(v, values, label),
+            by_platform,
         )
 
     def layer_symlink(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
@@ -923,7 +1047,13 @@ class _Reader:
         if target is not None and (not target or "\0" in target):
             self.problem(values["target"][1], f"{label}.target: must be a non-empty path")
         return SymlinkSpec(
-            label, pos, v.get("path", ""), target or "", v.get("uid", 0), v.get("gid", 0)
+            label,
+            pos,
+            v.get("path", ""),
+            target or "",
+            v.get("uid", 0),
+            v.get("gid", 0),
+            self.layer_platforms(v, values, label),
         )
 
     def layer_import(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
@@ -935,24 +1065,32 @@ class _Reader:
             written,
             v.get("tag", ""),
             v.get("inherit-config", False),
+            self.layer_platforms(v, values, label),
         )
 
     def layer_import_oci(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
         # An unreadable ref has been reported; the placeholder is discarded with the layer.
         ref = v.get("ref") or ImageReference("", "")
-        return ImportOCISpec(label, pos, ref, v.get("inherit-config", False))
+        return ImportOCISpec(
+            label, pos, ref, v.get("inherit-config", False), self.layer_platforms(v, values, label)
+        )
 
     def layer_tar(self, v: dict[str, Any], values: Values, label: str, pos: Position) -> Any:
-        written = str(values["source"][1].value) if "source" in values else ""
+        source, by_platform = self.split_source(v)
+        written = by_platform[0].written if by_platform else ""
+        if not by_platform and "source" in values:
+            written = str(values["source"][1].value)
         return TarSpec(
             label,
             pos,
-            v.get("source", Path()),
+            source if source is not None else Path(),
             written,
             v.get("path", "/"),
             v.get("include", ()),
             v.get("exclude", ()),
             v.get("whiteouts", False),
+            self.layer_platforms(v, values, label),
+            by_platform,
         )
 
     def combined(self, node: Node, label: str, pos: Position) -> CombinedSpec | None:
@@ -980,6 +1118,8 @@ class _Reader:
         for part, path_node in parts:
             if part.path in seen:
                 first = seen[part.path]
+                if _disjoint(first.platforms, part.platforms):
+                    continue  # one path per platform: each platform's layer holds it once
                 self.problem(
                     path_node,
                     f"{part.label}.path: {part.path} is already in this layer "
@@ -1003,6 +1143,11 @@ class _Reader:
 
 
 _CONFIG_KEYS = frozenset(f.name for f in F.CONFIG)
+
+
+def _disjoint(a: tuple[Platform, ...], b: tuple[Platform, ...]) -> bool:
+    """Whether two nodes' `platforms` share no platform (an empty one means every platform)."""
+    return bool(a and b) and not any(x.matches(y) for x in a for y in b)
 
 
 def _keys_hint(allowed: Sequence[F.Field]) -> str:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.errors import Position
 from engine.oci.descriptor import Platform
 from engine.oci.reference import ImageReference
+
+
+@dataclass(frozen=True)
+class PlatformSource:
+    """One entry of a `source` given per platform: the host path a platform's image takes."""
+
+    platform: Platform
+    path: Path  # absolute host path
+    written: str  # as the spec wrote it
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,10 @@ class FileSpec:
     gid: int
     contents: bytes | None
     source: Path | None  # absolute host path
+    # A multi-platform spec's node before Spec.for_platform: the platforms it is limited to
+    # (none: all) and its source per platform (none: `source` for every platform).
+    platforms: tuple[Platform, ...] = ()
+    by_platform: tuple[PlatformSource, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,8 @@ class DirectorySpec:
     dir_mode: int
     uid: int
     gid: int
+    platforms: tuple[Platform, ...] = ()
+    by_platform: tuple[PlatformSource, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,7 @@ class SymlinkSpec:
     target: str
     uid: int
     gid: int
+    platforms: tuple[Platform, ...] = ()
 
 
 CombinablePart = FileSpec | DirectorySpec | SymlinkSpec
@@ -65,6 +81,7 @@ class ImportSpec:
     written: str  # the path as the spec wrote it: history must not name host directories
     tag: str
     inherit_config: bool
+    platforms: tuple[Platform, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,7 @@ class ImportOCISpec:
     pos: Position
     ref: ImageReference
     inherit_config: bool
+    platforms: tuple[Platform, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,8 @@ class TarSpec:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     whiteouts: bool
+    platforms: tuple[Platform, ...] = ()
+    by_platform: tuple[PlatformSource, ...] = ()
 
 
 LayerSpec = (
@@ -148,6 +168,32 @@ class Spec:
     sbom: tuple[str, ...] = ()  # SBOM formats `vinci build` writes by default
     # The file's bytes as loaded: what the up-to-date check (engine/cli/uptodate.py) compares.
     raw: bytes = field(default=b"", repr=False, compare=False)
+    # `platforms:`: the images of an OCI image index, one per platform (`platform` is the
+    # first). Empty for a one-platform spec, whose layers are already those of `platform`.
+    platforms: tuple[Platform, ...] = ()
+
+    @property
+    def is_index(self) -> bool:
+        """Whether the spec builds an image index (it names `platforms`)."""
+        return bool(self.platforms)
+
+    def for_platform(self, platform: Platform) -> Spec:
+        """The one-platform spec of `platform`: the layers and items limited to other
+        platforms left out, each per-platform `source` resolved to this platform's."""
+        layers = tuple(n for n in (_resolve(node, platform) for node in self.layers) if n)
+        return replace(self, platform=platform, platforms=(), layers=layers)
+
+    def select(self, wanted: tuple[Platform, ...]) -> tuple[Platform, ...]:
+        """The spec's platforms that `wanted` names (all of them for none), in the spec's
+        order; ValueError naming one that is not the spec's."""
+        mine = self.platforms or (self.platform,)
+        if not wanted:
+            return mine
+        for w in wanted:
+            if not any(w.matches(p) for p in mine):
+                names = ", ".join(str(p) for p in mine)
+                raise ValueError(f"{w} is not one of the spec's platforms ({names})")
+        return tuple(p for p in mine if any(w.matches(p) for w in wanted))
 
     @property
     def base_dir(self) -> Path:
@@ -159,6 +205,38 @@ class Spec:
         if self.image is not None and self.image.tag:
             return self.image.tag
         return "latest"
+
+
+def _applies(platforms: tuple[Platform, ...], platform: Platform) -> bool:
+    return not platforms or any(p.matches(platform) for p in platforms)
+
+
+def _resolve(node: LayerSpec, platform: Platform) -> LayerSpec | None:
+    """`node` as built for `platform`, None if it is left out there."""
+    if isinstance(node, CombinedSpec):
+        parts = tuple(p for p in (_resolve_part(part, platform) for part in node.parts) if p)
+        if not parts:
+            return None
+        return node if parts == node.parts else replace(node, parts=parts)
+    if isinstance(node, FileSpec | DirectorySpec | SymlinkSpec):
+        return _resolve_part(node, platform)
+    if not _applies(node.platforms, platform):
+        return None
+    if isinstance(node, TarSpec) and node.by_platform:
+        chosen = next(s for s in node.by_platform if s.platform.matches(platform))
+        return replace(
+            node, source=chosen.path, written=chosen.written, platforms=(), by_platform=()
+        )
+    return replace(node, platforms=()) if node.platforms else node
+
+
+def _resolve_part(node: CombinablePart, platform: Platform) -> CombinablePart | None:
+    if not _applies(node.platforms, platform):
+        return None
+    if not isinstance(node, SymlinkSpec) and node.by_platform:
+        chosen = next(s for s in node.by_platform if s.platform.matches(platform))
+        return replace(node, source=chosen.path, platforms=(), by_platform=())
+    return replace(node, platforms=()) if node.platforms else node
 
 
 def layer_summary(layer: LayerSpec) -> str:

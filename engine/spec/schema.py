@@ -18,6 +18,7 @@ SCHEMA_ID = "https://vinci.dev/schema/spec-v1.json"
 # The loader reads any scalar but null as a string, in the text as written (`user: 1000`).
 _STRING_SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean"]}
 _DOTDOT = r"(^|/)\.\.(/|$)"
+_PLATFORM = "^[^/]+/[^/]+(/[^/]+)?$"
 _ABSPATH: dict[str, Any] = {"type": "string", "pattern": "^/", "not": {"pattern": _DOTDOT}}
 
 
@@ -84,7 +85,26 @@ def _type_schema(t: str) -> dict[str, Any]:
             },
         }
     if t == "platform":
-        return {"type": "string", "pattern": "^[^/]+/[^/]+(/[^/]+)?$"}
+        return {"type": "string", "pattern": _PLATFORM}
+    if t == "platform-list":
+        return {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "pattern": _PLATFORM},
+        }
+    if t == "platform-hostpath":
+        return {
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {
+                    "type": "object",
+                    "minProperties": 1,
+                    "propertyNames": {"pattern": _PLATFORM},
+                    "additionalProperties": {"type": "string", "minLength": 1},
+                },
+            ]
+        }
     if t == "reference":
         return {"type": "string", "minLength": 1, "not": {"pattern": "@"}}
     if t == "pinned-reference":

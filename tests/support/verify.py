@@ -217,8 +217,10 @@ def podman_run(
     cert_dir: Path | None = None,
     check: bool = True,
     timeout: float = 180,
+    platform: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Pull `image_ref` into a throwaway podman store and run it once; return the run's result.
+    `platform` picks one image of an index (default: the host's).
 
     `image_ref` is anything `podman pull` takes: `oci:/path/to/layout:tag`,
     `docker-archive:/file.tar`, `127.0.0.1:PORT/repo:tag` or `docker://…`. (`podman run` accepts
@@ -248,6 +250,8 @@ def podman_run(
     ]  # fmt: skip
     try:
         pull: list[str | os.PathLike[str]] = [*base, "pull", "--quiet"]
+        if platform is not None:
+            pull += ["--platform", platform]
         pull.append(f"--tls-verify={str(tls_verify).lower()}")
         if creds is not None:
             pull += ["--creds", creds]

@@ -81,8 +81,9 @@ async def test_tab_completes_a_key_from_the_spec_schema(
         editor = await open_editor(pilot, app)
         # A top-level key…
         editor.move_cursor((0, 0))
-        await pilot.press("enter", "up", *"plat", "tab")
-        assert editor.text.splitlines()[:2] == ["platform: ", "spec-version: v1"]
+        # (`plat` no longer: `platform` and `platforms` both start so.)
+        await pilot.press("enter", "up", *"annot", "tab")
+        assert editor.text.splitlines()[:2] == ["annotations: ", "spec-version: v1"]
         # …and a key of a file layer, after its kind.
         row = editor.text.splitlines().index("      mode: 0755")
         editor.move_cursor((row, len("      mode: 0755")))
