@@ -41,10 +41,14 @@ BUILDER_ID = "https://vinci.dev/builder"
 MEDIA_TYPE = "application/vnd.in-toto+json"
 
 
-def provenance_statement(result: Built, options: BuildOptions | None = None) -> dict[str, Any]:
+def provenance_statement(
+    result: Built, options: BuildOptions | None = None, whole: Spec | None = None
+) -> dict[str, Any]:
     """The statement for a build: one image, or an index (its subject; every platform's
     inputs). `options` are the ones it was built with: what of them shapes the bytes (level,
-    platforms, labels, annotations) is recorded so that the rebuild makes the same image."""
+    platforms, labels, annotations) is recorded so that the rebuild makes the same image.
+    `whole` is the spec as written when `--platform` built only some of its platforms: the
+    inputs of the others are recorded too, as loading the spec to rebuild needs them."""
     spec = result.spec
     images = images_of(result)
     codec = images[0].codec
@@ -73,11 +77,14 @@ def provenance_statement(result: Built, options: BuildOptions | None = None) -> 
                     "codecName": codec.name,
                     "level": codec.level,
                     "created": result.created,
+                    # Given (--source-date-epoch, SOURCE_DATE_EPOCH): only then does the
+                    # manifest say when it was made; the rebuild must do the same.
+                    "createdGiven": options.stamped() if options else True,
                     "platforms": list(options.platforms) if options else [],
                     "labels": [list(kv) for kv in options.labels] if options else [],
                     "annotations": [list(kv) for kv in options.annotations] if options else [],
                 },
-                "resolvedDependencies": _all_dependencies(images),
+                "resolvedDependencies": _all_dependencies(images, whole),
             },
             "runDetails": {
                 "builder": {"id": BUILDER_ID, "version": {"vinci": tool_version()}},
@@ -107,17 +114,37 @@ def _host_inputs(spec: Spec) -> list[tuple[str, Path]]:
     return out
 
 
-def _all_dependencies(images: tuple[BuildResult, ...]) -> list[dict[str, Any]]:
+def _all_dependencies(images: tuple[BuildResult, ...], whole: Spec | None) -> list[dict[str, Any]]:
     """Every platform's inputs, each once (an input shared by platforms is one entry)."""
     deps: list[dict[str, Any]] = []
     for image in images:
         for dep in _dependencies(image.spec, image):
             if dep not in deps:
                 deps.append(dep)
+    if whole is not None:
+        for platform in whole.platforms:
+            for dep in _file_dependencies(whole.for_platform(platform)):
+                if dep not in deps:
+                    deps.append(dep)
     return deps
 
 
 def _dependencies(spec: Spec, result: BuildResult) -> list[dict[str, Any]]:
+    deps = _file_dependencies(spec)
+    from engine.attest.contents import base_images
+
+    for base in base_images(result):
+        deps.append(
+            {
+                "name": base.origin,
+                "uri": f"oci:{base.reference}",
+                "digest": {"sha256": base.digest.removeprefix("sha256:")},
+            }
+        )
+    return deps
+
+
+def _file_dependencies(spec: Spec) -> list[dict[str, Any]]:
     deps: list[dict[str, Any]] = []
     seen: set[str] = set()
     for label, path in _host_inputs(spec):
@@ -131,16 +158,6 @@ def _dependencies(spec: Spec, result: BuildResult) -> list[dict[str, Any]]:
                 "uri": f"file:{rel}",
                 "digest": {"sha256": path_digest(path)},
                 "annotations": {"kind": "directory" if path.is_dir() else "file"},
-            }
-        )
-    from engine.attest.contents import base_images
-
-    for base in base_images(result):
-        deps.append(
-            {
-                "name": base.origin,
-                "uri": f"oci:{base.reference}",
-                "digest": {"sha256": base.digest.removeprefix("sha256:")},
             }
         )
     return deps
@@ -241,10 +258,16 @@ def rebuild(
         if lock_text is not None:
             (here / "vinci.lock").write_text(lock_text, "utf-8")
         level = internal.get("level")
+        given = bool(internal.get("createdGiven", True))
+        if not given and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
+            raise UsageError(
+                "provenance: the image was built without a creation time; unset "
+                "SOURCE_DATE_EPOCH to rebuild it"
+            )
         options = BuildOptions(
             codec=str(internal.get("codecName") or "gzip"),
             level=int(level) if level is not None else None,
-            created=int(internal.get("created") or 0),
+            created=int(internal.get("created") or 0) if given else None,
             cache_dir=Path(tmp) / "cache",
             jobs=1,
             platforms=tuple(str(p) for p in internal.get("platforms") or ()),

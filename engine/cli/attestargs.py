@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from engine.cancel import CancelToken
     from engine.oci.reference import ImageReference
     from engine.registry.referrers import Referrer
+    from engine.spec.model import Spec
 
 CHOICES = {"spdx": ("spdx",), "cyclonedx": ("cyclonedx",), "both": ("spdx", "cyclonedx")}
 PROVENANCE_SUFFIX = ".provenance.json"
@@ -80,6 +81,7 @@ def attestations(
     provenance: bool,
     options: BuildOptions | None = None,
     cancel: CancelToken | None = None,
+    whole: Spec | None = None,
 ) -> list[Document]:
     """The documents asked for: each image's SBOMs (an index's per platform) and one
     provenance statement for the whole build."""
@@ -95,7 +97,7 @@ def attestations(
         from engine.attest.provenance import provenance_statement
         from engine.oci.canonical import canonical_json
 
-        statement = provenance_statement(result, options)
+        statement = provenance_statement(result, options, whole)
         docs.append(Document("provenance", "", canonical_json(statement) + b"\n"))
     return docs
 
@@ -134,6 +136,7 @@ def attach_pushed(
     store: BlobStore,
     options: BuildOptions | None,
     cancel: CancelToken | None,
+    whole: Spec | None = None,
 ) -> list[tuple[Referrer, str]]:
     """`--attach`: push the documents as referrers of the image just pushed to `target`."""
     import sys
@@ -144,7 +147,7 @@ def attach_pushed(
 
     formats = sbom_formats(args, result.spec.sbom) or ("spdx", "cyclonedx")
     provenance = args.provenance or args.sbom is None
-    docs = attestations(result, formats, provenance, options, cancel)
+    docs = attestations(result, formats, provenance, options, cancel, whole)
     registry = apply_registry_options(args)
     attached = []
     # Each image's SBOMs refer to that image's manifest; the provenance to what was built.
@@ -153,8 +156,8 @@ def attach_pushed(
         if len(images_of(result)) > 1:
             mine = {d.kind: d.data for d in docs if d.platform == _platform_name(image)}
         attached += attach(image, mine, target, store, registry, cancel)
-    whole = {d.kind: d.data for d in docs if d.kind == "provenance"}
-    attached += attach(result, whole, target, store, registry, cancel)
+    statement = {d.kind: d.data for d in docs if d.kind == "provenance"}
+    attached += attach(result, statement, target, store, registry, cancel)
     if not (getattr(args, "quiet", False) or getattr(args, "json", False)):
         for entry, how in attached:
             where = "the referrers API" if how == "api" else f"tag {how}"

@@ -150,7 +150,7 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         )
     finally:
         progress.finish()
-    docs = attestations(result, formats, args.provenance, options, signals.token())
+    docs = attestations(result, formats, args.provenance, options, signals.token(), spec)
     attested = write_attestations(docs, target.path, args.sbom_out, to_stdout, spec.path)
     pushed = None
     attached: list[tuple[Referrer, str]] = []
@@ -167,7 +167,9 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
         if args.attach:
             from engine.cli.attestargs import attach_pushed
 
-            attached = attach_pushed(args, result, push_to[0], store, options, signals.token())
+            attached = attach_pushed(
+                args, result, push_to[0], store, options, signals.token(), spec
+            )
     loaded = None
     if args.load:
         from engine.cli.load import load_image

@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         pushed = push_built(args, target, result, store, progress.display, cancel)
     finally:
         progress.finish()
-    attached = attach_pushed(args, result, target[0], store, options, cancel) if args.attach else []
+    attached = (
+        attach_pushed(args, result, target[0], store, options, cancel, spec) if args.attach else []
+    )
     if args.json:
         data = result.to_json()
         data["push"] = pushed.to_json()

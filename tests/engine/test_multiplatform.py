@@ -450,3 +450,54 @@ def test_items_of_one_layer_may_share_a_path_on_different_platforms(tmp_path: Pa
     spec_file.write_text(spec_file.read_text().replace("[linux/arm64]}", "[linux/amd64]}"))
     with pytest.raises(SpecError, match="is already in this layer"):
         engine.load_spec(spec_file)
+
+
+def test_each_platform_gets_its_sboms_and_the_provenance_rebuilds_the_index(
+    multiarch: Built, tmp_path: Path
+) -> None:
+    out = tmp_path / "attested.oci"
+    env = multiarch.env
+    run = run_vinci(
+        "build", multiarch.spec, "-o", f"oci:{out}", "--sbom", "both", "--provenance", env=env
+    )
+    assert run.digest == multiarch.data["index_digest"]
+    for arch in ("amd64", "arm64"):
+        spdx = json.loads((tmp_path / f"attested.oci.linux-{arch}.spdx.json").read_bytes())
+        cdx = json.loads((tmp_path / f"attested.oci.linux-{arch}.cdx.json").read_bytes())
+        digest = multiarch.platform(arch)["manifest_digest"]
+        assert digest.removeprefix("sha256:") in json.dumps(spdx)
+        assert digest.removeprefix("sha256:") in json.dumps(cdx)
+        # Each names its own busybox, and only its own platform's arm64-only file.
+        names = json.dumps(cdx)
+        assert (f"busybox-{arch}" in names) and (
+            f"busybox-{'arm64' if arch == 'amd64' else 'amd64'}" not in names
+        )
+    statement = tmp_path / "attested.oci.provenance.json"
+    subject = json.loads(statement.read_bytes())["subject"][0]["digest"]["sha256"]
+    assert f"sha256:{subject}" == multiarch.data["index_digest"]
+    check = run_vinci("verify", "--provenance", statement, multiarch.spec.parent, env=env)
+    assert check.returncode == 0
+    # One platform of the spec, with a label: the statement says so, and rebuilds that image.
+    one = tmp_path / "one.oci"
+    run = run_vinci(
+        "build",
+        multiarch.spec,
+        "-o",
+        f"oci:{one}",
+        "--platform",
+        "linux/arm64",
+        "--label",
+        "team=edge",
+        "--provenance",
+        env=env,
+    )
+    assert run.digest != multiarch.platform("arm64")["manifest_digest"]  # the label
+    check = run_vinci(
+        "verify",
+        "--provenance",
+        tmp_path / "one.oci.provenance.json",
+        multiarch.spec.parent,
+        env=env,
+    )
+    assert check.returncode == 0
+    assert run.digest in check.stdout + check.stderr
