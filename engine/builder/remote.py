@@ -2,10 +2,11 @@
 with nothing else in common share layers (docs/fleet-cache.md).
 
 One immutable manifest per layer cache key, tagged `vc-<key>`: the empty config and the layer
-blob itself, annotated with the diff_id, codec identity and tar format. A build asks for every
-key it lacks in one round of HEADs (`lookup`), fetches hits through the same verifying ingest
-as a pull (`fetch`), and with a write repository offers what it has that the registry lacks
-(`offer`): blob first, manifest last, never over an existing tag.
+blob itself, annotated with the diff_id, codec identity and tar format. A build asks for each
+key it lacks with one HEAD as soon as the key is known (`lookup`, every layer at once, as many
+in flight as the registry client allows per host), fetches hits through the same verifying
+ingest as a pull (`fetch`), and with a write repository offers what it has that the registry
+lacks (`offer`): blob first, manifest last, never over an existing tag.
 
 Nothing here fails a build unless `required`: the first failure to read stops reading, the
 first refused write stops writing, each with one warning line; a rejected entry (wrong
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
@@ -172,45 +172,45 @@ class RemoteCache:
 
     # -- lookup ----------------------------------------------------------------------------
 
-    def lookup(self, missing: Iterable[str], held: Iterable[str]) -> set[str]:
-        """One round of HEADs: which of `missing` (keys the local cache lacks) the read
-        repositories hold, and, when writing, which of `held` (keys it has) the write
-        repository already holds. Returns the keys of `missing` found."""
-        asks: list[tuple[str, str]] = []
-        missing = list(dict.fromkeys(missing))
-        if self._reading:
-            asks += [(key, repo) for key in missing for repo in self.settings.read]
-        write = self.settings.write
-        if self._writing and write is not None:
-            # The write repository is read too (so its answers for `missing` are above).
-            asks += [(key, write) for key in dict.fromkeys(held)]
-        if not asks:
-            return set()
+    def warm(self) -> None:
+        """Connect to each registry now (scheme, auth challenge), so that the first lookups
+        do not each wait out a dead host; a failure is the one warning."""
+        if not (self._reading or self._writing):
+            return
         try:
-            for repo in {r for _, r in asks}:
-                self._client(repo)[0].connect()  # once: each HEAD would wait out a dead host
-
-            def head(ask: tuple[str, str]) -> tuple[str, str, bool]:
-                key, repo = ask
-                client, repository = self._client(repo)
-                found = client.head_manifest(repository, cache_tag(key), self.cancel)
-                return key, repo, found is not None
-
-            workers = max(1, min(len(asks), self.options.max_requests_per_host))
-            with ThreadPoolExecutor(workers, thread_name_prefix="vinci-cache-head") as pool:
-                answers = list(pool.map(head, asks))
+            for repo in self._refs:
+                self._client(repo)[0].connect()
         except (VinciError, OSError) as e:
             # Writing would only meet the same registry: one warning stops both.
             self._failed(True, e, writes_too=True)
-            return set()
-        for key, repo, present in answers:
-            if not present:
-                continue
-            if repo == self.settings.write:
-                self._written.add(key)
-            if repo in self.settings.read:
-                self._found.setdefault(key, repo)
-        return {k for k in missing if k in self._found}
+
+    def lookup(self, key: str, held: bool) -> bool:
+        """One HEAD per repository, until one answers: whether a read repository holds `key`
+        (the local cache lacks it: `held` False), so that `fetch` may get it; or, with `held`
+        and a write repository, whether that holds it (else `offer` writes it)."""
+        write = self.settings.write
+        if held:
+            repos: tuple[str, ...] = (write,) if self._writing and write is not None else ()
+            with self._lock:
+                if key in self._written:
+                    return False
+        else:
+            # The write repository is read too, first: its answer is also the write's.
+            repos = self.settings.read if self._reading else ()
+        try:
+            for repo in repos:
+                client, repository = self._client(repo)
+                if client.head_manifest(repository, cache_tag(key), self.cancel) is None:
+                    continue
+                with self._lock:
+                    if repo == write:
+                        self._written.add(key)
+                    if not held:
+                        self._found.setdefault(key, repo)
+                return not held
+        except (VinciError, OSError) as e:
+            self._failed(True, e, writes_too=True)
+        return False
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -319,3 +320,31 @@ def test_local_hits_fill_the_registry_once(
     _build(spec, tmp_path / "c", "--replan", "--cache-to", repo)
     assert fault_proxy.count("HEAD", "manifest") == len(keys)
     assert fault_proxy.count("PUT") == 0 and fault_proxy.count("POST") == 0
+
+
+def test_tar_and_accounts_layers_are_shared(tmp_path: Path, registry: RegistryServer) -> None:
+    """A `tar` layer and the `accounts` layer go through the remote cache as every layer
+    does: runner B fetches both from runner A's entries and makes the same image."""
+    root = tmp_path / "src"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\n")
+    with tarfile.open(root / "rootfs.tar", "w") as tar:
+        tar.add(root / "etc", "etc")
+    (root / "vinci.yaml").write_text(
+        "spec-version: v1\n"
+        "accounts:\n"
+        "  groups: [{groupname: app, gid: 1000}]\n"
+        "  users: [{username: app, uid: 1000, gid: 1000, homedir: /app}]\n"
+        "layers:\n"
+        "  - tar: ./rootfs.tar\n"
+    )
+    repo = f"{registry.host}/fleet/kinds"
+    a = json.loads(_build(root / "vinci.yaml", tmp_path / "a", "--cache-to", repo).stdout)
+    assert [layer["cache_hit"] for layer in a["layers"]] == [False, False]
+    keys = {layer["cache_key"] for layer in a["layers"]}
+    assert _tags(registry.host, "fleet/kinds") == {f"vc-{k}" for k in keys}
+    b = _build(root / "vinci.yaml", tmp_path / "b", "--cache-from", repo)
+    data = json.loads(b.stdout)
+    assert [layer["cache_hit"] for layer in data["layers"]] == [True, True]
+    assert data["manifest_digest"] == a["manifest_digest"] and _warnings(b) == []
