@@ -50,6 +50,7 @@ def env() -> dict[str, str]:
         out.pop(name, None)
     for name in ("VINCI_CACHE_FROM", "VINCI_CACHE_TO", "VINCI_CACHE_REQUIRED"):
         out.pop(name, None)
+    out["VINCI_CONFIG"] = os.devnull  # no settings file: each runner says what it uses
     return out
 
 

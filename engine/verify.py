@@ -313,6 +313,8 @@ def _env(cache: Path, p: Perturbation) -> dict[str, str]:
     env.update(BASE_ENV)
     env.update(dict(p.env))
     env["VINCI_CACHE_DIR"] = str(cache)
+    # Set, and empty: no remote cache, whatever the settings file says (engine/config.py).
+    env["VINCI_CACHE_FROM"] = env["VINCI_CACHE_TO"] = ""
     # The builds must import this very engine, wherever it is installed or checked out.
     engine_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(x for x in (engine_root, env.get("PYTHONPATH")) if x)

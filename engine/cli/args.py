@@ -72,20 +72,20 @@ def add_remote_cache_args(p: argparse.ArgumentParser) -> None:
         "--cache-from",
         metavar="REPO",
         help="read layers from the layer cache in this registry repository "
-        "(default: $VINCI_CACHE_FROM)",
+        "(default: $VINCI_CACHE_FROM, else cache-from in ~/.config/vinci/config.toml)",
     )
     p.add_argument(
         "--cache-to",
         metavar="REPO",
         help="read layers from, and write new ones to, the layer cache in this registry "
-        "repository (default: $VINCI_CACHE_TO)",
+        "repository (default: $VINCI_CACHE_TO, else cache-to in ~/.config/vinci/config.toml)",
     )
     p.add_argument(
         "--cache-required",
         action="store_true",
         default=None,
         help="fail if the registry layer cache cannot be used, instead of a warning "
-        "(default: $VINCI_CACHE_REQUIRED)",
+        "(default: $VINCI_CACHE_REQUIRED, else cache-required in the settings file)",
     )
 
 

@@ -26,6 +26,8 @@ from conftest import REPO, Run, run_vinci
 from support.faultproxy import FaultProxy
 from support.registry import RegistryServer
 
+from engine import BuildOptions
+
 OLD = 1_600_000_000  # an mtime long past: the stat memo trusts it
 ARTIFACT_TYPE = "application/vnd.vinci.layer-cache.v1"
 ACCEPT = "application/vnd.oci.image.manifest.v1+json"
@@ -135,11 +137,14 @@ def _valid_entry(registry: str, repository: str, tag: str) -> bool:
     )
 
 
-def _build(spec: Path, cache: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+def _build(
+    spec: Path, cache: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> Run:
     out = cache.parent / f"{cache.name}.oci"
     return run_vinci(
-        "build", spec, "-o", f"oci:{out}", "--cache-dir", cache, "--json", *args, env=env
-    )
+        "build", spec, "-o", f"oci:{out}", "--cache-dir", cache, "--json", *args, env=env,
+        check=check,
+    )  # fmt: skip
 
 
 def _warnings(run: Run) -> list[str]:
@@ -348,3 +353,36 @@ def test_tar_and_accounts_layers_are_shared(tmp_path: Path, registry: RegistrySe
     data = json.loads(b.stdout)
     assert [layer["cache_hit"] for layer in data["layers"]] == [True, True]
     assert data["manifest_digest"] == a["manifest_digest"] and _warnings(b) == []
+
+
+def test_settings_file_names_the_cache(
+    tmp_path: Path, registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cache-to` in the settings file is used by a build that names no cache; its
+    environment variable wins over the file, and a flag over both; a bad file is one line."""
+    spec = _tree(tmp_path / "src")
+    settings = tmp_path / "config.toml"
+    settings.write_text(f'cache-to = "{registry.host}/fleet/file"\ncache-required = true\n')
+    data = json.loads(_build(spec, tmp_path / "c", env={"VINCI_CONFIG": str(settings)}).stdout)
+    keys = {layer["cache_key"] for layer in data["layers"]}
+    assert _tags(registry.host, "fleet/file") == {f"vc-{k}" for k in keys}
+
+    monkeypatch.setenv("VINCI_CONFIG", str(settings))
+    monkeypatch.delenv("VINCI_CACHE_TO", raising=False)
+    monkeypatch.delenv("VINCI_CACHE_REQUIRED", raising=False)
+    from_file = BuildOptions().remote()
+    assert from_file.write == f"{registry.host}/fleet/file" and from_file.required
+    monkeypatch.setenv("VINCI_CACHE_TO", "")  # set and empty: none, whatever the file says
+    assert BuildOptions().remote().write is None
+    monkeypatch.setenv("VINCI_CACHE_TO", "127.0.0.1:5000/from/env")
+    assert BuildOptions().remote().write == "127.0.0.1:5000/from/env"
+    assert BuildOptions(cache_to="127.0.0.1:5000/flag").remote().write == "127.0.0.1:5000/flag"
+
+    settings.write_text('cache-too = "x"\n')
+    run = _build(spec, tmp_path / "c", env={"VINCI_CONFIG": str(settings)}, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    known = "cache-from, cache-to, cache-required"
+    assert (
+        run.stderr.strip()
+        == f"vinci: {settings}: unknown setting 'cache-too' (vinci knows {known})"
+    )
