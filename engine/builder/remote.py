@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from engine.builder.options import RemoteSettings
 from engine.cache.imported import verify_cached_layer
@@ -52,6 +54,7 @@ EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY = b"{}"
 TAG_PREFIX = "vc-"
 ANNOTATION = "dev.vinci.cache."
+CREATED = "org.opencontainers.image.created"  # when the entry was written (RFC 3339, UTC)
 TIMEOUT_ENV = "VINCI_CACHE_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0  # seconds per request: a slow cache is worth less than a local build
 ATTEMPTS = 2  # a cache that fails twice is skipped, not waited on as a push would be
@@ -65,9 +68,10 @@ def cache_tag(key: str) -> str:
     return f"{TAG_PREFIX}{key}"
 
 
-def entry_manifest(record: LayerRecord, tar_format: str = TAR_FORMAT) -> bytes:
-    """The entry for a built layer: canonical JSON of the record's own values only, so that
-    every runner writing one key writes the same bytes."""
+def entry_manifest(record: LayerRecord, written: int, tar_format: str = TAR_FORMAT) -> bytes:
+    """The entry for a built layer: canonical JSON of the record's values, and the time it
+    was `written` (seconds since the epoch, UTC), which `vinci cache prune-remote` ages it by.
+    That time is the entry's only byte not fixed by its key; it is in no image."""
     layer = record.descriptors[0]
     manifest = {
         "schemaVersion": 2,
@@ -85,9 +89,25 @@ def entry_manifest(record: LayerRecord, tar_format: str = TAR_FORMAT) -> bytes:
             f"{ANNOTATION}codec": record.codec,
             f"{ANNOTATION}tar-format": tar_format,
             f"{ANNOTATION}uncompressed-size": str(record.uncompressed_sizes[0]),
+            CREATED: rfc3339(written),
         },
     }
     return canonical_json(manifest)
+
+
+def rfc3339(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time, None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.timestamp()
 
 
 def cache_options() -> RegistryOptions:
@@ -381,7 +401,7 @@ class RemoteCache:
         # Never over an existing tag: another runner may have written it meanwhile (with the
         # same bytes, but a registry need not know that).
         if client.head_manifest(repository, tag, self.cancel) is None:
-            data = entry_manifest(record)
+            data = entry_manifest(record, int(time.time()))
             client.put_manifest(repository, tag, data, mediatypes.OCI_MANIFEST, self.cancel)
             with self._lock:
                 self.uploaded += 1
@@ -421,7 +441,10 @@ def _said(error: BaseException) -> str:
 
 __all__ = [
     "ARTIFACT_TYPE",
+    "CREATED",
+    "TAG_PREFIX",
     "RemoteCache",
     "cache_tag",
     "entry_manifest",
+    "parse_rfc3339",
 ]

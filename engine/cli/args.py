@@ -38,6 +38,21 @@ def size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size like 500M or 2G") from None
 
 
+def duration(text: str) -> float:
+    """Seconds, from a duration like 30d, 12h, 90m, 45s or 2w (a unit is required)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    t = text.strip().lower()
+    try:
+        seconds = float(t[:-1]) * units[t[-1:]]
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration like 30d, 12h, 90m or 2w"
+        ) from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration must not be negative")
+    return seconds
+
+
 def add_cache_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-dir",

@@ -386,3 +386,44 @@ def test_settings_file_names_the_cache(
         run.stderr.strip()
         == f"vinci: {settings}: unknown setting 'cache-too' (vinci knows {known})"
     )
+
+
+def test_prune_remote_deletes_old_entries(
+    tmp_path: Path, registry: RegistryServer, registry_factory: Callable[..., RegistryServer]
+) -> None:
+    """`vinci cache prune-remote` deletes the entries written before the age given, by the
+    time each entry records, and keeps the rest; the next build rebuilds and rewrites the
+    pruned layer and hits the others. A registry that allows no deletes is one line."""
+    spec = _tree(tmp_path / "src")
+    repo = f"{registry.host}/fleet/prune"
+    a = json.loads(_build(spec, tmp_path / "a", "--cache-to", repo).stdout)
+    keys = [layer["cache_key"] for layer in a["layers"]]
+    old = _entry(registry.host, "fleet/prune", f"vc-{keys[0]}")
+    assert old["annotations"]["org.opencontainers.image.created"].endswith("Z")
+    old["annotations"]["org.opencontainers.image.created"] = "2020-01-01T00:00:00Z"
+    put = httpx.put(
+        f"http://{registry.host}/v2/fleet/prune/manifests/vc-{keys[0]}",
+        content=json.dumps(old).encode(),
+        headers={"Content-Type": ACCEPT},
+    )
+    assert put.status_code == 201, put.text
+
+    dry = run_vinci("cache", "prune-remote", repo, "--older-than", "30d", "--dry-run", "--json")
+    assert json.loads(dry.stdout)["deleted"] == 1
+    assert len(_tags(registry.host, "fleet/prune")) == 4
+    pruned = run_vinci("cache", "prune-remote", repo, "--older-than", "30d")
+    assert pruned.stdout.startswith("deleted 1 of 4 cache entries")
+    assert _tags(registry.host, "fleet/prune") == {f"vc-{k}" for k in keys[1:]}
+
+    b = json.loads(_build(spec, tmp_path / "b", "--cache-to", repo).stdout)
+    assert [layer["cache_hit"] for layer in b["layers"]] == [False, True, True, True]
+    assert b["manifest_digest"] == a["manifest_digest"]
+    assert _tags(registry.host, "fleet/prune") == {f"vc-{k}" for k in keys}
+
+    keeper = registry_factory(delete=False)
+    _build(spec, tmp_path / "c", "--cache-to", f"{keeper.host}/fleet/keep")
+    refused = run_vinci(
+        "cache", "prune-remote", f"{keeper.host}/fleet/keep", "--older-than", "0s", check=False
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "does not allow deletes" in refused.stderr and len(refused.stderr.splitlines()) == 1
