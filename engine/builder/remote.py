@@ -32,6 +32,7 @@ from engine.cache.store import BlobStore
 from engine.codec import Codec
 from engine.errors import (
     BuildCancelled,
+    NotInRegistry,
     RegistryError,
     RegistryStatusError,
     UsageError,
@@ -277,6 +278,11 @@ class RemoteCache:
                 raise _Rejected(f"its layer is {got.uncompressed_size} bytes uncompressed")
         except _Rejected as e:
             self._reject(repo, key, str(e))
+            return None
+        except NotInRegistry:
+            # Deleted since its HEAD (`vinci cache prune-remote`, a retention policy): a miss.
+            with self._lock:
+                self._found.pop(key, None)
             return None
         except VinciError as e:
             if isinstance(e, BuildCancelled):

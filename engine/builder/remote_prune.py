@@ -8,8 +8,8 @@ entry's manifest is deleted by digest (the registry API deletes manifests by dig
 and that removes its tag). Layer blobs are left to the registry's own garbage collection:
 they may be layers of images in the same repository, and a registry knows which are not.
 
-A build that meets a deleted entry misses it and builds the layer; a build racing the
-deletion (its HEAD found the entry, its GET does not) warns once and builds locally.
+A build that meets a deleted entry misses it and builds the layer, also when it races the
+deletion (its HEAD found the entry, its GET does not).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from engine.builder.remote import ARTIFACT_TYPE, CREATED, TAG_PREFIX, parse_rfc3339
-from engine.errors import RegistryError, RegistryStatusError, UsageError
+from engine.errors import NotInRegistry, RegistryError, RegistryStatusError, UsageError
 from engine.events import CancelToken
 from engine.oci.digest import Digest
 from engine.oci.reference import parse_reference
@@ -96,10 +96,8 @@ def _read(
     """The entry under `tag`, None if it is not one (gone meanwhile, or not ours)."""
     try:
         manifest = client.get_manifest(repository, tag, cancel)
-    except RegistryError as e:
-        if not isinstance(e, RegistryStatusError) and "not found" in str(e):
-            return None  # deleted since the tags were listed
-        raise
+    except NotInRegistry:
+        return None  # deleted since the tags were listed
     try:
         doc = json.loads(manifest.data)
         notes = doc.get("annotations") or {}

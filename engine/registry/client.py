@@ -40,6 +40,7 @@ import httpcore
 import httpx
 
 from engine.errors import (
+    NotInRegistry,
     OversizedResponse,
     RegistryError,
     RegistryRedirectError,
@@ -564,7 +565,7 @@ class RegistryClient:
                 headers={"Accept": MANIFEST_ACCEPT},
             )
             if response.status_code == 404:
-                raise RegistryError(f"{self.registry}/{repository}: manifest {reference} not found")
+                raise NotInRegistry(f"{self.registry}/{repository}: manifest {reference} not found")
             if response.status_code != 200:
                 raise self.error(response, what)
             data = response.content
@@ -751,7 +752,7 @@ class RegistryClient:
                 seconds=self.options.blob_deadline_for(size),
             ) as response:
                 if response.status_code == 404:
-                    raise RegistryError(f"{self.registry}/{repository}: blob {digest} not found")
+                    raise NotInRegistry(f"{self.registry}/{repository}: blob {digest} not found")
                 if received and response.status_code == 200:
                     # The registry ignored the Range: start over.
                     sink.reset()
