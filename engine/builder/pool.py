@@ -306,6 +306,7 @@ class Builder:
                 else:
                     assert not isinstance(node, ImportSpec | ImportOCISpec)  # _remote_kind
                     plan = planner.plan(node, index)
+            remote = opening.result()  # its errors are the settings' (a bad timeout)
         except BuildCancelled:
             sink(LayerFailed(index, "cancelled"))
             raise
@@ -313,7 +314,6 @@ class Builder:
             sink(LayerFailed(index, str(e)))
             raise
         key = plan.key if plan is not None else tar_key.key if tar_key is not None else ""
-        remote = opening.result()
         held = self.index.get(key) is not None
         found = remote.lookup(key, held)
         args = (spec, index, node, planner, sink, token, store, plan, remote, tar_key)
