@@ -41,8 +41,13 @@ def config_path() -> Path:
     if named:
         return Path(named)
     xdg = os.environ.get("XDG_CONFIG_HOME", "").strip()
-    base = Path(xdg) if xdg else Path.home() / ".config"
-    return base / "vinci" / "config.toml"
+    if xdg:
+        return Path(xdg) / "vinci" / "config.toml"
+    try:
+        home = Path.home()
+    except RuntimeError:  # no $HOME and no password entry: no settings file either
+        return Path(os.devnull)
+    return home / ".config" / "vinci" / "config.toml"
 
 
 # key -> (Settings field, the type its value must have, that type's name for messages)

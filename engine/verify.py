@@ -59,6 +59,7 @@ _CONTROLLED = (
     "VINCI_READ_CHUNK",
     "VINCI_CODEC_THREADS",
     # Each build must make its layers: a shared remote cache would answer instead.
+    "VINCI_CONFIG",
     "VINCI_CACHE_FROM",
     "VINCI_CACHE_TO",
     "VINCI_CACHE_REQUIRED",
@@ -313,8 +314,9 @@ def _env(cache: Path, p: Perturbation) -> dict[str, str]:
     env.update(BASE_ENV)
     env.update(dict(p.env))
     env["VINCI_CACHE_DIR"] = str(cache)
-    # Set, and empty: no remote cache, whatever the settings file says (engine/config.py).
-    env["VINCI_CACHE_FROM"] = env["VINCI_CACHE_TO"] = ""
+    # No settings file (engine/config.py): with the VINCI_CACHE_* variables cleared above, no
+    # remote cache answers for a build, whatever the user's file says.
+    env["VINCI_CONFIG"] = os.devnull
     # The builds must import this very engine, wherever it is installed or checked out.
     engine_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(x for x in (engine_root, env.get("PYTHONPATH")) if x)
