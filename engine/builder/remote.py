@@ -151,6 +151,12 @@ class RemoteCache:
         self._config_sent = False
         self._writes: list[Future[None]] = []
         self._writer = ThreadPoolExecutor(2, thread_name_prefix="vinci-cache-write")
+        # A blob download holds one of the client's requests per host for its whole length:
+        # one is kept free of them, so that the other layers' HEADs (and the misses they
+        # decide) never wait for a download to end.
+        self._downloads = threading.BoundedSemaphore(
+            max(1, self.options.max_requests_per_host - 1)
+        )
         self.fetched = 0
         self.uploaded = 0
 
@@ -261,14 +267,15 @@ class RemoteCache:
                 ingest = Ingest(store, where, mediatypes.layer_compression(layer.media_type))
                 progress = ProgressThrottle(self.sink, index, "fetching", layer.size)
                 try:
-                    client.fetch_blob(
-                        repository,
-                        layer.digest,
-                        layer.size,
-                        ingest,
-                        progress.advance,
-                        self.cancel,
-                    )
+                    with self._downloads:
+                        client.fetch_blob(
+                            repository,
+                            layer.digest,
+                            layer.size,
+                            ingest,
+                            progress.advance,
+                            self.cancel,
+                        )
                     got = ingest.commit(layer.digest, layer.size, diff_id)
                 finally:
                     ingest.discard()
