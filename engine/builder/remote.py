@@ -154,9 +154,7 @@ class RemoteCache:
         # A blob download holds one of the client's requests per host for its whole length:
         # one is kept free of them, so that the other layers' HEADs (and the misses they
         # decide) never wait for a download to end.
-        self._downloads = threading.BoundedSemaphore(
-            max(1, self.options.max_requests_per_host - 1)
-        )
+        self._downloads = threading.BoundedSemaphore(max(1, self.options.max_requests_per_host - 1))
         self.fetched = 0
         self.uploaded = 0
 
