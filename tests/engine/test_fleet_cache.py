@@ -427,3 +427,28 @@ def test_prune_remote_deletes_old_entries(
     )
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "does not allow deletes" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+def test_verify_compares_with_the_fleet(tmp_path: Path, registry: RegistryServer) -> None:
+    """`vinci verify --cache-from` holds the fleet's entries to the key's promise: the same
+    bytes as this machine's build. An entry with other bytes under a key fails verify."""
+    spec = _tree(tmp_path / "src")
+    repo = f"{registry.host}/fleet/verify"
+    a = json.loads(_build(spec, tmp_path / "a", "--cache-to", repo).stdout)
+    args = ("verify", spec, "--only", "serial", "--cache-from", repo)
+    same = run_vinci(*args, "--json")
+    fleet = json.loads(same.stdout)["fleet"]
+    assert (fleet["layers"], fleet["present"], fleet["differing"]) == (4, 4, [])
+
+    key0, key1 = a["layers"][0]["cache_key"], a["layers"][1]["cache_key"]
+    other = _entry(registry.host, "fleet/verify", f"vc-{key0}")
+    other["layers"] = _entry(registry.host, "fleet/verify", f"vc-{key1}")["layers"]
+    put = httpx.put(
+        f"http://{registry.host}/v2/fleet/verify/manifests/vc-{key0}",
+        content=json.dumps(other).encode(),
+        headers={"Content-Type": ACCEPT},
+    )
+    assert put.status_code == 201, put.text
+    differs = run_vinci(*args, check=False)
+    assert differs.returncode == 1
+    assert "NOT reproducible across machines: 1 of the 4 layers" in differs.stdout
