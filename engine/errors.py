@@ -20,6 +20,7 @@
     │   ├── RegistryTimeout   a request ran past its overall deadline (a slow or stalled server)
     │   ├── RegistryRedirectError  a redirect loop, too many, or to a host asking for credentials
     │   ├── UnknownRegistryHost    a host name that does not resolve (not retried)
+    │   ├── NotInRegistry     a manifest or blob asked for by name is not there (404)
     │   └── OversizedResponse      an answer larger than its descriptor or its kind's cap
     └── OutputError           the output cannot be written
 
@@ -170,6 +171,10 @@ class RegistryRedirectError(RegistryError):
 
 class UnknownRegistryHost(RegistryError):
     """A registry (or token server) host name does not resolve; retrying would not help."""
+
+
+class NotInRegistry(RegistryError):
+    """A manifest or blob asked for by tag or digest is not in the repository (HTTP 404)."""
 
 
 class OversizedResponse(RegistryError):

@@ -59,6 +59,7 @@ _CONTROLLED = (
     "VINCI_READ_CHUNK",
     "VINCI_CODEC_THREADS",
     # Each build must make its layers: a shared remote cache would answer instead.
+    "VINCI_CONFIG",
     "VINCI_CACHE_FROM",
     "VINCI_CACHE_TO",
     "VINCI_CACHE_REQUIRED",
@@ -125,9 +126,32 @@ NAMES = tuple(p.name for p in PERTURBATIONS)
 class LayerDigests:
     digest: str
     diff_id: str
+    key: str = ""  # the layer's cache key, for the fleet cache's entry
 
     def to_json(self) -> dict[str, str]:
         return {"digest": self.digest, "diff_id": self.diff_id}
+
+
+@dataclass(frozen=True)
+class FleetCheck:
+    """The baseline's layers against the fleet cache's entries for the same keys
+    (docs/fleet-cache.md): a key names its bytes, so an entry made on another machine with
+    other bytes is a build that is not reproducible there or here."""
+
+    repositories: tuple[str, ...]
+    layers: int = 0
+    present: int = 0
+    differing: tuple[str, ...] = ()
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repositories": list(self.repositories),
+            "layers": self.layers,
+            "present": self.present,
+            "differing": list(self.differing),
+            "error": self.error or None,
+        }
 
 
 @dataclass(frozen=True)
@@ -169,10 +193,12 @@ class VerifyReport:
     codec: str
     builds: tuple[BuildOutcome, ...]
     workdir: str = field(default="")
+    fleet: FleetCheck | None = None
 
     @property
     def ok(self) -> bool:
-        return all(b.status in ("baseline", "match", "skipped") for b in self.builds)
+        same = self.fleet is None or not self.fleet.differing
+        return same and all(b.status in ("baseline", "match", "skipped") for b in self.builds)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -180,6 +206,7 @@ class VerifyReport:
             "codec": self.codec,
             "reproducible": self.ok,
             "builds": [b.to_json() for b in self.builds],
+            "fleet": self.fleet.to_json() if self.fleet is not None else None,
         }
 
 
@@ -316,6 +343,9 @@ def _env(cache: Path, p: Perturbation) -> dict[str, str]:
     env.update(BASE_ENV)
     env.update(dict(p.env))
     env["VINCI_CACHE_DIR"] = str(cache)
+    # No settings file (engine/config.py): with the VINCI_CACHE_* variables cleared above, no
+    # remote cache answers for a build, whatever the user's file says.
+    env["VINCI_CONFIG"] = os.devnull
     # The builds must import this very engine, wherever it is installed or checked out.
     engine_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(x for x in (engine_root, env.get("PYTHONPATH")) if x)
@@ -382,7 +412,9 @@ def run_one(
         data = json.loads(proc.stdout)
         images = data["platforms"] if "index_digest" in data else [data]
         layers = tuple(
-            LayerDigests(x["digest"], x["diff_id"]) for image in images for x in image["layers"]
+            LayerDigests(x["digest"], x["diff_id"], str(x.get("cache_key") or ""))
+            for image in images
+            for x in image["layers"]
         )
         return BuildOutcome(
             p,
@@ -437,8 +469,10 @@ def verify(
     parallel: int = 2,
     keep: Path | None = None,
     progress: Callable[[BuildOutcome], None] | None = None,
+    fleet: Sequence[str] = (),
 ) -> VerifyReport:
-    """Run the builds (baseline first, then the rest `parallel` at a time) and compare."""
+    """Run the builds (baseline first, then the rest `parallel` at a time) and compare; with
+    `fleet` (fleet cache repositories), the baseline's layers with their entries there too."""
     from engine.codec import get_codec
 
     codec = get_codec(settings.compression, settings.compression_level).identity
@@ -471,13 +505,61 @@ def verify(
             return outcome
 
         with ThreadPoolExecutor(max(1, parallel), thread_name_prefix="vinci-verify") as pool:
+            checked = pool.submit(fleet_check, baseline, tuple(fleet)) if fleet else None
             outcomes = list(pool.map(one, rest))
         return VerifyReport(
-            spec.display_path, codec, (baseline, *outcomes), str(work) if keep else ""
+            spec.display_path,
+            codec,
+            (baseline, *outcomes),
+            str(work) if keep else "",
+            checked.result() if checked is not None else None,
         )
     finally:
         if keep is None:
             _remove(work)
+
+
+def fleet_check(baseline: BuildOutcome, repositories: tuple[str, ...]) -> FleetCheck:
+    """Each baseline layer's entry in the first of `repositories` holding its key, compared
+    by layer digest and diff_id. A registry that cannot be read is an error line, no verdict."""
+    from engine.builder.remote import ANNOTATION, cache_options, cache_tag
+    from engine.errors import NotInRegistry
+    from engine.oci.reference import parse_reference
+    from engine.registry.client import RegistryClient
+
+    keyed = [(i, x) for i, x in enumerate(baseline.layers) if x.key]
+    present = 0
+    differing: list[str] = []
+    clients: dict[str, RegistryClient] = {}
+    try:
+        for i, local in keyed:
+            for repo in repositories:
+                ref = parse_reference(repo)
+                client = clients.get(ref.registry)
+                if client is None:
+                    client = clients[ref.registry] = RegistryClient(ref.registry, cache_options())
+                try:
+                    entry = client.get_manifest(ref.repository, cache_tag(local.key))
+                except NotInRegistry:
+                    continue
+                doc = json.loads(entry.data)
+                digest = str(doc["layers"][0]["digest"])
+                diff_id = str((doc.get("annotations") or {}).get(f"{ANNOTATION}diff-id", ""))
+                present += 1
+                if (digest, diff_id) != (local.digest, local.diff_id):
+                    differing.append(
+                        f"layer {i}: {repo} holds {digest[:19]} (diff_id {diff_id[:19]}) for its "
+                        f"key; this machine makes {local.digest[:19]} (diff_id "
+                        f"{local.diff_id[:19]})"
+                    )
+                break
+    except (VinciError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return FleetCheck(repositories, len(keyed), present, tuple(differing), text)
+    finally:
+        for client in clients.values():
+            client.close()
+    return FleetCheck(repositories, len(keyed), present, tuple(differing))
 
 
 def _remove(path: Path) -> None:
@@ -530,6 +612,23 @@ def render_table(report: VerifyReport) -> str:
             if b.diff is not None:
                 text = render(b.diff, unchanged=False)
                 lines.extend("  " + x for x in text.rstrip("\n").splitlines())
+    fleet = report.fleet
+    if fleet is not None:
+        lines.append("")
+        where = ", ".join(fleet.repositories)
+        if fleet.error:
+            lines.append(f"fleet cache {where}: not compared: {fleet.error}")
+        elif fleet.differing:
+            lines.append(
+                f"NOT reproducible across machines: {len(fleet.differing)} of the "
+                f"{fleet.present} layers the fleet cache {where} holds differ from this build"
+            )
+            lines.extend("  " + x for x in fleet.differing)
+        else:
+            lines.append(
+                f"fleet cache {where}: {fleet.present} of {fleet.layers} layers present, "
+                "each the same bytes as this build"
+            )
     if report.workdir:
         lines.append("")
         lines.append(f"builds kept in {report.workdir}")

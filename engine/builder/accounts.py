@@ -21,7 +21,7 @@ import hashlib
 import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from engine.builder.layer import write_layer
 from engine.builder.plan import LayerPlan, PlannedEntry, cache_key
@@ -38,6 +38,9 @@ from engine.spec.model import AccountsSpec, GroupSpec, UserSpec
 from engine.tar.compression import DECODE_ERRORS, decompressed
 from engine.tar.format import TAR_FORMAT
 from engine.tar.read import TarReader
+
+if TYPE_CHECKING:
+    from engine.builder.remote import RemoteCache
 
 ACCOUNTS_FORMAT = "vinci-accounts/1"
 PASSWD, GROUP = "etc/passwd", "etc/group"
@@ -78,14 +81,42 @@ def accounts_layer(
     sink: EventSink,
     cancel: CancelToken | None,
     threads: int,
+    remote: RemoteCache | None = None,
 ) -> tuple[LayerRecord, bool]:
-    """The accounts layer's record, from the cache or written now; and whether it was cached."""
+    """The accounts layer's record, from the cache (the local one, else `remote`) or written
+    now; and whether it was cached. A record `remote` lacks is offered to it."""
     key = accounts_key(accounts, below, mtime, codec)
     records = RecordIndex(store)
     cached = records.get(key)
+    if remote is not None:
+        if remote.lookup(key, cached is not None) and cached is None:
+            cached = remote.fetch(key, SUMMARY, store, index)
+        if cached is not None:
+            remote.offer(cached, store)
     if cached is not None:
         sink(LayerCached(index, key, cached.descriptors))
         return cached, True
+    record, hit = _accounts_layer(
+        accounts, below, store, codec, mtime, index, sink, cancel, threads, key
+    )
+    if remote is not None:
+        remote.offer(record, store)
+    return record, hit
+
+
+def _accounts_layer(
+    accounts: AccountsSpec,
+    below: Sequence[LayerResult],
+    store: BlobStore,
+    codec: Codec,
+    mtime: int,
+    index: int,
+    sink: EventSink,
+    cancel: CancelToken | None,
+    threads: int,
+    key: str,
+) -> tuple[LayerRecord, bool]:
+    records = RecordIndex(store)
     found = _base_files(below, store, cancel)
     passwd = _merge(
         found[PASSWD], accounts.users, "/etc/passwd", "user", _user_line, lambda u: (u.name, u.uid)
@@ -99,9 +130,10 @@ def accounts_layer(
     content_key = cache_key(entries, mtime, codec)
     made = records.get(content_key)
     if made is not None:
-        records.put(replace(made, key=key))
+        mine = replace(made, key=key)
+        records.put(mine)
         sink(LayerCached(index, key, made.descriptors))
-        return made, True
+        return mine, True
     plan = LayerPlan(entries, key, mtime, 0)
     built = write_layer(plan, codec, store, index, sink, cancel, threads)
     record = LayerRecord(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from engine.config import Settings, load_settings
 from engine.cpus import available_cpus
 from engine.errors import UsageError
 from engine.oci.reference import parse_reference
@@ -57,9 +58,10 @@ class BuildOptions:
     config's labels and `annotations` to the manifest's (and the index's), over the spec's.
 
     `cache_from` and `cache_to` name a registry repository holding a shared layer cache (read;
-    read and write: docs/fleet-cache.md), None for $VINCI_CACHE_FROM / $VINCI_CACHE_TO, "" for
-    none; `cache_required` (None: $VINCI_CACHE_REQUIRED) fails the build when that cache
-    cannot be used, instead of one warning."""
+    read and write: docs/fleet-cache.md), None for $VINCI_CACHE_FROM / $VINCI_CACHE_TO when
+    set, else the settings file's `cache-from` / `cache-to` (engine/config.py), "" for none;
+    `cache_required` (None: $VINCI_CACHE_REQUIRED, else the file's `cache-required`) fails the
+    build when that cache cannot be used, instead of one warning."""
 
     codec: str = "gzip"
     level: int | None = None
@@ -112,17 +114,31 @@ class RemoteSettings:
 def remote_settings(
     cache_from: str | None, cache_to: str | None, required: bool | None
 ) -> RemoteSettings:
-    """The settings the options ask for; None takes $VINCI_CACHE_FROM, $VINCI_CACHE_TO and
-    $VINCI_CACHE_REQUIRED. `cache_to` is read too."""
-    if cache_from is None:
-        cache_from = os.environ.get("VINCI_CACHE_FROM", "").strip()
-    if cache_to is None:
-        cache_to = os.environ.get("VINCI_CACHE_TO", "").strip()
-    if required is None:
-        required = os.environ.get("VINCI_CACHE_REQUIRED", "").strip() not in ("", "0")
-    write = _repository(cache_to, "--cache-to") if cache_to else None
-    read = tuple(dict.fromkeys(r for r in (write, _repository(cache_from, "--cache-from")) if r))
-    return RemoteSettings(read, write, required)
+    """The settings the options ask for. Each None takes its environment variable
+    ($VINCI_CACHE_FROM, $VINCI_CACHE_TO, $VINCI_CACHE_REQUIRED) when that is set, even empty
+    ("none"), else the settings file (engine/config.py). `cache_to` is read too."""
+    file: Settings | None = None
+
+    def setting(value: object, env: str, field: str, flag: str) -> tuple[object, str]:
+        nonlocal file
+        if value is not None:
+            return value, flag
+        if env in os.environ:
+            return os.environ[env].strip(), f"${env}"
+        if file is None:
+            file = load_settings()
+        return getattr(file, field), f"{file.path}: {flag.lstrip('-')}"
+
+    read_from, from_where = setting(cache_from, "VINCI_CACHE_FROM", "cache_from", "--cache-from")
+    write_to, to_where = setting(cache_to, "VINCI_CACHE_TO", "cache_to", "--cache-to")
+    must, _ = setting(required, "VINCI_CACHE_REQUIRED", "cache_required", "--cache-required")
+    if isinstance(must, str):
+        must = must not in ("", "0")
+    write = _repository(str(write_to or ""), to_where) or None
+    read = tuple(
+        dict.fromkeys(r for r in (write, _repository(str(read_from or ""), from_where)) if r)
+    )
+    return RemoteSettings(read, write, bool(must))
 
 
 def _repository(text: str | None, flag: str) -> str:

@@ -2,10 +2,11 @@
 with nothing else in common share layers (docs/fleet-cache.md).
 
 One immutable manifest per layer cache key, tagged `vc-<key>`: the empty config and the layer
-blob itself, annotated with the diff_id, codec identity and tar format. A build asks for every
-key it lacks in one round of HEADs (`lookup`), fetches hits through the same verifying ingest
-as a pull (`fetch`), and with a write repository offers what it has that the registry lacks
-(`offer`): blob first, manifest last, never over an existing tag.
+blob itself, annotated with the diff_id, codec identity and tar format. A build asks for each
+key it lacks with one HEAD as soon as the key is known (`lookup`, every layer at once, as many
+in flight as the registry client allows per host), fetches hits through the same verifying
+ingest as a pull (`fetch`), and with a write repository offers what it has that the registry
+lacks (`offer`): blob first, manifest last, never over an existing tag.
 
 Nothing here fails a build unless `required`: the first failure to read stops reading, the
 first refused write stops writing, each with one warning line; a rejected entry (wrong
@@ -17,9 +18,10 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from engine.builder.options import RemoteSettings
 from engine.cache.imported import verify_cached_layer
@@ -31,6 +33,7 @@ from engine.cancel import CancelToken
 from engine.codec import Codec
 from engine.errors import (
     BuildCancelled,
+    NotInRegistry,
     RegistryError,
     RegistryStatusError,
     UsageError,
@@ -53,6 +56,7 @@ EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY = b"{}"
 TAG_PREFIX = "vc-"
 ANNOTATION = "dev.vinci.cache."
+CREATED = "org.opencontainers.image.created"  # when the entry was written (RFC 3339, UTC)
 TIMEOUT_ENV = "VINCI_CACHE_TIMEOUT"
 DEFAULT_TIMEOUT = 5.0  # seconds per request: a slow cache is worth less than a local build
 ATTEMPTS = 2  # a cache that fails twice is skipped, not waited on as a push would be
@@ -66,9 +70,10 @@ def cache_tag(key: str) -> str:
     return f"{TAG_PREFIX}{key}"
 
 
-def entry_manifest(record: LayerRecord, tar_format: str = TAR_FORMAT) -> bytes:
-    """The entry for a built layer: canonical JSON of the record's own values only, so that
-    every runner writing one key writes the same bytes."""
+def entry_manifest(record: LayerRecord, written: int, tar_format: str = TAR_FORMAT) -> bytes:
+    """The entry for a built layer: canonical JSON of the record's values, and the time it
+    was `written` (seconds since the epoch, UTC), which `vinci cache prune-remote` ages it by.
+    That time is the entry's only byte not fixed by its key; it is in no image."""
     layer = record.descriptors[0]
     manifest = {
         "schemaVersion": 2,
@@ -86,9 +91,25 @@ def entry_manifest(record: LayerRecord, tar_format: str = TAR_FORMAT) -> bytes:
             f"{ANNOTATION}codec": record.codec,
             f"{ANNOTATION}tar-format": tar_format,
             f"{ANNOTATION}uncompressed-size": str(record.uncompressed_sizes[0]),
+            CREATED: rfc3339(written),
         },
     }
     return canonical_json(manifest)
+
+
+def rfc3339(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time, None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.timestamp()
 
 
 def cache_options() -> RegistryOptions:
@@ -131,6 +152,10 @@ class RemoteCache:
         self._config_sent = False
         self._writes: list[Future[None]] = []
         self._writer = ThreadPoolExecutor(2, thread_name_prefix="vinci-cache-write")
+        # A blob download holds one of the client's requests per host for its whole length:
+        # one is kept free of them, so that the other layers' HEADs (and the misses they
+        # decide) never wait for a download to end.
+        self._downloads = threading.BoundedSemaphore(max(1, self.options.max_requests_per_host - 1))
         self.fetched = 0
         self.uploaded = 0
 
@@ -173,45 +198,45 @@ class RemoteCache:
 
     # -- lookup ----------------------------------------------------------------------------
 
-    def lookup(self, missing: Iterable[str], held: Iterable[str]) -> set[str]:
-        """One round of HEADs: which of `missing` (keys the local cache lacks) the read
-        repositories hold, and, when writing, which of `held` (keys it has) the write
-        repository already holds. Returns the keys of `missing` found."""
-        asks: list[tuple[str, str]] = []
-        missing = list(dict.fromkeys(missing))
-        if self._reading:
-            asks += [(key, repo) for key in missing for repo in self.settings.read]
-        write = self.settings.write
-        if self._writing and write is not None:
-            # The write repository is read too (so its answers for `missing` are above).
-            asks += [(key, write) for key in dict.fromkeys(held)]
-        if not asks:
-            return set()
+    def warm(self) -> None:
+        """Connect to each registry now (scheme, auth challenge), so that the first lookups
+        do not each wait out a dead host; a failure is the one warning."""
+        if not (self._reading or self._writing):
+            return
         try:
-            for repo in {r for _, r in asks}:
-                self._client(repo)[0].connect()  # once: each HEAD would wait out a dead host
-
-            def head(ask: tuple[str, str]) -> tuple[str, str, bool]:
-                key, repo = ask
-                client, repository = self._client(repo)
-                found = client.head_manifest(repository, cache_tag(key), self.cancel)
-                return key, repo, found is not None
-
-            workers = max(1, min(len(asks), self.options.max_requests_per_host))
-            with ThreadPoolExecutor(workers, thread_name_prefix="vinci-cache-head") as pool:
-                answers = list(pool.map(head, asks))
+            for repo in self._refs:
+                self._client(repo)[0].connect()
         except (VinciError, OSError) as e:
             # Writing would only meet the same registry: one warning stops both.
             self._failed(True, e, writes_too=True)
-            return set()
-        for key, repo, present in answers:
-            if not present:
-                continue
-            if repo == self.settings.write:
-                self._written.add(key)
-            if repo in self.settings.read:
-                self._found.setdefault(key, repo)
-        return {k for k in missing if k in self._found}
+
+    def lookup(self, key: str, held: bool) -> bool:
+        """One HEAD per repository, until one answers: whether a read repository holds `key`
+        (the local cache lacks it: `held` False), so that `fetch` may get it; or, with `held`
+        and a write repository, whether that holds it (else `offer` writes it)."""
+        write = self.settings.write
+        if held:
+            repos: tuple[str, ...] = (write,) if self._writing and write is not None else ()
+            with self._lock:
+                if key in self._written:
+                    return False
+        else:
+            # The write repository is read too, first: its answer is also the write's.
+            repos = self.settings.read if self._reading else ()
+        try:
+            for repo in repos:
+                client, repository = self._client(repo)
+                if client.head_manifest(repository, cache_tag(key), self.cancel) is None:
+                    continue
+                with self._lock:
+                    if repo == write:
+                        self._written.add(key)
+                    if not held:
+                        self._found.setdefault(key, repo)
+                return not held
+        except (VinciError, OSError) as e:
+            self._failed(True, e, writes_too=True)
+        return False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -241,14 +266,15 @@ class RemoteCache:
                 ingest = Ingest(store, where, mediatypes.layer_compression(layer.media_type))
                 progress = ProgressThrottle(self.sink, index, "fetching", layer.size)
                 try:
-                    client.fetch_blob(
-                        repository,
-                        layer.digest,
-                        layer.size,
-                        ingest,
-                        progress.advance,
-                        self.cancel,
-                    )
+                    with self._downloads:
+                        client.fetch_blob(
+                            repository,
+                            layer.digest,
+                            layer.size,
+                            ingest,
+                            progress.advance,
+                            self.cancel,
+                        )
                     got = ingest.commit(layer.digest, layer.size, diff_id)
                 finally:
                     ingest.discard()
@@ -258,6 +284,11 @@ class RemoteCache:
                 raise _Rejected(f"its layer is {got.uncompressed_size} bytes uncompressed")
         except _Rejected as e:
             self._reject(repo, key, str(e))
+            return None
+        except NotInRegistry:
+            # Deleted since its HEAD (`vinci cache prune-remote`, a retention policy): a miss.
+            with self._lock:
+                self._found.pop(key, None)
             return None
         except VinciError as e:
             if isinstance(e, BuildCancelled):
@@ -382,7 +413,7 @@ class RemoteCache:
         # Never over an existing tag: another runner may have written it meanwhile (with the
         # same bytes, but a registry need not know that).
         if client.head_manifest(repository, tag, self.cancel) is None:
-            data = entry_manifest(record)
+            data = entry_manifest(record, int(time.time()))
             client.put_manifest(repository, tag, data, mediatypes.OCI_MANIFEST, self.cancel)
             with self._lock:
                 self.uploaded += 1
@@ -422,7 +453,10 @@ def _said(error: BaseException) -> str:
 
 __all__ = [
     "ARTIFACT_TYPE",
+    "CREATED",
+    "TAG_PREFIX",
     "RemoteCache",
     "cache_tag",
     "entry_manifest",
+    "parse_rfc3339",
 ]

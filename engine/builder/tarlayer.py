@@ -122,6 +122,20 @@ def tar_layer_key(node: TarSpec, source_digest: str, mtime: int, codec: Codec) -
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+@dataclass(frozen=True)
+class TarKey:
+    """A tar layer's cache key, and the stat of the archive it was hashed from."""
+
+    key: str
+    stat: StatKey
+
+
+def tar_key_of(node: TarSpec, planner: Planner, codec: Codec, index: int) -> TarKey:
+    """The cache key of `node`: its archive is hashed unless the stat memo knows it."""
+    digest, key_stat = planner.file_digest(node.source, index, f"{node.pos}: {node.label}.source")
+    return TarKey(tar_layer_key(node, digest, planner.mtime, codec), key_stat)
+
+
 def tar_layer(
     node: TarSpec,
     planner: Planner,
@@ -131,10 +145,12 @@ def tar_layer(
     sink: EventSink,
     cancel: CancelToken | None,
     threads: int,
+    known: TarKey | None = None,
 ) -> tuple[LayerRecord, bool]:
-    """The layer of `node`, from the cache or written now; and whether it was cached."""
-    digest, key_stat = planner.file_digest(node.source, index, f"{node.pos}: {node.label}.source")
-    key = tar_layer_key(node, digest, planner.mtime, codec)
+    """The layer of `node`, from the cache or written now; and whether it was cached.
+    `known`: its key, if tar_key_of made it already."""
+    known = known or tar_key_of(node, planner, codec, index)
+    key, key_stat = known.key, known.stat
     cached = RecordIndex(store).get(key)
     if cached is not None:
         sink(LayerCached(index, key, cached.descriptors))

@@ -38,6 +38,21 @@ def parsed_by(parse: Callable[[str], T]) -> Callable[[str], T]:
     return convert
 
 
+def duration(text: str) -> float:
+    """Seconds, from a duration like 30d, 12h, 90m, 45s or 2w (a unit is required)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    t = text.strip().lower()
+    try:
+        seconds = float(t[:-1]) * units[t[-1:]]
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration like 30d, 12h, 90m or 2w"
+        ) from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration must not be negative")
+    return seconds
+
+
 def add_cache_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-dir",
@@ -110,20 +125,20 @@ def add_remote_cache_args(p: argparse.ArgumentParser) -> None:
         "--cache-from",
         metavar="REPO",
         help="read layers from the layer cache in this registry repository "
-        "(default: $VINCI_CACHE_FROM)",
+        "(default: $VINCI_CACHE_FROM, else cache-from in ~/.config/vinci/config.toml)",
     )
     p.add_argument(
         "--cache-to",
         metavar="REPO",
         help="read layers from, and write new ones to, the layer cache in this registry "
-        "repository (default: $VINCI_CACHE_TO)",
+        "repository (default: $VINCI_CACHE_TO, else cache-to in ~/.config/vinci/config.toml)",
     )
     p.add_argument(
         "--cache-required",
         action="store_true",
         default=None,
         help="fail if the registry layer cache cannot be used, instead of a warning "
-        "(default: $VINCI_CACHE_REQUIRED)",
+        "(default: $VINCI_CACHE_REQUIRED, else cache-required in the settings file)",
     )
 
 

@@ -1,4 +1,5 @@
-"""`vinci cache ls|verify|gc|path`: look after the layer cache."""
+"""`vinci cache ls|verify|gc|path`: look after the layer cache; `vinci cache prune-remote
+REPO --older-than 30d`: delete old entries of a fleet cache in a registry."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 from engine.cache import maintenance
 from engine.cache.store import BlobStore
-from engine.cli.args import add_cache_args, parsed_by
+from engine.cli.args import add_cache_args, duration, parsed_by
+from engine.cli.registryargs import add_registry_arguments, apply_registry_options
 from engine.humanize import human_bytes
 
 
@@ -47,9 +49,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_cache_args(cg)
     cp = sub.add_parser("path", help="print the cache directory")
     add_cache_args(cp)
+    pr = sub.add_parser(
+        "prune-remote",
+        help="delete the fleet cache entries in a registry repository written longer ago "
+        "than --older-than (docs/fleet-cache.md)",
+    )
+    pr.add_argument("repository", metavar="REPO", help="the --cache-to repository")
+    pr.add_argument(
+        "--older-than",
+        type=duration,
+        required=True,
+        metavar="AGE",
+        help="entries written longer ago than this go, e.g. 30d, 12h, 2w",
+    )
+    pr.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
+    pr.add_argument("--json", action="store_true")
+    add_registry_arguments(pr)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.cache_command == "prune-remote":
+        return _prune_remote(args)
     store = BlobStore(Path(args.cache_dir) if args.cache_dir else None)
     if args.cache_command == "path":
         print(store.root)
@@ -127,4 +147,23 @@ def run(args: argparse.Namespace) -> int:
             f"{report_gc.removed_records} layer records; kept {report_gc.kept_blobs} blobs "
             f"({human_bytes(report_gc.kept_bytes)})"
         )
+    return 0
+
+
+def _prune_remote(args: argparse.Namespace) -> int:
+    from engine.builder.remote_prune import prune_remote
+
+    report = prune_remote(
+        args.repository, args.older_than, apply_registry_options(args), dry_run=args.dry_run
+    )
+    if args.json:
+        print(json.dumps(report.__dict__ | {"dry_run": args.dry_run}))
+        return 0
+    verb = "would delete" if args.dry_run else "deleted"
+    undated = f", {report.undated} with no time kept" if report.undated else ""
+    print(
+        f"{verb} {report.deleted} of {report.entries} cache entries "
+        f"({human_bytes(report.deleted_bytes)} of layers, freed by the registry's garbage "
+        f"collection); kept {report.kept}{undated}"
+    )
     return 0

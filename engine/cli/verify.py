@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from engine.cli.args import add_image_args, build_options, positive
+from engine.cli.registryargs import add_registry_arguments, apply_registry_options
 from engine.cpus import available_cpus
 from engine.spec.locate import find_spec
 
@@ -48,9 +49,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list the perturbations and exit")
     add_image_args(p)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per build (default 600)")
-    from engine.cli.registryargs import add_registry_arguments
-
     add_registry_arguments(p)
+    p.add_argument(
+        "--cache-from",
+        metavar="REPO",
+        help="also compare the baseline's layers with the fleet cache entries for the same "
+        "keys in this registry repository: a key names its bytes, so another machine's entry "
+        "must be these bytes (default: $VINCI_CACHE_FROM / $VINCI_CACHE_TO, else the settings "
+        "file; the builds themselves never use it)",
+    )
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -105,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.json and sys.stderr.isatty():
             print(f"  {outcome.perturbation.name}: {outcome.status}", file=sys.stderr)
 
+    from engine.builder.options import remote_settings
+
+    fleet = remote_settings(args.cache_from, None, False).read
+    if fleet:
+        apply_registry_options(args)
     report = verify(
         spec,
         str(Path(spec_arg).resolve()),
@@ -113,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         keep=keep,
         progress=progress,
+        fleet=fleet,
     )
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True, ensure_ascii=False))

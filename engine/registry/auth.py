@@ -81,6 +81,11 @@ def push_scope(repository: str) -> str:
     return f"repository:{repository}:pull,push"
 
 
+def delete_scope(repository: str) -> str:
+    """What distribution's token auth asks of a DELETE (its `delete` action)."""
+    return f"repository:{repository}:delete"
+
+
 @dataclass
 class _Token:
     value: str

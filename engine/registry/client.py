@@ -41,6 +41,7 @@ import httpx
 
 from engine.cancel import CancelToken
 from engine.errors import (
+    NotInRegistry,
     OversizedResponse,
     RegistryError,
     RegistryRedirectError,
@@ -50,7 +51,7 @@ from engine.errors import (
 from engine.oci import mediatypes
 from engine.oci.descriptor import Descriptor
 from engine.oci.digest import Digest
-from engine.registry.auth import Authenticator, pull_scope, push_scope
+from engine.registry.auth import Authenticator, delete_scope, pull_scope, push_scope
 from engine.registry.dockerconfig import Credentials, lookup
 from engine.registry.hosts import api_host, hostname, is_loopback
 from engine.registry.options import RegistryOptions, default_options
@@ -564,7 +565,7 @@ class RegistryClient:
                 headers={"Accept": MANIFEST_ACCEPT},
             )
             if response.status_code == 404:
-                raise RegistryError(f"{self.registry}/{repository}: manifest {reference} not found")
+                raise NotInRegistry(f"{self.registry}/{repository}: manifest {reference} not found")
             if response.status_code != 200:
                 raise self.error(response, what)
             data = response.content
@@ -644,6 +645,31 @@ class RegistryClient:
             return digest
 
         result: Digest = self.retrying(once, what, cancel)
+        return result
+
+    def delete_manifest(
+        self, repository: str, digest: Digest, cancel: CancelToken | None = None
+    ) -> bool:
+        """Delete the manifest `digest` (and so every tag naming it): True when deleted, False
+        when the registry has no such manifest (any more). A registry that does not allow
+        deletes answers 405 (distribution: UNSUPPORTED), raised as a RegistryStatusError.
+        Retried: deleting what is gone is a 404, not a second deletion."""
+        what = f"DELETE manifest {repository}@{digest}"
+
+        def once() -> bool:
+            response = self.request(
+                "DELETE",
+                f"/v2/{repository}/manifests/{digest}",
+                scopes=[delete_scope(repository)],
+                what=what,
+            )
+            if response.status_code == 404:
+                return False
+            if response.status_code not in (200, 202, 204):
+                raise self.error(response, what)
+            return True
+
+        result: bool = self.retrying(once, what, cancel)
         return result
 
     def list_tags(self, repository: str, cancel: CancelToken | None = None) -> list[str]:
@@ -726,7 +752,7 @@ class RegistryClient:
                 seconds=self.options.blob_deadline_for(size),
             ) as response:
                 if response.status_code == 404:
-                    raise RegistryError(f"{self.registry}/{repository}: blob {digest} not found")
+                    raise NotInRegistry(f"{self.registry}/{repository}: blob {digest} not found")
                 if received and response.status_code == 200:
                     # The registry ignored the Range: start over.
                     sink.reset()

@@ -45,6 +45,8 @@ def run_vinci(
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
         "LANG": "C.UTF-8",
+        # No settings file of the machine's user (engine/config.py); a test passes its own.
+        "VINCI_CONFIG": os.devnull,
     }
     base.update(env or {})
     cmd = [sys.executable, "-m", "engine.cli", *map(str, args)]

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,8 @@ import pytest
 from conftest import REPO, Run, run_vinci
 from support.faultproxy import FaultProxy
 from support.registry import RegistryServer
+
+from engine import BuildOptions
 
 OLD = 1_600_000_000  # an mtime long past: the stat memo trusts it
 ARTIFACT_TYPE = "application/vnd.vinci.layer-cache.v1"
@@ -134,11 +137,14 @@ def _valid_entry(registry: str, repository: str, tag: str) -> bool:
     )
 
 
-def _build(spec: Path, cache: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+def _build(
+    spec: Path, cache: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> Run:
     out = cache.parent / f"{cache.name}.oci"
     return run_vinci(
-        "build", spec, "-o", f"oci:{out}", "--cache-dir", cache, "--json", *args, env=env
-    )
+        "build", spec, "-o", f"oci:{out}", "--cache-dir", cache, "--json", *args, env=env,
+        check=check,
+    )  # fmt: skip
 
 
 def _warnings(run: Run) -> list[str]:
@@ -319,3 +325,130 @@ def test_local_hits_fill_the_registry_once(
     _build(spec, tmp_path / "c", "--replan", "--cache-to", repo)
     assert fault_proxy.count("HEAD", "manifest") == len(keys)
     assert fault_proxy.count("PUT") == 0 and fault_proxy.count("POST") == 0
+
+
+def test_tar_and_accounts_layers_are_shared(tmp_path: Path, registry: RegistryServer) -> None:
+    """A `tar` layer and the `accounts` layer go through the remote cache as every layer
+    does: runner B fetches both from runner A's entries and makes the same image."""
+    root = tmp_path / "src"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\n")
+    with tarfile.open(root / "rootfs.tar", "w") as tar:
+        tar.add(root / "etc", "etc")
+    (root / "vinci.yaml").write_text(
+        "spec-version: v1\n"
+        "accounts:\n"
+        "  groups: [{groupname: app, gid: 1000}]\n"
+        "  users: [{username: app, uid: 1000, gid: 1000, homedir: /app}]\n"
+        "layers:\n"
+        "  - tar: ./rootfs.tar\n"
+    )
+    repo = f"{registry.host}/fleet/kinds"
+    a = json.loads(_build(root / "vinci.yaml", tmp_path / "a", "--cache-to", repo).stdout)
+    assert [layer["cache_hit"] for layer in a["layers"]] == [False, False]
+    keys = {layer["cache_key"] for layer in a["layers"]}
+    assert _tags(registry.host, "fleet/kinds") == {f"vc-{k}" for k in keys}
+    b = _build(root / "vinci.yaml", tmp_path / "b", "--cache-from", repo)
+    data = json.loads(b.stdout)
+    assert [layer["cache_hit"] for layer in data["layers"]] == [True, True]
+    assert data["manifest_digest"] == a["manifest_digest"] and _warnings(b) == []
+
+
+def test_settings_file_names_the_cache(
+    tmp_path: Path, registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cache-to` in the settings file is used by a build that names no cache; its
+    environment variable wins over the file, and a flag over both; a bad file is one line."""
+    spec = _tree(tmp_path / "src")
+    settings = tmp_path / "config.toml"
+    settings.write_text(f'cache-to = "{registry.host}/fleet/file"\ncache-required = true\n')
+    data = json.loads(_build(spec, tmp_path / "c", env={"VINCI_CONFIG": str(settings)}).stdout)
+    keys = {layer["cache_key"] for layer in data["layers"]}
+    assert _tags(registry.host, "fleet/file") == {f"vc-{k}" for k in keys}
+
+    monkeypatch.setenv("VINCI_CONFIG", str(settings))
+    monkeypatch.delenv("VINCI_CACHE_TO", raising=False)
+    monkeypatch.delenv("VINCI_CACHE_REQUIRED", raising=False)
+    from_file = BuildOptions().remote()
+    assert from_file.write == f"{registry.host}/fleet/file" and from_file.required
+    monkeypatch.setenv("VINCI_CACHE_TO", "")  # set and empty: none, whatever the file says
+    assert BuildOptions().remote().write is None
+    monkeypatch.setenv("VINCI_CACHE_TO", "127.0.0.1:5000/from/env")
+    assert BuildOptions().remote().write == "127.0.0.1:5000/from/env"
+    assert BuildOptions(cache_to="127.0.0.1:5000/flag").remote().write == "127.0.0.1:5000/flag"
+
+    settings.write_text('cache-too = "x"\n')
+    run = _build(spec, tmp_path / "c", env={"VINCI_CONFIG": str(settings)}, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    known = "cache-from, cache-to, cache-required"
+    assert (
+        run.stderr.strip()
+        == f"vinci: {settings}: unknown setting 'cache-too' (vinci knows {known})"
+    )
+
+
+def test_prune_remote_deletes_old_entries(
+    tmp_path: Path, registry: RegistryServer, registry_factory: Callable[..., RegistryServer]
+) -> None:
+    """`vinci cache prune-remote` deletes the entries written before the age given, by the
+    time each entry records, and keeps the rest; the next build rebuilds and rewrites the
+    pruned layer and hits the others. A registry that allows no deletes is one line."""
+    spec = _tree(tmp_path / "src")
+    repo = f"{registry.host}/fleet/prune"
+    a = json.loads(_build(spec, tmp_path / "a", "--cache-to", repo).stdout)
+    keys = [layer["cache_key"] for layer in a["layers"]]
+    old = _entry(registry.host, "fleet/prune", f"vc-{keys[0]}")
+    assert old["annotations"]["org.opencontainers.image.created"].endswith("Z")
+    old["annotations"]["org.opencontainers.image.created"] = "2020-01-01T00:00:00Z"
+    put = httpx.put(
+        f"http://{registry.host}/v2/fleet/prune/manifests/vc-{keys[0]}",
+        content=json.dumps(old).encode(),
+        headers={"Content-Type": ACCEPT},
+    )
+    assert put.status_code == 201, put.text
+
+    dry = run_vinci("cache", "prune-remote", repo, "--older-than", "30d", "--dry-run", "--json")
+    assert json.loads(dry.stdout)["deleted"] == 1
+    assert len(_tags(registry.host, "fleet/prune")) == 4
+    pruned = run_vinci("cache", "prune-remote", repo, "--older-than", "30d")
+    assert pruned.stdout.startswith("deleted 1 of 4 cache entries")
+    assert _tags(registry.host, "fleet/prune") == {f"vc-{k}" for k in keys[1:]}
+
+    b = json.loads(_build(spec, tmp_path / "b", "--cache-to", repo).stdout)
+    assert [layer["cache_hit"] for layer in b["layers"]] == [False, True, True, True]
+    assert b["manifest_digest"] == a["manifest_digest"]
+    assert _tags(registry.host, "fleet/prune") == {f"vc-{k}" for k in keys}
+
+    keeper = registry_factory(delete=False)
+    _build(spec, tmp_path / "c", "--cache-to", f"{keeper.host}/fleet/keep")
+    refused = run_vinci(
+        "cache", "prune-remote", f"{keeper.host}/fleet/keep", "--older-than", "0s", check=False
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "does not allow deletes" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+def test_verify_compares_with_the_fleet(tmp_path: Path, registry: RegistryServer) -> None:
+    """`vinci verify --cache-from` holds the fleet's entries to the key's promise: the same
+    bytes as this machine's build. An entry with other bytes under a key fails verify."""
+    spec = _tree(tmp_path / "src")
+    repo = f"{registry.host}/fleet/verify"
+    a = json.loads(_build(spec, tmp_path / "a", "--cache-to", repo).stdout)
+    args = ("verify", spec, "--only", "serial", "--cache-from", repo)
+    same = run_vinci(*args, "--json")
+    fleet = json.loads(same.stdout)["fleet"]
+    assert (fleet["layers"], fleet["present"], fleet["differing"]) == (4, 4, [])
+
+    key0, key1 = a["layers"][0]["cache_key"], a["layers"][1]["cache_key"]
+    other = _entry(registry.host, "fleet/verify", f"vc-{key0}")
+    other["layers"] = _entry(registry.host, "fleet/verify", f"vc-{key1}")["layers"]
+    put = httpx.put(
+        f"http://{registry.host}/v2/fleet/verify/manifests/vc-{key0}",
+        content=json.dumps(other).encode(),
+        headers={"Content-Type": ACCEPT},
+    )
+    assert put.status_code == 201, put.text
+    differs = run_vinci(*args, check=False)
+    assert differs.returncode == 1
+    assert "NOT reproducible across machines: 1 of the 4 layers" in differs.stdout

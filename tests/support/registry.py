@@ -60,6 +60,7 @@ class RegistryServer:
         startup_timeout: float = 15.0,
         binary: str = "docker-registry",
         readonly: bool = False,
+        delete: bool = True,
     ) -> None:
         if auth not in ("none", "basic", "token"):
             raise ValueError(f"unknown auth mode {auth!r}")
@@ -74,6 +75,7 @@ class RegistryServer:
         self.startup_timeout = startup_timeout
         self.binary = binary
         self.readonly = readonly  # distribution's read-only mode: pulls work, pushes are refused
+        self.delete = delete  # storage.delete.enabled: off, DELETE is 405 UNSUPPORTED
         self.storage_dir = self.workdir / "storage"
         self.config_file = self.workdir / "config.yml"
         self.log_path = self.workdir / "registry.log"
@@ -195,7 +197,7 @@ class RegistryServer:
             "log": {"level": "info", "accesslog": {"disabled": True}},
             "storage": {
                 "filesystem": {"rootdirectory": str(self.storage_dir)},
-                "delete": {"enabled": True},
+                "delete": {"enabled": self.delete},
                 "cache": {"blobdescriptor": "inmemory"},
                 # A test registry lives for seconds; the purge goroutine only adds log noise.
                 "maintenance": {

@@ -24,6 +24,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     monkeypatch.setenv("VINCI_KEYS", str(tmp_path / "no-keys.toml"))
+    monkeypatch.setenv("VINCI_CONFIG", str(tmp_path / "no-config.toml"))  # engine/config.py
     # Log lines carry local wall-clock times (of the frozen clock): one zone for every run.
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
