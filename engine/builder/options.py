@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from engine.config import Settings, load_settings
 from engine.cpus import available_cpus
 from engine.errors import UsageError
 from engine.oci.reference import parse_reference
@@ -117,6 +116,9 @@ def remote_settings(
     """The settings the options ask for. Each None takes its environment variable
     ($VINCI_CACHE_FROM, $VINCI_CACHE_TO, $VINCI_CACHE_REQUIRED) when that is set, even empty
     ("none"), else the settings file (engine/config.py). `cache_to` is read too."""
+    # Imported here: a build the up-to-date check answers never reads the settings file.
+    from engine.config import Settings, load_settings
+
     file: Settings | None = None
 
     def setting(value: object, env: str, field: str, flag: str) -> tuple[object, str]:
