@@ -501,3 +501,29 @@ def test_each_platform_gets_its_sboms_and_the_provenance_rebuilds_the_index(
     )
     assert check.returncode == 0
     assert run.digest in check.stdout + check.stderr
+
+
+def test_attach_puts_each_platform_s_sboms_on_its_manifest_and_the_provenance_on_the_index(
+    multiarch: Built, registry: RegistryServer
+) -> None:
+    repo = f"{registry.host}/multi/attested"
+    pushed = run_vinci(
+        "push",
+        multiarch.spec,
+        "--image",
+        f"{repo}:{TAG}",
+        "--attach",
+        "--sbom",
+        "spdx",
+        "--provenance",
+        env=multiarch.env,
+    )
+    assert pushed.digest == multiarch.data["index_digest"]
+
+    def referrers(digest: str) -> list[str]:
+        listed = run_vinci("referrers", f"{repo}@{digest}", "--json", env=multiarch.env)
+        return sorted(r["artifactType"] for r in json.loads(listed.stdout)["referrers"])
+
+    for arch in ("amd64", "arm64"):
+        assert referrers(multiarch.platform(arch)["manifest_digest"]) == ["application/spdx+json"]
+    assert referrers(multiarch.data["index_digest"]) == ["application/vnd.in-toto+json"]
