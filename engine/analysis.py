@@ -35,6 +35,7 @@ from engine.inspection import (
     FileEntry,
     ImageInfo,
     LayerInfo,
+    PathTree,
     image_from_result,
     layer_entries,
     plan_for,
@@ -177,46 +178,6 @@ class _Held:
     layer: int
 
 
-class _Merged:
-    """The image as the layers so far leave it: path -> entry, and each directory's children,
-    so removing a subtree costs the subtree, not the image."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, _Held] = {}
-        self.kids: dict[str, set[str]] = {}
-
-    def put(self, path: str, held: _Held) -> None:
-        if path not in self.files:
-            child = path
-            while child != "/":
-                parent = posixpath.dirname(child)
-                siblings = self.kids.setdefault(parent, set())
-                if child in siblings:
-                    break
-                siblings.add(child)
-                child = parent
-        self.files[path] = held
-
-    def remove(self, path: str, *, itself: bool) -> list[_Held]:
-        """Drops everything below `path` (and `path` itself with `itself`); what was there."""
-        out: list[_Held] = []
-        stack = list(self.kids.pop(path, ()))
-        while stack:
-            p = stack.pop()
-            held = self.files.pop(p, None)
-            if held is not None:
-                out.append(held)
-            stack.extend(self.kids.pop(p, ()))
-        if itself:
-            held = self.files.pop(path, None)
-            if held is not None:
-                out.append(held)
-            parent = self.kids.get(posixpath.dirname(path))
-            if parent is not None:
-                parent.discard(path)
-        return out
-
-
 def _same(a: FileEntry, b: FileEntry) -> bool:
     """Whether `b` leaves `a` as it was: same type and metadata and, for a file, the same
     content as far as digests tell (none known: a file written again counts as modified)."""
@@ -229,7 +190,7 @@ def _same(a: FileEntry, b: FileEntry) -> bool:
 
 def analyze_layers(layers: Iterable[tuple[LayerInfo, Sequence[FileEntry]]]) -> ImageAnalysis:
     """Applies each layer's entries in order and says what each one does."""
-    state = _Merged()
+    state: PathTree[_Held] = PathTree()
     reports: list[LayerReport] = []
     hidden: dict[int, list[Shadowed]] = {}
     removes: dict[int, int] = {}
@@ -272,7 +233,7 @@ def analyze_layers(layers: Iterable[tuple[LayerInfo, Sequence[FileEntry]]]) -> I
         for w in whiteouts:
             parent, base = posixpath.split(w.path)
             target = posixpath.join(parent, base[len(WHITEOUT_PREFIX) :])
-            at = state.files.get(target)
+            at = state.values.get(target)
             hide(state.remove(target, itself=True), REMOVED)
             if at is not None:
                 # The removed path as it was, so its kind and size show.
@@ -286,7 +247,7 @@ def analyze_layers(layers: Iterable[tuple[LayerInfo, Sequence[FileEntry]]]) -> I
             hide(gone, REMOVED)
             marked.append(replace(o, change=REMOVED if gone else "", layer=pos))
         for path, e in written.items():
-            at = state.files.get(path)
+            at = state.values.get(path)
             # A non-directory replaces whatever is there (a directory with all below it);
             # a directory replaces only a non-directory.
             if e.type != "dir" or (at is not None and at.entry.type != "dir"):
@@ -316,7 +277,7 @@ def analyze_layers(layers: Iterable[tuple[LayerInfo, Sequence[FileEntry]]]) -> I
         for r in reports
     ]
     merged = tuple(
-        replace(h.entry, change="") for _p, h in sorted(state.files.items(), key=lambda i: i[0])
+        replace(h.entry, change="") for _p, h in sorted(state.values.items(), key=lambda i: i[0])
     )
     wasted = sum(s.size for r in reports for s in r.shadowed)
     return ImageAnalysis(tuple(reports), merged, total, wasted)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, NamedTuple, Protocol
+from typing import Any, BinaryIO, Generic, NamedTuple, Protocol, TypeVar
 
 from engine.builder.plan import LayerPlan, PlannedEntry
 from engine.builder.result import BuildResult
@@ -659,8 +659,7 @@ def merged_index(
         with blobs.open_blob(layer.descriptor.digest) as raw:
             yield iter_layer(raw, cancel)
 
-    out: dict[str, MergedEntry] = {}
-    below = _Below()
+    tree: PathTree[MergedEntry] = PathTree()
     for layer in layers:
         added: dict[str, MergedEntry] = {}
         removed: list[str] = []
@@ -678,45 +677,55 @@ def merged_index(
         except LayerReadError as err:
             raise LayerReadError(f"layer {layer.descriptor.digest.short}: {err}") from None
         for path in removed:
-            below.drop(out, path, itself=True)
+            tree.remove(path, itself=True)
         for path in opaque:
-            below.drop(out, path, itself=False)
+            tree.remove(path, itself=False)
         for path, merged in added.items():
             if merged.entry.type != "dir":
-                below.drop(out, path, itself=False)
-            out[path] = merged
-            below.add(path)
-    return out
+                tree.remove(path, itself=False)
+            tree.put(path, merged)
+    return tree.values
 
 
-class _Below:
-    """Which paths of the index lie directly below each directory, so removing a subtree
-    visits that subtree only: a scan of every path per replaced file made merging a
-    10,000-file layer take seconds. Directories the index has no entry for (a tar without
-    its parents' entries) are kept too, as an unpacker creates them."""
+T = TypeVar("T")
+
+
+class PathTree(Generic[T]):
+    """An image's paths as its layers leave them: path -> value, and each directory's children,
+    so removing a subtree visits that subtree only (a scan of every path per replaced file made
+    merging a 10,000-file layer take seconds). Paths are relative ("" the root) or absolute
+    ("/" the root). Directories no path names (a tar without its parents' entries) are kept
+    as parents too, as an unpacker creates them."""
 
     def __init__(self) -> None:
+        self.values: dict[str, T] = {}
         self._children: dict[str, set[str]] = {}
 
-    def add(self, path: str) -> None:
-        while path:
-            parent = posixpath.dirname(path)
-            children = self._children.setdefault(parent, set())
-            if path in children:
-                return
-            children.add(path)
-            path = parent
+    def put(self, path: str, value: T) -> None:
+        child, parent = path, posixpath.dirname(path)
+        while parent != child:
+            siblings = self._children.setdefault(parent, set())
+            if child in siblings:
+                break
+            siblings.add(child)
+            child, parent = parent, posixpath.dirname(parent)
+        self.values[path] = value
 
-    def drop(self, index: dict[str, MergedEntry], path: str, *, itself: bool) -> None:
-        """Removes everything below `path` (and `path` itself, with `itself`) from `index`."""
-        if itself and path:
-            index.pop(path, None)
-            self._children.get(posixpath.dirname(path), set()).discard(path)
-        todo = [path]  # "" is the root: everything is below it
+    def remove(self, path: str, *, itself: bool) -> list[T]:
+        """Removes everything below `path` (and `path` itself, with `itself`); what was there."""
+        gone: list[T] = []
+        parent = posixpath.dirname(path)
+        if itself and parent != path:
+            if (value := self.values.pop(path, None)) is not None:
+                gone.append(value)
+            self._children.get(parent, set()).discard(path)
+        todo = [path]
         while todo:
             for child in self._children.pop(todo.pop(), ()):
-                index.pop(child, None)
+                if (value := self.values.pop(child, None)) is not None:
+                    gone.append(value)
                 todo.append(child)
+        return gone
 
 
 def resolve_path(index: dict[str, MergedEntry], path: str) -> str:
