@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.builder.options import BuildOptions
-    from engine.builder.result import BuildResult, Built
+    from engine.builder.result import Built
     from engine.cache.store import BlobStore
     from engine.cancel import CancelToken
     from engine.oci.reference import ImageReference
@@ -66,13 +66,14 @@ def wanted(args: argparse.Namespace) -> bool:
 
 @dataclass(frozen=True)
 class Document:
-    """One SBOM or provenance document of a build: `platform` names the image of an index
-    it describes ("linux-arm64"), "" when it describes the whole build (one image, or an
-    index's provenance)."""
+    """One SBOM or provenance document of a build, and what it describes (`about`): one image
+    (an index's SBOMs are per platform, `platform` naming it, as "linux-arm64"), or the whole
+    build (its provenance; `platform` "")."""
 
     kind: str  # "spdx", "cyclonedx", "provenance"
     platform: str
     data: bytes
+    about: Built
 
 
 def attestations(
@@ -86,25 +87,21 @@ def attestations(
     """The documents asked for: each image's SBOMs (an index's per platform) and one
     provenance statement for the whole build."""
     from engine.attest.sbom import sbom_documents
-    from engine.builder.result import IndexResult, images_of
+    from engine.builder.result import images_of
 
     docs = []
     for image in images_of(result):
-        platform = _platform_name(image) if isinstance(result, IndexResult) else ""
+        # For a file name: "linux-arm64".
+        platform = str(image.spec.platform).replace("/", "-") if result is not image else ""
         for kind, data in sbom_documents(image, formats, cancel).items():
-            docs.append(Document(kind, platform, data))
+            docs.append(Document(kind, platform, data, image))
     if provenance:
         from engine.attest.provenance import provenance_statement
         from engine.oci.canonical import canonical_json
 
         statement = provenance_statement(result, options, whole)
-        docs.append(Document("provenance", "", canonical_json(statement) + b"\n"))
+        docs.append(Document("provenance", "", canonical_json(statement) + b"\n", result))
     return docs
-
-
-def _platform_name(image: BuildResult) -> str:
-    platform = image.spec.platform
-    return "-".join(p for p in (platform.os, platform.architecture, platform.variant) if p)
 
 
 def write_attestations(
@@ -142,22 +139,19 @@ def attach_pushed(
     import sys
 
     from engine.attest.attach import attach
-    from engine.builder.result import images_of
     from engine.cli.registryargs import apply_registry_options
 
     formats = sbom_formats(args, result.spec.sbom) or ("spdx", "cyclonedx")
     provenance = args.provenance or args.sbom is None
     docs = attestations(result, formats, provenance, options, cancel, whole)
     registry = apply_registry_options(args)
-    attached = []
     # Each image's SBOMs refer to that image's manifest; the provenance to what was built.
-    for image in images_of(result):
-        mine = {d.kind: d.data for d in docs if d.kind != "provenance"}
-        if len(images_of(result)) > 1:
-            mine = {d.kind: d.data for d in docs if d.platform == _platform_name(image)}
-        attached += attach(image, mine, target, store, registry, cancel)
-    statement = {d.kind: d.data for d in docs if d.kind == "provenance"}
-    attached += attach(result, statement, target, store, registry, cancel)
+    by_subject: dict[int, tuple[Built, dict[str, bytes]]] = {}
+    for doc in docs:
+        by_subject.setdefault(id(doc.about), (doc.about, {}))[1][doc.kind] = doc.data
+    attached = []
+    for about, mine in by_subject.values():
+        attached += attach(about, mine, target, store, registry, cancel)
     if not (getattr(args, "quiet", False) or getattr(args, "json", False)):
         for entry, how in attached:
             where = "the referrers API" if how == "api" else f"tag {how}"
