@@ -538,7 +538,7 @@ class LockReuse:
         """Bring the locked blob into the cache from the first listed repository that has
         it; its digest and diff_id are checked as it streams in."""
         from engine.cache.ingest import Ingest
-        from engine.cache.provenance import add_source, set_diff_id
+        from engine.cache.provenance import add_source
         from engine.oci import mediatypes
         from engine.registry.client import RegistryClient
 
@@ -561,8 +561,8 @@ class LockReuse:
             finally:
                 ingest.discard()
             assert got.diff_id is not None
-            set_diff_id(self.store, got.digest, got.diff_id, got.uncompressed_size)
-            add_source(self.store, got.digest, registry, repository)
+            fetched = (got.diff_id, got.uncompressed_size)
+            add_source(self.store, got.digest, registry, repository, fetched)
             return True
         return False
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from engine.builder.options import RemoteSettings
 from engine.cache.imported import verify_cached_layer
 from engine.cache.ingest import Ingest
-from engine.cache.provenance import add_source, mount_candidates, set_diff_id
+from engine.cache.provenance import add_source, mount_candidates
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
@@ -252,6 +252,7 @@ class RemoteCache:
             manifest = client.get_manifest(repository, cache_tag(key), self.cancel)
             layer, diff_id, usize = self._entry(manifest.data, key)
             where = f"remote cache entry {repo}:{cache_tag(key)[:15]}…"
+            fetched: tuple[Digest, int] | None = None
             if store.has_blob(layer.digest, layer.size):
                 got = verify_cached_layer(
                     store,
@@ -279,7 +280,7 @@ class RemoteCache:
                 finally:
                     ingest.discard()
                 assert got.diff_id is not None
-                set_diff_id(store, got.digest, got.diff_id, got.uncompressed_size)
+                fetched = (got.diff_id, got.uncompressed_size)
             if usize >= 0 and got.uncompressed_size != usize:
                 raise _Rejected(f"its layer is {got.uncompressed_size} bytes uncompressed")
         except _Rejected as e:
@@ -302,7 +303,7 @@ class RemoteCache:
         except OSError as e:
             self._failed(True, e)
             return None
-        add_source(store, layer.digest, client.registry, repository)
+        add_source(store, layer.digest, client.registry, repository, fetched)
         record = LayerRecord(
             key=key,
             descriptors=(layer,),

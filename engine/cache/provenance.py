@@ -70,13 +70,30 @@ def _write(store: BlobStore, digest: Digest, facts: BlobFacts) -> None:
         write_atomic(_path(store, digest), canonical_json(data), replace=True, durable=False)
 
 
-def add_source(store: BlobStore, digest: Digest, registry: str, repository: str) -> None:
+def add_source(
+    store: BlobStore,
+    digest: Digest,
+    registry: str,
+    repository: str,
+    fetched: tuple[Digest, int] | None = None,
+) -> None:
+    """Records that `registry/repository` holds the blob and, for a blob just fetched and
+    checked, its diff_id and uncompressed size (`fetched`): both in one write."""
     facts = read_facts(store, digest)
     entry = BlobSource(registry, repository)
-    if facts.sources and facts.sources[-1] == entry:
+    diff_id, size = fetched or (facts.diff_id, facts.uncompressed_size)
+    if (
+        facts.sources
+        and facts.sources[-1] == entry
+        and (diff_id, size)
+        == (
+            facts.diff_id,
+            facts.uncompressed_size,
+        )
+    ):
         return
     sources = (*(s for s in facts.sources if s != entry), entry)
-    _write(store, digest, BlobFacts(sources[-MAX_SOURCES:], facts.diff_id, facts.uncompressed_size))
+    _write(store, digest, BlobFacts(sources[-MAX_SOURCES:], diff_id, size))
 
 
 def set_diff_id(store: BlobStore, digest: Digest, diff_id: Digest, uncompressed_size: int) -> None:

@@ -23,7 +23,7 @@ from engine.cache.imported import (
     verify_cached_layer,
 )
 from engine.cache.ingest import Ingest
-from engine.cache.provenance import add_source, set_diff_id
+from engine.cache.provenance import add_source
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
@@ -252,6 +252,7 @@ def _fetch_image(
 
     def one(i: int, d: Descriptor) -> tuple[Descriptor, Digest, int]:
         usize: int | None = None
+        fetched: tuple[Digest, int] | None = None
         if store.has_blob(d.digest, d.size):
             diff_id = config_job.result().diff_ids[i]
             usize = known_layer(store, d.digest, d.size, diff_id)
@@ -271,9 +272,9 @@ def _fetch_image(
             finally:
                 ingest.discard()
             assert got.diff_id is not None
-            set_diff_id(store, got.digest, got.diff_id, got.uncompressed_size)
+            fetched = (got.diff_id, got.uncompressed_size)
             usize = got.uncompressed_size
-        add_source(store, d.digest, client.registry, repository)
+        add_source(store, d.digest, client.registry, repository, fetched)
         return d, diff_id, usize
 
     workers = max(1, min(client.options.max_requests_per_host, len(image.layers)))
