@@ -17,7 +17,7 @@ from engine.builder.plan import READ_CHUNK, LayerPlan, PlannedEntry
 from engine.cache.statkey import stat_key
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
-from engine.codec import BLOCK_SIZE, Codec, Compressor
+from engine.codec import Codec, Compressor, Members, Reusable
 from engine.errors import SourceError
 from engine.events import EventSink, ProgressThrottle
 from engine.oci.descriptor import Descriptor
@@ -35,6 +35,8 @@ class BuiltLayer:
     # (entry index, sha256 hex) for every entry planned without a content digest: hashed
     # from the very bytes that went into the layer (see engine/builder/plan.py, "speculative").
     content_digests: tuple[tuple[int, str], ...] = ()
+    members: Members | None = None  # how the blob is made of members, if its codec says
+    reused: int = 0  # uncompressed bytes copied from an earlier blob instead of compressed
 
 
 def tar_header(entry: PlannedEntry, mtime: int) -> bytes:
@@ -98,12 +100,15 @@ def write_layer(
     sink: EventSink,
     cancel: CancelToken | None = None,
     threads: int = 0,
+    reuse: Reusable | None = None,
 ) -> BuiltLayer:
+    """Writes the layer into the store; `reuse`, an earlier blob of the same codec, lets the
+    codec copy members it already made (never changing a byte: engine/codec/gzip.py)."""
     total = uncompressed_size(plan)
     progress = ProgressThrottle(sink, index, "building", total)
     with store.writer() as blob:
         # testhooks: knobs `vinci verify` turns to prove they never change the bytes.
-        compressor = testhooks.open_codec(codec, blob, threads)  # type: ignore[arg-type]
+        compressor = testhooks.open_codec(codec, blob, threads, reuse)  # type: ignore[arg-type]
         tar = TarSink(compressor, progress, cancel)
         try:
             content = _stream_tar(plan, tar)
@@ -113,7 +118,12 @@ def write_layer(
         digest = blob.commit()
         size = blob.size
     return BuiltLayer(
-        Descriptor(codec.media_type, digest, size), tar.digest, tar.size, tuple(content)
+        Descriptor(codec.media_type, digest, size),
+        tar.digest,
+        tar.size,
+        tuple(content),
+        getattr(compressor, "members", None),
+        getattr(compressor, "reused", 0),
     )
 
 
@@ -149,25 +159,22 @@ def _stream_tar(plan: LayerPlan, tar: TarSink) -> list[tuple[int, str]]:
 def _copy_source(entry: PlannedEntry, tar: TarSink, chunk: int, hashing: bool) -> str | None:
     """Streams one source file into the layer; with `hashing`, returns its content digest.
 
-    Reads are sized so that, past the file's first read, each one ends on a codec block
-    boundary of the stream: a whole block read into a fresh `bytes` goes to the compressor
-    without being copied again (codec.py's re-blocker passes `bytes` blocks through), which
-    matters when a layer is a few large files. Read sizes never change the output.
+    Reads of READ_CHUNK end where the codec's cutter cuts a large file (every CHUNK of its
+    data, engine/codec/cut.py): a whole chunk read into a fresh `bytes` goes to the compressor
+    without being copied again, which matters when a layer is a few large files. Read sizes
+    never change the output.
     """
     try:
         fd = os.open(entry.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
         raise SourceError(f"{entry.origin}: cannot read {entry.source}: {e.strerror}") from None
     h = hashlib.sha256() if hashing else None
-    # The VINCI_READ_CHUNK knob sets the read size as given (verify varies it on purpose).
-    aligned = chunk == BLOCK_SIZE
     try:
         if stat_key(os.fstat(fd)) != entry.stat:
             raise SourceError(f"{entry.source} changed since it was hashed; build again")
         remaining = entry.size
         while remaining:
-            want = BLOCK_SIZE - tar.size % BLOCK_SIZE if aligned else chunk
-            data = os.read(fd, min(want, remaining))
+            data = os.read(fd, min(chunk, remaining))
             if not data:
                 raise SourceError(f"{entry.source} shrank while it was being read; build again")
             if h is not None:

@@ -399,11 +399,29 @@ class Builder:
                     # A locked blob for these tar bytes wins over what this codec makes.
                     cached = self.lock.record_for(plan, cached, summary, token, sink) or cached
                 hit = cached is not None
+                reused = 0
                 if cached is not None:
                     record = cached
                     sink(LayerCached(index, plan.key, record.descriptors))
                 else:
-                    built = write_layer(plan, self.codec, store, index, sink, token, self.threads)
+                    from engine.cache.members import remember, reusable, slot_of
+
+                    # Which layer of which spec this is, as written, never its contents.
+                    where = f"{spec.path}|{node.label}|{summary}|{getattr(node, 'source', '')}"
+                    slot = slot_of(where, self.codec.identity)
+                    built = write_layer(
+                        plan,
+                        self.codec,
+                        store,
+                        index,
+                        sink,
+                        token,
+                        self.threads,
+                        reusable(store, slot),
+                    )
+                    if built.members is not None:
+                        remember(store, slot, built.descriptor.digest, built.members)
+                    reused = built.reused
                     plan = planner.complete(plan, built.content_digests)
                     record = LayerRecord(
                         key=plan.key,
@@ -419,7 +437,14 @@ class Builder:
                 if self.lock is not None:
                     self.lock.not_honoured(record, summary, sink)
                 result = LayerResult(
-                    index, node.label, summary, record, hit, time.monotonic() - started, plan
+                    index,
+                    node.label,
+                    summary,
+                    record,
+                    hit,
+                    time.monotonic() - started,
+                    plan,
+                    reused,
                 )
         except BuildCancelled:
             sink(LayerFailed(index, "cancelled"))

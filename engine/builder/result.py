@@ -28,6 +28,9 @@ class LayerResult:
     cache_hit: bool
     seconds: float
     plan: LayerPlan | None = None  # None for import layers
+    # Of a layer built (not a hit): uncompressed bytes whose compressed members were copied
+    # from the layer's previous blob instead of compressed again (engine/codec/gzip.py).
+    reused: int = 0
 
     @property
     def parts(self) -> list[LayerPart]:
@@ -85,6 +88,7 @@ class BuildResult:
                         "media_type": d.media_type,
                         "cache_hit": r.cache_hit,
                         "cache_key": r.record.key,
+                        "reused_bytes": r.reused,
                         "seconds": round(r.seconds, 6),
                     }
                 )

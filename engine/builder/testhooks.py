@@ -19,7 +19,7 @@ only; no user-facing command sets them:
     VINCI_TEST_HOOKS=chunked-codec[,clock-in-layer]
       chunked-codec    gzip layers go through a writer that flushes after every write, so
                        the compressed bytes depend on the write sizes (the bug the codec's
-                       re-blocker exists to prevent); the tar bytes, the diff_id, do not.
+                       cutter exists to prevent); the tar bytes, the diff_id, do not.
       clock-in-layer   every layer vinci writes ends with a file `.vinci-test-clock` holding
                        the wall-clock time, as its contents and as its mtime.
 """
@@ -31,7 +31,7 @@ import time
 import zlib
 from typing import BinaryIO
 
-from engine.codec import Codec, Compressor
+from engine.codec import Codec, Compressor, Reusable
 from engine.errors import VinciError
 from engine.tar.format import REGULAR, TarHeader, encode_header, padding
 
@@ -77,12 +77,15 @@ def read_chunk(default: int) -> int:
     return _positive(READ_CHUNK_ENV, 1 << 30) or default
 
 
-def open_codec(codec: Codec, sink: BinaryIO, threads: int) -> Compressor:
-    """`codec.open(sink, threads)`, with the thread-count knob and the chunked-codec fault."""
+def open_codec(
+    codec: Codec, sink: BinaryIO, threads: int, reuse: Reusable | None = None
+) -> Compressor:
+    """`codec.open(sink, threads, reuse)`, with the thread-count knob and the chunked-codec
+    fault."""
     threads = _positive(CODEC_THREADS_ENV, 256) or threads
     if "chunked-codec" in faults() and codec.name in ("gzip", "gzip-zlib"):
         return _FlushingGzip(sink)
-    return codec.open(sink, threads)
+    return codec.open(sink, threads, reuse)
 
 
 def trailer() -> bytes:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.cache.atomic import write_atomic
+from engine.cache.members import forget_orphans
 from engine.cache.records import RecordIndex
 from engine.cache.store import BlobStore
 from engine.errors import InvalidValue
@@ -232,6 +233,7 @@ def remove_blobs(store: BlobStore, digests: Iterable[str]) -> RemoveReport:
         except FileNotFoundError:
             continue
         (store.source_dir / f"{hexpart}.json").unlink(missing_ok=True)
+        (store.member_dir / hexpart).unlink(missing_ok=True)
         blobs += 1
         freed += size
     return RemoveReport(blobs, freed, records)
@@ -374,12 +376,15 @@ def apply_garbage(store: BlobStore, plan: GcPlan) -> GcReport:
     for facts in store.source_dir.glob("*.json"):
         if facts.stem not in present:
             facts.unlink(missing_ok=True)
+    forget_orphans(store, present)
     for directory in (
         store.blob_dir,
         store.layer_dir,
         store.memo_dir,
         store.build_dir,
         store.source_dir,
+        store.member_dir,
+        store.slot_dir,
     ):
         for p in directory.glob(".tmp-*"):
             try:

@@ -104,6 +104,9 @@ class BlobStore:
         self.memo_dir = self.root / "memo"
         self.build_dir = self.root / "builds"
         self.source_dir = self.root / "sources"
+        # Made on first use (engine/cache/members.py): most caches never need them.
+        self.member_dir = self.root / "members"
+        self.slot_dir = self.root / "slots"
         self.mirror: Path | None = None
         try:
             for d in (

@@ -5,27 +5,29 @@ says what it makes (media type), what caches remember it by (identity: library, 
 every setting that changes the bytes), and whether its bytes are portable: the same for the
 same tar on every CPU and architecture, or on one CPU class only.
 
-    gzip       the default: libdeflate, one gzip member per block (gzip.py)     portable
+    gzip       the default: libdeflate, one gzip member per piece (gzip.py)     portable
     gzip-isal  isal, pigz's layout; faster, but its bytes follow the CPU        one CPU class
     gzip-zlib  the system zlib, which differs between distributions             one zlib build
     zstd       zstandard's bundled libzstd                                      portable
     none       the tar as is                                                    portable
 
 A compressor can be deterministic from run to run and still make the layer digest depend on
-how its input was fed, so every codec sits behind a re-blocker that hands it fixed-size blocks
-(BLOCK_SIZE), whatever sizes the tar writer produced.
+how its input was fed, so every codec sits behind the cutter (cut.py), which hands it the
+stream in pieces chosen by the tar entries themselves, whatever sizes the tar writer wrote.
+The default codec makes each piece a gzip member of its own, so a later build of a similar
+layer copies the members whose bytes it already has (`Reusable`) instead of compressing them.
 """
 
 from __future__ import annotations
 
 import functools
+import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
+from engine.codec.cut import TarCutter
 from engine.cpus import available_cpus
 from engine.errors import CodecError
-
-BLOCK_SIZE = 1 << 20
 
 # Per layer: more only adds blocks in flight (memory), not speed, on 2-8 cores.
 MAX_THREADS = 4
@@ -40,6 +42,50 @@ class Compressor(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Members:
+    """How a compressed blob is made of independent members, in order: each member's
+    uncompressed size, the CRC-32 of those bytes and its compressed size. Kept beside a blob
+    (engine/cache/members.py) so that a later build can copy members instead of compressing."""
+
+    codec: str  # the identity of the codec that made them
+    sizes: tuple[tuple[int, int, int], ...]  # (uncompressed size, crc32, compressed size)
+
+    _ITEM = struct.Struct("<III")
+
+    def to_bytes(self) -> bytes:
+        head = self.codec.encode() + b"\n"
+        return head + b"".join(self._ITEM.pack(*m) for m in self.sizes)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Members:
+        """Raises ValueError for anything but what to_bytes wrote."""
+        head, sep, body = data.partition(b"\n")
+        if not sep or len(body) % cls._ITEM.size:
+            raise ValueError("not a member table")
+        return cls(head.decode(), tuple(cls._ITEM.iter_unpack(body)))
+
+
+@dataclass(frozen=True)
+class Reusable:
+    """A blob an earlier build compressed, with its members: a new layer's pieces whose bytes
+    equal one of its members are copied from `path` (after decompressing it and comparing,
+    so a wrong table or a damaged file can cost speed, never a byte)."""
+
+    path: str
+    members: Members
+
+
+class Writing(Protocol):
+    """What a codec module's `open` returns: it takes whole pieces from the cutter."""
+
+    members: Members | None  # once closed: the blob's members, if the codec makes them
+    reused: int  # once closed: uncompressed bytes copied from a Reusable, not compressed
+
+    def write(self, piece: bytes) -> Any: ...
+    def close(self) -> None: ...
+
+
 class _Module(Protocol):
     """What each codec module provides (see gzip.py for the default)."""
 
@@ -51,7 +97,7 @@ class _Module(Protocol):
 
     def identity(self, level: int) -> str: ...
     def summary(self, level: int) -> str: ...
-    def open(self, sink: BinaryIO, level: int, threads: int) -> Compressor: ...
+    def open(self, sink: BinaryIO, level: int, threads: int, reuse: Reusable | None) -> Writing: ...
 
 
 @dataclass(frozen=True)
@@ -66,43 +112,41 @@ class Codec:
     summary: str
     portable: bool = True
 
-    def open(self, sink: BinaryIO, threads: int = 0) -> Compressor:
-        """A writer that compresses into `sink`. `threads` never changes the output."""
-        inner = _module(self.name).open(sink, self.level, threads or default_threads())
-        return _Reblocker(inner, BLOCK_SIZE)
+    def open(
+        self, sink: BinaryIO, threads: int = 0, reuse: Reusable | None = None
+    ) -> LayerCompressor:
+        """A writer that compresses into `sink`. Neither `threads` nor `reuse` ever changes
+        the output; `reuse` is taken only if it was made by this very codec."""
+        if reuse is not None and reuse.members.codec != self.identity:
+            reuse = None
+        inner = _module(self.name).open(sink, self.level, threads or default_threads(), reuse)
+        return LayerCompressor(inner)
 
 
-class _Reblocker:
-    """Feeds `inner` in blocks of exactly `size` bytes (the last may be shorter)."""
+class LayerCompressor:
+    """A layer's compressor: the tar stream in writes of any size, cut into pieces (cut.py)
+    for the codec. After `close`, `members` and `reused` say what was made and copied."""
 
-    def __init__(self, inner: Compressor, size: int) -> None:
+    def __init__(self, inner: Writing) -> None:
         self._inner = inner
-        self._size = size
-        self._buf = bytearray()
+        self._cutter = TarCutter(inner.write)
 
     def write(self, data: bytes | memoryview) -> int:
-        n = len(data)
-        if not self._buf and n == self._size:
-            # Threaded compressors queue what they are given and callers reuse their buffers,
-            # so a mutable block is copied; a `bytes` block is immutable and passed as is
-            # (bytes(b) is b), which is the layer writer's zero-copy path.
-            self._inner.write(data if type(data) is bytes else bytes(data))
-            return n
-        self._buf += data
-        if len(self._buf) >= self._size:
-            view = memoryview(self._buf)
-            full = len(self._buf) - len(self._buf) % self._size
-            for i in range(0, full, self._size):
-                self._inner.write(bytes(view[i : i + self._size]))
-            view.release()
-            del self._buf[:full]
-        return n
+        return self._cutter.write(data)
 
     def close(self) -> None:
-        if self._buf:
-            self._inner.write(bytes(self._buf))
-            self._buf.clear()
-        self._inner.close()
+        try:
+            self._cutter.close()
+        finally:
+            self._inner.close()
+
+    @property
+    def members(self) -> Members | None:
+        return self._inner.members
+
+    @property
+    def reused(self) -> int:
+        return self._inner.reused
 
 
 @functools.cache
@@ -168,12 +212,14 @@ def get_codec(name: str = DEFAULT_CODEC, level: int | None = None) -> Codec:
 
 
 __all__ = [
-    "BLOCK_SIZE",
     "CODEC_NAMES",
     "DEFAULT_CODEC",
     "MAX_THREADS",
     "Codec",
     "Compressor",
+    "LayerCompressor",
+    "Members",
+    "Reusable",
     "default_threads",
     "get_codec",
     "library_version",

@@ -1,7 +1,7 @@
 """Blocks compressed on worker threads, written out in their order by the calling thread.
 
-Shared by the block codecs (gzip, gzip-isal): each block's output is a function of the block
-(and, for gzip-isal, of the block before it), never of which thread made it or when, so the
+Shared by the piece codecs (gzip, gzip-isal): each piece's output is a function of the piece
+(and, for gzip-isal, of the piece before it), never of which thread made it or when, so the
 thread count changes speed and memory only.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Generic, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -18,7 +18,7 @@ T = TypeVar("T")
 class OrderedPool(Generic[T]):
     """Runs `work` on up to `threads` threads (one thread: the caller's own, no pool, so
     `--jobs 1` keeps a build on one thread) and hands the results to `emit` in submission
-    order. At most 2 * threads blocks are in flight, which bounds memory."""
+    order. At most 2 * threads pieces are in flight, which bounds memory."""
 
     def __init__(self, threads: int, work: Callable[..., T], emit: Callable[[T], None]) -> None:
         self._work = work
@@ -48,8 +48,3 @@ class OrderedPool(Generic[T]):
             self._pending.clear()
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
-
-
-def write_all(sink: BinaryIO, parts: tuple[bytes | bytearray, ...]) -> None:
-    for part in parts:
-        sink.write(part)

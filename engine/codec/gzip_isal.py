@@ -24,8 +24,9 @@ import struct
 import threading
 from typing import Any, BinaryIO
 
-from engine.codec import BLOCK_SIZE, Compressor, library_version
+from engine.codec import Members, Reusable, library_version
 from engine.codec._pool import OrderedPool
+from engine.codec.cut import MAX_PIECE, RULE
 from engine.oci import mediatypes
 
 NAME = "gzip-isal"
@@ -43,7 +44,7 @@ STORED_ONE = b"\x00\x01\x00\xfe\xff"
 def identity(level: int) -> str:
     return (
         f"gzip-isal/isal-pigz-layout/{library_version('isal')}/level={level}"
-        f"/block={BLOCK_SIZE}/first-byte-stored"
+        f"/{RULE}/first-byte-stored"
     )
 
 
@@ -52,6 +53,9 @@ def summary(level: int) -> str:
 
 
 class _IsalGzip:
+    members: Members | None = None  # one stream: nothing a later build could copy
+    reused = 0
+
     def __init__(self, sink: BinaryIO, level: int, threads: int) -> None:
         from isal import isal_zlib
 
@@ -61,7 +65,7 @@ class _IsalGzip:
         # As isal's writer sizes it: deflate may grow incompressible data a little (level 0,
         # one fixed Huffman table, by more).
         self._out_size = (
-            2 * BLOCK_SIZE + 500 if level == 0 else BLOCK_SIZE + max(BLOCK_SIZE // 10, 500)
+            2 * MAX_PIECE + 500 if level == 0 else MAX_PIECE + max(MAX_PIECE // 10, 500)
         )
         self._local = threading.local()
         self._pool = OrderedPool(threads, self._compress, self._emit)
@@ -71,10 +75,9 @@ class _IsalGzip:
         # isal's header: no name, mtime 0, then 0xff and the XFL byte, in that order.
         sink.write(struct.pack("<BBBBIBB", 0x1F, 0x8B, 8, 0, 0, 0xFF, 4 if level == 0 else 0))
 
-    def write(self, data: bytes | memoryview) -> int:
-        block = data if type(data) is bytes else bytes(data)
-        if len(block) > BLOCK_SIZE:
-            raise ValueError("blocks come from the re-blocker, at most BLOCK_SIZE each")
+    def write(self, block: bytes) -> int:
+        if len(block) > MAX_PIECE:
+            raise ValueError("pieces come from the cutter, at most MAX_PIECE each")
         if not block:
             return 0
         previous, self._previous = self._previous, block
@@ -110,5 +113,5 @@ class _IsalGzip:
         self._sink.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
 
 
-def open(sink: BinaryIO, level: int, threads: int) -> Compressor:
+def open(sink: BinaryIO, level: int, threads: int, reuse: Reusable | None) -> _IsalGzip:
     return _IsalGzip(sink, level, threads)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import zlib
 from typing import BinaryIO
 
-from engine.codec import BLOCK_SIZE, Compressor
+from engine.codec import Members, Reusable
+from engine.codec.cut import RULE
 from engine.oci import mediatypes
 
 NAME = "gzip-zlib"
@@ -23,7 +24,7 @@ DEFAULT_LEVEL = 6
 
 
 def identity(level: int) -> str:
-    return f"gzip/zlib/{zlib.ZLIB_RUNTIME_VERSION}/level={level}/block={BLOCK_SIZE}"
+    return f"gzip/zlib/{zlib.ZLIB_RUNTIME_VERSION}/level={level}/{RULE}"
 
 
 def summary(level: int) -> str:
@@ -33,6 +34,9 @@ def summary(level: int) -> str:
 class _ZlibGzip:
     """One gzip stream with a fixed header: no name, mtime 0, OS byte 255."""
 
+    members: Members | None = None  # one stream: nothing a later build could copy
+    reused = 0
+
     def __init__(self, sink: BinaryIO, level: int) -> None:
         self._sink = sink
         self._crc = 0
@@ -40,7 +44,7 @@ class _ZlibGzip:
         self._z = zlib.compressobj(level, zlib.DEFLATED, -15, 9)
         sink.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
 
-    def write(self, data: bytes | memoryview) -> int:
+    def write(self, data: bytes) -> int:
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)
         self._sink.write(self._z.compress(data))
@@ -53,5 +57,5 @@ class _ZlibGzip:
         )
 
 
-def open(sink: BinaryIO, level: int, threads: int) -> Compressor:
+def open(sink: BinaryIO, level: int, threads: int, reuse: Reusable | None) -> _ZlibGzip:
     return _ZlibGzip(sink, level)

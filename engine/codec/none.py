@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from engine.codec import Compressor
+from engine.codec import Members, Reusable
 from engine.oci import mediatypes
 
 NAME = "none"
@@ -23,15 +23,18 @@ def summary(level: int) -> str:
 
 
 class _Passthrough:
+    members: Members | None = None
+    reused = 0
+
     def __init__(self, sink: BinaryIO) -> None:
         self._sink = sink
 
-    def write(self, data: bytes | memoryview) -> int:
-        return self._sink.write(data)
+    def write(self, piece: bytes) -> int:
+        return self._sink.write(piece)
 
     def close(self) -> None:
         pass
 
 
-def open(sink: BinaryIO, level: int, threads: int) -> Compressor:
+def open(sink: BinaryIO, level: int, threads: int, reuse: Reusable | None) -> _Passthrough:
     return _Passthrough(sink)

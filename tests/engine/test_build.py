@@ -18,8 +18,8 @@ from trees import make_tree
 
 # Debian 12's busybox-static 1:1.35.0-4+deb12u1+b1; the hello golden digest is pinned for it.
 BUSYBOX_SHA256 = "3d9f2889d6782537624a4e1a10e68a2ddd53e0ee8bac02676f27308f42ec6bf6"
-HELLO_DIGEST = "sha256:945dc40e88fb59f29abe2a8babc75b37ee0cd642bce1e309c12731c59f833064"
-TREE_DIGEST = "sha256:f75767482d7aaaf261f3c196ca71507912779075473b2158453222806ed7e49e"
+HELLO_DIGEST = "sha256:da95264a8c3f105482d83dd1abb787db08acbc2b5a3e3db895bc72d07fa0c641"
+TREE_DIGEST = "sha256:5cbc07c3802705b9886e94fd41d194a33c4570145d65b97df30545e21e89fa8b"
 
 
 def _busybox_is_pinned(path: Path) -> bool:

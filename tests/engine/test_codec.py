@@ -23,7 +23,8 @@ from conftest import REPO, VinciRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.codec import BLOCK_SIZE, CODEC_NAMES, get_codec
+from engine.codec import CODEC_NAMES, get_codec
+from engine.codec.cut import CHUNK as BLOCK_SIZE
 from engine.errors import CodecError, VinciError
 
 
@@ -202,7 +203,7 @@ def test_zstd_and_none_roundtrip() -> None:
 
 def test_identity_names_library_version_and_settings() -> None:
     gz = get_codec("gzip")
-    assert gz.identity == "gzip/libdeflate-members/0.9.0/level=1/member=1048576"
+    assert gz.identity == "gzip/libdeflate-members/0.9.0/level=1/tar-cut=1m,256k,4m,1m"
     assert gz.portable
     assert get_codec("gzip", 4).identity != gz.identity
     isal = get_codec("gzip-isal")
@@ -265,7 +266,8 @@ def test_isal_alone_depends_on_write_sizes() -> None:
 _PLACEMENTS = """
 import hashlib, io, json, random, sys
 from isal import isal_zlib
-from engine.codec import BLOCK_SIZE, get_codec
+from engine.codec import get_codec
+from engine.codec.cut import CHUNK as BLOCK_SIZE
 from engine.tar.format import REGULAR, TarHeader, encode_header
 rng = random.Random(42)
 big = b"".join(rng.randbytes(4096) + b"A" * 12288 for _ in range(BLOCK_SIZE // 16384))

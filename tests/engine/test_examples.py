@@ -15,11 +15,11 @@ from test_build import BUSYBOX_SHA256
 
 # An example whose inputs include Debian's busybox is pinned for BUSYBOX_SHA256.
 GOLDEN = {
-    "hello": "sha256:945dc40e88fb59f29abe2a8babc75b37ee0cd642bce1e309c12731c59f833064",
-    "webapp": "sha256:277ed28f108c6637417e6fea59215571368c5edf440bc4ec78f43b8dc93f7b7b",
-    "app": "sha256:f3ebe8c2100bd90b5e2e849f1de500612b05bd443d3bf6077401ce47b3af8bc9",
+    "hello": "sha256:da95264a8c3f105482d83dd1abb787db08acbc2b5a3e3db895bc72d07fa0c641",
+    "webapp": "sha256:9eecd31be282c9c847c04b7c5805d74cac9185af761ad21bb50e2c1732616ad9",
+    "app": "sha256:1fbf6a5fa2b95fdb9413095e7954d1a0892cdbaaa6454fa6e13a001b77ede6a4",
     # An index; tests/engine/test_multiplatform.py checks each of its images.
-    "multiarch": "sha256:1a65a9f2550136ca977d47ce4f31f1ff3e846fa1e9bf9b6a1fa721277490d554",
+    "multiarch": "sha256:eb2da04ee5029b0db644d0c22b6eeb3c1001b21c5ba4e5666682e1ceaae9decd",
 }
 # Debian 12's busybox-static for each architecture, as .ci/setup fetches it.
 MULTIARCH_BUSYBOX = {
