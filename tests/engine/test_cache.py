@@ -239,9 +239,13 @@ def test_gc_keeps_recent_builds_and_honours_budget(tmp_path: Path, vinci: VinciR
     assert gone["removed_blobs"] == 3 and gone["freed_bytes"] > 700_000
     after = json.loads(vinci("cache", "ls", "--json", env=env).stdout)
     assert len(after) < len(before)
-    # Origin records went with their blobs, and only with them.
+    # Origin records and member tables went with their blobs, and only with them; every
+    # layer's slot names a blob still here.
     blobs = {p.name for p in (cache / "blobs/sha256").iterdir()}
     assert {p.stem for p in (cache / "sources").glob("*.json")} == blobs
+    tables = {p.name for p in (cache / "members").iterdir()}
+    assert tables and tables <= blobs
+    assert {p.read_text() for p in (cache / "slots").iterdir()} <= blobs
     result = json.loads(vinci("build", spec, "--json", "-o", f"oci:{tmp_path}/o", env=env).stdout)
     assert all(layer["cache_hit"] for layer in result["layers"])
     assert vinci("cache", "verify", env=env).returncode == 0
