@@ -375,17 +375,24 @@ class Builder:
                 cached = self.index.get(tar_key.key)
                 if cached is None and remote is not None:
                     cached = remote.fetch(tar_key.key, summary, store, index)
+                reused = 0
                 if cached is not None:
                     record, hit = cached, True
                     sink(LayerCached(index, tar_key.key, record.descriptors))
                 else:
-                    record, hit = tar_layer(
+                    record, hit, reused = tar_layer(
                         node, planner, store, self.codec, index, sink, token, self.threads, tar_key
                     )
                 if remote is not None:
                     remote.offer(record, store)
                 result = LayerResult(
-                    index, node.label, summary, record, hit, time.monotonic() - started
+                    index,
+                    node.label,
+                    summary,
+                    record,
+                    hit,
+                    time.monotonic() - started,
+                    reused=reused,
                 )
             else:
                 plan = planned if planned is not None else planner.plan(node, index)

@@ -44,6 +44,7 @@ from typing import IO
 from engine.builder import testhooks
 from engine.builder.layer import TarSink
 from engine.builder.plan import READ_CHUNK, Planner, sort_key
+from engine.cache.members import remember, reusable, slot_of
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.statkey import StatKey, stat_key
 from engine.cache.store import BlobStore
@@ -146,21 +147,29 @@ def tar_layer(
     cancel: CancelToken | None,
     threads: int,
     known: TarKey | None = None,
-) -> tuple[LayerRecord, bool]:
-    """The layer of `node`, from the cache or written now; and whether it was cached.
+) -> tuple[LayerRecord, bool, int]:
+    """The layer of `node`, from the cache or written now; whether it was cached; and how
+    many of its bytes were copied from its last build's members instead of compressed.
     `known`: its key, if tar_key_of made it already."""
     known = known or tar_key_of(node, planner, codec, index)
     key, key_stat = known.key, known.stat
     cached = RecordIndex(store).get(key)
     if cached is not None:
         sink(LayerCached(index, key, cached.descriptors))
-        return cached, True
+        return cached, True, 0
     with _uncompressed(node, key_stat, store, cancel) as archive:
         entries = _entries(node, archive, cancel)
         total = sum(e.size for e in entries)
         progress = ProgressThrottle(sink, index, "building", total)
+        # A new version of the same archive shares most members with the last one's layer.
+        slot = slot_of(f"{node.source}|{layer_summary(node)}", codec.identity)
         with store.writer() as blob:
-            compressor = testhooks.open_codec(codec, blob, threads)  # type: ignore[arg-type]
+            compressor = testhooks.open_codec(
+                codec,
+                blob,  # type: ignore[arg-type]
+                threads,
+                reusable(store, slot),
+            )
             tar = TarSink(compressor, progress, cancel)
             try:
                 _write(entries, archive, tar, planner.mtime, node)
@@ -168,6 +177,9 @@ def tar_layer(
                 compressor.close()
             blob_digest = blob.commit()
             size = blob.size
+        members = getattr(compressor, "members", None)
+        if members is not None:
+            remember(store, slot, blob_digest, members)
     record = LayerRecord(
         key=key,
         descriptors=(Descriptor(codec.media_type, blob_digest, size),),
@@ -177,7 +189,7 @@ def tar_layer(
         summary=layer_summary(node),
     )
     RecordIndex(store).put(record)
-    return record, False
+    return record, False, getattr(compressor, "reused", 0)
 
 
 @contextmanager

@@ -163,6 +163,11 @@ def test_cached_until_the_tarball_changes(
     changed = json.loads(vinci("build", d, "--json", env=_env(tmp_path)).stdout)
     assert changed["layers"][0]["cache_hit"] is False
     assert changed["manifest_digest"] != first["manifest_digest"]
+    # busybox's members were copied from the last build's layer, not compressed again, and
+    # the image is the one an empty cache gives.
+    assert changed["layers"][0]["reused_bytes"] > 1 << 20
+    fresh = vinci("build", d, "--json", env=_env(tmp_path / "empty")).stdout
+    assert json.loads(fresh)["manifest_digest"] == changed["manifest_digest"]
 
 
 def test_path_include_and_exclude(vinci: VinciRunner, tmp_path: Path, busybox_path: Path) -> None:
