@@ -14,6 +14,8 @@ says must never change a digest:
     serial      --jobs 1 and one compression thread
     parallel    --jobs 8 and four compression threads
     read-chunk  the tar writer reads sources 65,521 bytes at a time, not 1 MiB
+    copied      built once, its layer records dropped, built again: every layer is rebuilt
+                with the members of its last blob to copy (engine/codec/gzip.py)
     user        another, unprivileged user (only when run as root, with setpriv)
 
 Inputs are the spec file and every host path it names (spec.sources), copied below their
@@ -44,7 +46,7 @@ from engine.errors import VinciError
 from engine.spec.model import Spec
 
 NOBODY = 65534
-READ_CHUNK = 65521  # a prime: no write the compressor sees lines up with a 1 MiB block
+READ_CHUNK = 65521  # a prime: no write the compressor sees lines up with a cut
 # What the builds inherit is cleaned of everything a perturbation sets, so each is explicit.
 _CONTROLLED = (
     "TZ",
@@ -76,6 +78,7 @@ class Perturbation:
     copy: str = ""  # "" (the inputs in place) | checkout | umask | mtimes | user
     umask: int | None = None
     user: int | None = None
+    again: bool = False  # build once first, drop the layer records, and build again
 
 
 PERTURBATIONS: tuple[Perturbation, ...] = (
@@ -114,6 +117,11 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
         "read-chunk",
         f"sources read {READ_CHUNK} bytes at a time (default 1 MiB)",
         env=(("VINCI_READ_CHUNK", str(READ_CHUNK)),),
+    ),
+    Perturbation(
+        "copied",
+        "built twice in one cache, layer records dropped in between: members copied",
+        again=True,
     ),
     Perturbation(
         "user", f"built by another user (uid {NOBODY}) from a copy", copy="user", user=NOBODY
@@ -391,6 +399,23 @@ def run_one(
             for d in (cache, out):
                 d.mkdir()
                 os.chown(d, p.user, p.user)
+    if p.again:
+        # The first build leaves blobs, member tables and slots; without the records that
+        # make its layers cache hits, the second rebuilds each layer copying members.
+        first = subprocess.run(
+            _command(arg, here / "first.oci", settings, p),
+            cwd=cwd,
+            env=_env(cache, p),
+            capture_output=True,
+            text=True,
+            timeout=settings.timeout,
+            check=False,
+        )
+        if first.returncode != 0:
+            return BuildOutcome(p, "failed", error=f"first build: exit status {first.returncode}")
+        from engine.cache.store import BlobStore
+
+        shutil.rmtree(BlobStore(cache).layer_dir)
     started = time.monotonic()
     try:
         proc = subprocess.run(
