@@ -455,7 +455,7 @@ class LockReuse:
 
     def record_for(
         self,
-        plan: LayerPlan,
+        plan: LayerPlan | None,
         cached: LayerRecord | None,
         summary: str,
         cancel: CancelToken | None = None,
@@ -465,7 +465,9 @@ class LockReuse:
         Why a locked blob could not be used goes to `sink` as a warning.
 
         Never stored in the cache's index: the index maps a key (which includes the codec)
-        to what that codec made, and must stay true for builds without the lock.
+        to what that codec made, and must stay true for builds without the lock. `plan` may
+        be None when `cached` is given (a held layer, engine/builder/footprint.py): then
+        the record's diff_id says all the plan would.
         """
         if cached is not None:
             diff_id = cached.diff_ids[0]
@@ -476,6 +478,7 @@ class LockReuse:
             candidates = self._candidates()
             if not candidates:
                 return None
+            assert plan is not None  # nothing cached: the layer was planned
             diff_id, _ = tar_digest(plan, cancel)
             found = candidates.get(diff_id)
             if found is None:
@@ -501,7 +504,7 @@ class LockReuse:
             )
         )
         return LayerRecord(
-            key=plan.key,
+            key=plan.key if plan is not None else cached.key if cached is not None else "",
             descriptors=(locked.descriptor,),
             diff_ids=(diff_id,),
             codec=locked.codec,

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.builder.footprint import Footprint, LayerFootprint
 from engine.builder.options import BuildOptions
 from engine.cache.statkey import StatKey, stat_key
 from engine.cache.store import LAYOUT_VERSION, cache_base
@@ -50,6 +49,7 @@ from engine.output import OutputTarget, parse_output
 from engine.spec.locate import beside_spec
 
 if TYPE_CHECKING:
+    from engine.builder.footprint import Footprint, HeldLayers, LayerFootprint
     from engine.builder.result import BuildResult
     from engine.cache.store import BlobStore
 
@@ -103,11 +103,21 @@ class Stamp:
     def holds(self) -> bool:
         """Whether every item the build depended on is still as recorded."""
         return (
-            _code_holds(self.code)
-            and all(_read(path) == data for path, data in self.texts)
-            and _output_holds(self.output, self.blobs)
-            and all(stat_key(os.stat(path)) == key for path, key in self.beside)
+            self.inputs_hold()
+            and self.output_holds()
             and all(inputs is None or _layer_holds(inputs) for inputs in self.layers)
+        )
+
+    def inputs_hold(self) -> bool:
+        """Whether what every layer shares is as recorded: the code, the spec and the lock
+        (the key, the options, is compared before)."""
+        return _code_holds(self.code) and all(_read(path) == data for path, data in self.texts)
+
+    def output_holds(self) -> bool:
+        """Whether the output, the cache blobs behind it and the files beside it are as
+        recorded."""
+        return _output_holds(self.output, self.blobs) and all(
+            stat_key(os.stat(path)) == key for path, key in self.beside
         )
 
 
@@ -158,21 +168,59 @@ def _stamp_path(options: BuildOptions, key: BuildKey) -> str:
     return os.path.join(cache_base(options.cache_dir), LAYOUT_VERSION, STAMP_DIR, name)
 
 
-def check(spec_file: str, options: BuildOptions) -> Answer | None:
-    """The answer to a build of `spec_file` with `options` if its stamp holds in every item."""
+def check(
+    spec_file: str, options: BuildOptions, *, answer: bool = True
+) -> Answer | HeldLayers | None:
+    """The answer to a build of `spec_file` with `options` if its stamp holds in every item.
+
+    Else, if the stamp is this build's (same options) and the code, the spec and the lock
+    are as it recorded, the layers whose host inputs all hold (`_layer_holds`, the same
+    check as for an answer), for the build to take from their records unplanned
+    (engine/builder/footprint.py HeldLayers); None if there are none. `answer` False: the
+    caller needs the build's result (`--json`, `--load`), so never an Answer, only held
+    layers, every one if nothing changed."""
     if os.environ.get("VINCI_TESTING") == "1" or _streamed(spec_file, options):
         return None
     key = build_key(spec_file, options, options.timestamp())
     try:
         with open(_stamp_path(options, key), "rb") as f:
             stamp = Stamp.from_bytes(f.read())
-        if stamp.key != key or not stamp.holds():
+        if stamp.key != key or not stamp.inputs_hold():
             return None
-        for record in stamp.touch:
-            os.utime(record)  # a cache hit, as far as gc can tell
+        held = [i for i, inputs in enumerate(stamp.layers) if inputs and _layer_holds(inputs)]
+        every = len(held) == sum(1 for inputs in stamp.layers if inputs is not None)
+        if answer and every and stamp.output_holds():
+            for record in stamp.touch:
+                os.utime(record)  # a cache hit, as far as gc can tell
+            return Answer(stamp.digest, len(stamp.layers), stamp.target, spec_file)
+        return _held(stamp, held)
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
         return None
-    return Answer(stamp.digest, len(stamp.layers), stamp.target, spec_file)
+
+
+def _held(stamp: Stamp, indexes: list[int]) -> HeldLayers | None:
+    """The stamp's layers at `indexes`, as the build takes them (touched by the build, as
+    its cache hits are)."""
+    if not indexes:
+        return None
+    from engine.builder.footprint import HeldLayer, HeldLayers
+
+    held = []
+    for i in indexes:
+        inputs = stamp.layers[i]
+        assert inputs is not None
+        record, links, listings, paths, packed = inputs
+        held.append(
+            HeldLayer(
+                i,
+                record,
+                tuple((source, real) for source, real in links),
+                tuple((directory, tuple(names)) for directory, names in listings),
+                tuple(paths),
+                packed,
+            )
+        )
+    return HeldLayers(tuple(held))
 
 
 def write_stamp(
