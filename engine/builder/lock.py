@@ -30,8 +30,7 @@ from engine.builder.layer import tar_digest
 from engine.builder.plan import READ_CHUNK, LayerPlan
 from engine.builder.result import BuildResult, Built, images_of
 from engine.cache.atomic import write_atomic
-from engine.cache.imported import IMPORT_CODEC
-from engine.cache.records import LayerRecord
+from engine.cache.records import IMPORT_CODEC, LayerRecord
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
 from engine.codec import Codec

@@ -25,8 +25,7 @@ from engine.builder.options import RemoteSettings, default_jobs
 from engine.builder.plan import LayerPlan, Planner
 from engine.builder.result import BuildResult, LayerResult
 from engine.cache.atomic import write_atomic
-from engine.cache.imported import IMPORT_CODEC
-from engine.cache.records import LayerRecord, RecordIndex
+from engine.cache.records import IMPORT_CODEC, LayerRecord, RecordIndex
 from engine.cache.statkey import stat_key
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
