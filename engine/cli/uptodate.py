@@ -18,10 +18,17 @@ result depended on:
 
 The next `vinci build` with the same options checks all of that with stats, directory
 listings and small reads. When every item holds, it prints the recorded digest and touches
-the layer records, as a cache hit would (so `vinci cache gc` sees them used). When anything
-differs, or the stamp is missing or unreadable, the build runs exactly as it would without
-this check (the cache's stat memo still spares it re-reading unchanged sources); a stamp is
-never repaired or half-trusted.
+the layer records, as a cache hit would (so `vinci cache gc` sees them used). When the code,
+the spec and the lock hold but some layers' host inputs do not (or the output differs), the
+layers whose inputs all hold (`_layer_holds`, the very check an answer makes) are handed to
+the one build path as HeldLayers (engine/builder/footprint.py): each is taken from the cache
+record the stamp names, as a cache hit, without being walked, listed, stat'ed or hashed,
+and only the others are planned. Their footprint goes from the old stamp into the new one,
+so the next unchanged rebuild is answered again. A held layer whose record is gone from the
+cache is planned; SBOMs, provenance and --push plan every layer (they read the plans or
+write no stamp). When anything else differs, or the stamp is missing or unreadable, the
+build runs exactly as it would without this check (the cache's stat memo still spares it
+re-reading unchanged sources); a stamp is never repaired or half-trusted.
 
 No stamp is written when the build could not trust every stat it took (a source modified
 within two seconds of the build's start: see engine/cache/statkey.py), a push, or a run with
