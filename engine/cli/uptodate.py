@@ -83,7 +83,8 @@ class Answer:
 @dataclass(frozen=True)
 class Stamp:
     """What one build's image depended on (see the module's text). Kept with marshal, as
-    plain tuples, lists, dicts, strings and numbers: no pickle, nothing executable."""
+    plain tuples, lists, dicts, strings and numbers: no pickle, nothing executable. All of
+    it holds when `inputs_hold`, `output_holds` and `_layer_holds` for every layer do."""
 
     key: BuildKey
     digest: str
@@ -106,14 +107,6 @@ class Stamp:
         if not isinstance(values, tuple) or len(values) != len(_FIELDS):
             raise ValueError("not a stamp of this format")
         return cls(*values)
-
-    def holds(self) -> bool:
-        """Whether every item the build depended on is still as recorded."""
-        return (
-            self.inputs_hold()
-            and self.output_holds()
-            and all(inputs is None or _layer_holds(inputs) for inputs in self.layers)
-        )
 
     def inputs_hold(self) -> bool:
         """Whether what every layer shares is as recorded: the code, the spec and the lock
@@ -194,7 +187,7 @@ def check(
             stamp = Stamp.from_bytes(f.read())
         if stamp.key != key or not stamp.inputs_hold():
             return None
-        held = [i for i, inputs in enumerate(stamp.layers) if inputs and _layer_holds(inputs)]
+        held = [i for i, inputs in enumerate(stamp.layers) if inputs and _still(inputs)]
         every = len(held) == sum(1 for inputs in stamp.layers if inputs is not None)
         if answer and every and stamp.output_holds():
             for record in stamp.touch:
@@ -338,6 +331,15 @@ def _read(path: str) -> bytes | None:
 
 def _code_holds(code: list[tuple[str, StatKey]]) -> bool:
     return all(stat_key(os.stat(path)) == key for path, key in code)
+
+
+def _still(inputs: LayerInputs) -> bool:
+    """`_layer_holds`, False where a path it reads is gone (a directory removed, say): that
+    layer is planned, the others may still be held."""
+    try:
+        return _layer_holds(inputs)
+    except OSError:
+        return False
 
 
 def _layer_holds(inputs: LayerInputs) -> bool:

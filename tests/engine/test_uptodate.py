@@ -376,6 +376,7 @@ HELD_LAYER_CHANGES: dict[str, Callable[[Path], None]] = {
     "file added": lambda root: (root / "a/sub/new.txt").write_text("new\n"),
     "file removed": lambda root: (root / "a/one.txt").unlink(),
     "link retargeted": lambda root: _retarget(root / "b/current", "sub/two.txt"),
+    "directory removed": lambda root: shutil.rmtree(root / "a/sub"),
 }
 
 
