@@ -16,7 +16,6 @@ missing file is no settings.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +68,9 @@ def load_settings(path: Path | None = None) -> Settings:
         raise UsageError(f"{path}: cannot read the vinci settings file: {e.strerror}") from None
     except UnicodeDecodeError:
         raise UsageError(f"{path}: the vinci settings file is not UTF-8 text") from None
+    # Imported only for a file there is: the parser costs every build without one ~3 ms.
+    import tomllib
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

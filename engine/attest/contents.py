@@ -26,7 +26,7 @@ from engine.attest.dpkg import DebPackage, StatusParser
 from engine.builder.plan import PlannedEntry
 from engine.builder.pool import ACCOUNTS_LABEL
 from engine.builder.result import BuildResult
-from engine.cache.imported import IMPORT_CODEC
+from engine.cache.records import IMPORT_CODEC
 from engine.cancel import CancelToken
 from engine.inspection import LayerInfo, image_from_result, merged_index
 from engine.spec.model import (

@@ -30,8 +30,7 @@ from engine.builder.layer import tar_digest
 from engine.builder.plan import READ_CHUNK, LayerPlan
 from engine.builder.result import BuildResult, Built, images_of
 from engine.cache.atomic import write_atomic
-from engine.cache.imported import IMPORT_CODEC
-from engine.cache.records import LayerRecord
+from engine.cache.records import IMPORT_CODEC, LayerRecord
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
 from engine.codec import Codec
@@ -455,7 +454,7 @@ class LockReuse:
 
     def record_for(
         self,
-        plan: LayerPlan,
+        plan: LayerPlan | None,
         cached: LayerRecord | None,
         summary: str,
         cancel: CancelToken | None = None,
@@ -465,7 +464,9 @@ class LockReuse:
         Why a locked blob could not be used goes to `sink` as a warning.
 
         Never stored in the cache's index: the index maps a key (which includes the codec)
-        to what that codec made, and must stay true for builds without the lock.
+        to what that codec made, and must stay true for builds without the lock. `plan` may
+        be None when `cached` is given (a held layer, engine/builder/footprint.py): then
+        the record's diff_id says all the plan would.
         """
         if cached is not None:
             diff_id = cached.diff_ids[0]
@@ -476,6 +477,7 @@ class LockReuse:
             candidates = self._candidates()
             if not candidates:
                 return None
+            assert plan is not None  # nothing cached: the layer was planned
             diff_id, _ = tar_digest(plan, cancel)
             found = candidates.get(diff_id)
             if found is None:
@@ -501,7 +503,7 @@ class LockReuse:
             )
         )
         return LayerRecord(
-            key=plan.key,
+            key=plan.key if plan is not None else cached.key if cached is not None else "",
             descriptors=(locked.descriptor,),
             diff_ids=(diff_id,),
             codec=locked.codec,

@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.builder.assemble import History, assemble, built_history, imported_history
-from engine.builder.footprint import Footprint, LayerFootprint
+from engine.builder.footprint import Footprint, HeldLayer, HeldLayers, LayerFootprint
 from engine.builder.layer import write_layer
 from engine.builder.lock import Lock, LockReuse
 from engine.builder.options import RemoteSettings, default_jobs
 from engine.builder.plan import LayerPlan, Planner
 from engine.builder.result import BuildResult, LayerResult
 from engine.cache.atomic import write_atomic
-from engine.cache.imported import IMPORT_CODEC
-from engine.cache.records import LayerRecord, RecordIndex
+from engine.cache.records import IMPORT_CODEC, LayerRecord, RecordIndex
 from engine.cache.statkey import stat_key
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
@@ -143,10 +142,13 @@ class Builder:
         created: int = 0,
         footprint: Footprint | None = None,
         mirror: Path | None = None,
+        held: HeldLayers | None = None,
     ) -> BuildResult:
         """Build `spec`; what planning looks at on the host is added to `footprint`. Every
         blob the build writes is also written into `mirror` if given (an OCI layout's blob
-        directory: BlobStore.mirrored)."""
+        directory: BlobStore.mirrored). A `held` layer (engine/builder/footprint.py) is taken
+        from its cache record without planning, unless a remote cache is in use (a layer
+        there is looked up and offered by its plan's key)."""
         if not 0 <= created <= MAX_MTIME:
             raise VinciError(
                 f"the image's timestamp {created} (SOURCE_DATE_EPOCH or --source-date-epoch) "
@@ -183,7 +185,8 @@ class Builder:
             opener.shutdown(wait=False)
         try:
             store = self.store.mirrored(mirror) if mirror is not None else self.store
-            results = self._run(spec, planner, sink, token, store, opening)
+            held = held if self.remote is None else None
+            results = self._run(spec, planner, sink, token, store, opening, held)
             base = self._base_config(spec, results)
             remote = opening.result() if opening is not None else None
             if spec.accounts is not None:
@@ -240,6 +243,7 @@ class Builder:
         token: CancelToken,
         store: BlobStore,
         opening: Future[RemoteCache] | None = None,
+        held: HeldLayers | None = None,
     ) -> list[LayerResult]:
         if not spec.layers:
             return []
@@ -259,8 +263,11 @@ class Builder:
                     args = (spec, i, node, planner, sink, token, store, opening, pool, cpu)
                     futures.append(front.submit(self._via_remote, *args))
                 else:
+                    kept = held.get(i) if held is not None else None
                     futures.append(
-                        pool.submit(self._layer, spec, i, node, planner, sink, token, store)
+                        pool.submit(
+                            self._layer, spec, i, node, planner, sink, token, store, held=kept
+                        )
                     )
             wait(futures, return_when=FIRST_EXCEPTION)
             if any(f.done() and not f.cancelled() and f.exception() for f in futures):
@@ -347,9 +354,12 @@ class Builder:
         planned: LayerPlan | None = None,
         remote: RemoteCache | None = None,
         tar_key: TarKey | None = None,
+        held: HeldLayer | None = None,
     ) -> LayerResult:
         """Layer `index`'s result; `planned` (`tar_key` for a tar layer) is its plan if it
-        was made already, `remote` the remote cache to fetch it from and offer it to."""
+        was made already, `remote` the remote cache to fetch it from and offer it to, `held`
+        what it is held by (engine/builder/footprint.py): taken from that record if the
+        cache still has it, and then never planned."""
         started = time.monotonic()
         summary = layer_summary(node)
         try:
@@ -395,13 +405,21 @@ class Builder:
                     reused=reused,
                 )
             else:
-                plan = planned if planned is not None else planner.plan(node, index)
-                # No key yet: a source the stat memo did not know is hashed as it is written.
-                cached = self.index.get(plan.key) if plan.key else None
-                if cached is None and remote is not None:
-                    cached = remote.fetch(plan.key, summary, store, index)
-                if cached is not None and remote is not None:
-                    remote.offer(cached, store)
+                # Held: its record is what planning it would find (the same inputs give the
+                # same key), so it is a cache hit without the plan.
+                cached = self.index.get(held.record) if held is not None else None
+                plan: LayerPlan | None = None
+                if cached is not None and held is not None:
+                    planner.footprint.hold(held)
+                else:
+                    plan = planned if planned is not None else planner.plan(node, index)
+                    # No key yet: a source the stat memo did not know is hashed as it is
+                    # written.
+                    cached = self.index.get(plan.key) if plan.key else None
+                    if cached is None and remote is not None:
+                        cached = remote.fetch(plan.key, summary, store, index)
+                    if cached is not None and remote is not None:
+                        remote.offer(cached, store)
                 if self.lock is not None:
                     # A locked blob for these tar bytes wins over what this codec makes.
                     cached = self.lock.record_for(plan, cached, summary, token, sink) or cached
@@ -409,10 +427,11 @@ class Builder:
                 reused = 0
                 if cached is not None:
                     record = cached
-                    sink(LayerCached(index, plan.key, record.descriptors))
+                    sink(LayerCached(index, record.key, record.descriptors))
                 else:
                     from engine.cache.members import remember, reusable, slot_of
 
+                    assert plan is not None  # planned whenever no record was found
                     # Which layer of which spec this is, as written, never its contents.
                     where = f"{spec.path}|{node.label}|{summary}|{getattr(node, 'source', '')}"
                     slot = slot_of(where, self.codec.identity)

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.builder.assemble import LayerPart
 from engine.builder.plan import LayerPlan
-from engine.cache.imported import IMPORT_CODEC
-from engine.cache.records import LayerRecord
+from engine.cache.records import IMPORT_CODEC, LayerRecord
 from engine.cache.store import BlobStore
 from engine.codec import Codec
 from engine.oci.descriptor import Descriptor
-from engine.sources.image import OpenedImage, image_in_store
 from engine.spec.model import Spec
+
+if TYPE_CHECKING:
+    from engine.sources.image import OpenedImage
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class BuildResult:
     def image(self, store: BlobStore | None = None) -> OpenedImage:
         """The built image (engine.oci.image.Image), its blobs read from the cache it was
         built into."""
+        # Imported here: the image readers (and zstandard) cost every build ~10 ms, and
+        # only the callers that read the image back need them.
+        from engine.sources.image import image_in_store
+
         store = store or self.store()
         layers = [
             (d, "" if r.record.codec == IMPORT_CODEC else r.record.codec)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.builder.assemble import assemble_index, rfc3339
-from engine.builder.footprint import Footprint
+from engine.builder.footprint import Footprint, HeldLayers
 from engine.builder.lock import Lock, check_locked, lock_path, read_lock
 from engine.builder.options import BuildOptions
 from engine.builder.pool import Builder, own_files
@@ -72,11 +72,19 @@ def build_spec(
     sink: EventSink = discard,
     cancel: CancelToken | None = None,
     footprint: Footprint | None = None,
+    held: HeldLayers | None = None,
 ) -> Built:
     """Build `spec` (a Spec, or the path of one) as `options` say, write the output they name,
     and return the result: a BuildResult, or an IndexResult for a multi-platform spec (one
     BuildResult per platform). With `lock="require"` nothing is written unless the image is
-    exactly the locked one. A failed or cancelled build leaves an existing output as it was."""
+    exactly the locked one. A failed or cancelled build leaves an existing output as it was.
+
+    What planning looked at on the host is added to `footprint`. `held`: layers whose host
+    inputs the caller found as an earlier build of this spec with these options recorded them
+    (engine/builder/footprint.py); each is taken from that build's cache record without
+    being planned, so its result has no plan (LayerResult.plan is None: a caller that needs
+    plans passes none). A parameter, not an option: it says what held at one moment, while
+    BuildOptions describe a build that can be run again. Ignored for an image index."""
     options = options or BuildOptions()
     created = options.timestamp()
     spec = with_options(open_spec(spec), options, created)
@@ -110,7 +118,13 @@ def build_spec(
             )
         else:
             result = builder.build(
-                spec, sink, cancel, created=created, footprint=footprint, mirror=mirror
+                spec,
+                sink,
+                cancel,
+                created=created,
+                footprint=footprint,
+                mirror=mirror,
+                held=held,
             )
         if options.lock == "require" and builder.lock is not None:
             check_locked(lock_path(spec), builder.lock.lock, result, builder.store)

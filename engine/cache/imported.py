@@ -8,7 +8,7 @@ import hashlib
 
 from engine.cache.ingest import Ingested, ingest_stream
 from engine.cache.provenance import read_facts, set_diff_id
-from engine.cache.records import LayerRecord, RecordIndex
+from engine.cache.records import IMPORT_CODEC, LayerRecord, RecordIndex
 from engine.cache.store import BlobStore
 from engine.cancel import CancelToken
 from engine.events import EventSink, LayerCached
@@ -18,7 +18,6 @@ from engine.oci.descriptor import Descriptor, Platform
 from engine.oci.digest import Digest
 
 IMPORT_FORMAT = "vinci-import/1"
-IMPORT_CODEC = "import"
 MEDIA_TYPE_FOR = {
     "none": mediatypes.OCI_LAYER,
     "gzip": mediatypes.OCI_LAYER_GZIP,

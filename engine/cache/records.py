@@ -15,6 +15,10 @@ from engine.oci.canonical import canonical_json
 from engine.oci.descriptor import Descriptor
 from engine.oci.digest import Digest
 
+# The `codec` of an imported layer's record: its blobs are the image's own, as they came
+# (engine/cache/imported.py), not made by one of our codecs.
+IMPORT_CODEC = "import"
+
 
 @dataclass(frozen=True)
 class LayerRecord:

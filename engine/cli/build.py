@@ -23,6 +23,7 @@ from engine.cli.registryargs import add_push_arguments
 from engine.spec.locate import find_spec
 
 if TYPE_CHECKING:
+    from engine.builder.footprint import HeldLayers
     from engine.registry.referrers import Referrer
 
 
@@ -81,16 +82,27 @@ def run(args: argparse.Namespace) -> int:
         from engine.errors import UsageError
 
         raise UsageError("--json prints to stdout, where the archive goes; drop one of the two")
-    # SBOMs and provenance asked for on the command line need the build's result.
-    if not (args.replan or args.json or args.push or args.load or wanted(args)):
-        answer = uptodate.check(spec_file, options)
-        if answer is not None:
-            return _answered(args, answer)
-    return _build(args, spec_file, options, to_stdout)
+    # SBOMs and provenance read every layer's plan (engine/attest/contents.py), and a push
+    # writes no stamp: those always plan. `--json` and `--load` need the build's result, but
+    # not its plans: their layers may still be held.
+    held = None
+    if not (args.replan or args.push or wanted(args)):
+        verdict = uptodate.check(spec_file, options, answer=not (args.json or args.load))
+        if isinstance(verdict, uptodate.Answer):
+            return _answered(args, verdict)
+        held = verdict
+    return _build(args, spec_file, options, to_stdout, held)
 
 
-def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_stdout: bool) -> int:
-    """The build the stamp could not answer; imported only then, as most of the engine is."""
+def _build(
+    args: argparse.Namespace,
+    spec_file: str,
+    options: BuildOptions,
+    to_stdout: bool,
+    held: HeldLayers | None,
+) -> int:
+    """The build the stamp could not answer; imported only then, as most of the engine is.
+    `held`: the layers whose inputs the stamp vouches for (engine/cli/uptodate.py check)."""
     import contextlib
     import json
     import time
@@ -114,6 +126,8 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
     from engine.cli.attestargs import attestations, sbom_formats, write_attestations
 
     formats = sbom_formats(args, spec.sbom)
+    if formats or args.provenance:
+        held = None  # the documents are made from every layer's plan
     if (formats or args.provenance) and to_stdout and not args.sbom_out:
         from engine.errors import UsageError
 
@@ -146,7 +160,12 @@ def _build(args: argparse.Namespace, spec_file: str, options: BuildOptions, to_s
     started_ns = time.time_ns()
     try:
         result = build_spec(
-            spec, options, sink=progress.sink, cancel=signals.token(), footprint=footprint
+            spec,
+            options,
+            sink=progress.sink,
+            cancel=signals.token(),
+            footprint=footprint,
+            held=held,
         )
     finally:
         progress.finish()

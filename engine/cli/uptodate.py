@@ -18,10 +18,17 @@ result depended on:
 
 The next `vinci build` with the same options checks all of that with stats, directory
 listings and small reads. When every item holds, it prints the recorded digest and touches
-the layer records, as a cache hit would (so `vinci cache gc` sees them used). When anything
-differs, or the stamp is missing or unreadable, the build runs exactly as it would without
-this check (the cache's stat memo still spares it re-reading unchanged sources); a stamp is
-never repaired or half-trusted.
+the layer records, as a cache hit would (so `vinci cache gc` sees them used). When the code,
+the spec and the lock hold but some layers' host inputs do not (or the output differs), the
+layers whose inputs all hold (`_layer_holds`, the very check an answer makes) are handed to
+the one build path as HeldLayers (engine/builder/footprint.py): each is taken from the cache
+record the stamp names, as a cache hit, without being walked, listed, stat'ed or hashed,
+and only the others are planned. Their footprint goes from the old stamp into the new one,
+so the next unchanged rebuild is answered again. A held layer whose record is gone from the
+cache is planned; SBOMs, provenance and --push plan every layer (they read the plans or
+write no stamp). When anything else differs, or the stamp is missing or unreadable, the
+build runs exactly as it would without this check (the cache's stat memo still spares it
+re-reading unchanged sources); a stamp is never repaired or half-trusted.
 
 No stamp is written when the build could not trust every stat it took (a source modified
 within two seconds of the build's start: see engine/cache/statkey.py), a push, or a run with
@@ -42,7 +49,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.builder.footprint import Footprint, LayerFootprint
 from engine.builder.options import BuildOptions
 from engine.cache.statkey import StatKey, stat_key
 from engine.cache.store import LAYOUT_VERSION, cache_base
@@ -50,6 +56,7 @@ from engine.output import OutputTarget, parse_output
 from engine.spec.locate import beside_spec
 
 if TYPE_CHECKING:
+    from engine.builder.footprint import Footprint, HeldLayers, LayerFootprint
     from engine.builder.result import BuildResult
     from engine.cache.store import BlobStore
 
@@ -76,7 +83,8 @@ class Answer:
 @dataclass(frozen=True)
 class Stamp:
     """What one build's image depended on (see the module's text). Kept with marshal, as
-    plain tuples, lists, dicts, strings and numbers: no pickle, nothing executable."""
+    plain tuples, lists, dicts, strings and numbers: no pickle, nothing executable. All of
+    it holds when `inputs_hold`, `output_holds` and `_layer_holds` for every layer do."""
 
     key: BuildKey
     digest: str
@@ -100,14 +108,16 @@ class Stamp:
             raise ValueError("not a stamp of this format")
         return cls(*values)
 
-    def holds(self) -> bool:
-        """Whether every item the build depended on is still as recorded."""
-        return (
-            _code_holds(self.code)
-            and all(_read(path) == data for path, data in self.texts)
-            and _output_holds(self.output, self.blobs)
-            and all(stat_key(os.stat(path)) == key for path, key in self.beside)
-            and all(inputs is None or _layer_holds(inputs) for inputs in self.layers)
+    def inputs_hold(self) -> bool:
+        """Whether what every layer shares is as recorded: the code, the spec and the lock
+        (the key, the options, is compared before)."""
+        return _code_holds(self.code) and all(_read(path) == data for path, data in self.texts)
+
+    def output_holds(self) -> bool:
+        """Whether the output, the cache blobs behind it and the files beside it are as
+        recorded."""
+        return _output_holds(self.output, self.blobs) and all(
+            stat_key(os.stat(path)) == key for path, key in self.beside
         )
 
 
@@ -158,21 +168,59 @@ def _stamp_path(options: BuildOptions, key: BuildKey) -> str:
     return os.path.join(cache_base(options.cache_dir), LAYOUT_VERSION, STAMP_DIR, name)
 
 
-def check(spec_file: str, options: BuildOptions) -> Answer | None:
-    """The answer to a build of `spec_file` with `options` if its stamp holds in every item."""
+def check(
+    spec_file: str, options: BuildOptions, *, answer: bool = True
+) -> Answer | HeldLayers | None:
+    """The answer to a build of `spec_file` with `options` if its stamp holds in every item.
+
+    Else, if the stamp is this build's (same options) and the code, the spec and the lock
+    are as it recorded, the layers whose host inputs all hold (`_layer_holds`, the same
+    check as for an answer), for the build to take from their records unplanned
+    (engine/builder/footprint.py HeldLayers); None if there are none. `answer` False: the
+    caller needs the build's result (`--json`, `--load`), so never an Answer, only held
+    layers, every one if nothing changed."""
     if os.environ.get("VINCI_TESTING") == "1" or _streamed(spec_file, options):
         return None
     key = build_key(spec_file, options, options.timestamp())
     try:
         with open(_stamp_path(options, key), "rb") as f:
             stamp = Stamp.from_bytes(f.read())
-        if stamp.key != key or not stamp.holds():
+        if stamp.key != key or not stamp.inputs_hold():
             return None
-        for record in stamp.touch:
-            os.utime(record)  # a cache hit, as far as gc can tell
+        held = [i for i, inputs in enumerate(stamp.layers) if inputs and _still(inputs)]
+        every = len(held) == sum(1 for inputs in stamp.layers if inputs is not None)
+        if answer and every and stamp.output_holds():
+            for record in stamp.touch:
+                os.utime(record)  # a cache hit, as far as gc can tell
+            return Answer(stamp.digest, len(stamp.layers), stamp.target, spec_file)
+        return _held(stamp, held)
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError):
         return None
-    return Answer(stamp.digest, len(stamp.layers), stamp.target, spec_file)
+
+
+def _held(stamp: Stamp, indexes: list[int]) -> HeldLayers | None:
+    """The stamp's layers at `indexes`, as the build takes them (touched by the build, as
+    its cache hits are)."""
+    if not indexes:
+        return None
+    from engine.builder.footprint import HeldLayer, HeldLayers
+
+    held = []
+    for i in indexes:
+        inputs = stamp.layers[i]
+        assert inputs is not None
+        record, links, listings, paths, packed = inputs
+        held.append(
+            HeldLayer(
+                i,
+                record,
+                tuple((source, real) for source, real in links),
+                tuple((directory, tuple(names)) for directory, names in listings),
+                tuple(paths),
+                packed,
+            )
+        )
+    return HeldLayers(tuple(held))
 
 
 def write_stamp(
@@ -283,6 +331,15 @@ def _read(path: str) -> bytes | None:
 
 def _code_holds(code: list[tuple[str, StatKey]]) -> bool:
     return all(stat_key(os.stat(path)) == key for path, key in code)
+
+
+def _still(inputs: LayerInputs) -> bool:
+    """`_layer_holds`, False where a path it reads is gone (a directory removed, say): that
+    layer is planned, the others may still be held."""
+    try:
+        return _layer_holds(inputs)
+    except OSError:
+        return False
 
 
 def _layer_holds(inputs: LayerInputs) -> bool:

@@ -22,9 +22,20 @@ from trees import make_tree
 OLD = 1_500_000_000  # sources dated long before the build: their stat data can be trusted
 
 # Runs `vinci ARGS` as the `vinci` command does and says which path answered: "full" if the
-# one build path (engine.build) ran, "stamp" if the up-to-date check answered without it.
+# one build path (engine.build) ran, "stamp" if the up-to-date check answered without it; and
+# which entries of the spec's directory were walked ("scanned": os.scandir, as the planner
+# lists a directory) or had a file opened below them ("opened"), by their first name there.
 PROBE = """
-import json, sys
+import json, os, sys
+root = os.path.dirname(os.path.abspath(sys.argv[2]))
+scanned, opened = set(), set()
+def hook(event, args):
+    if event in ("os.scandir", "open") and args and isinstance(args[0], (str, bytes)):
+        path = os.path.abspath(os.fsdecode(args[0]))
+        if path.startswith(root + os.sep):
+            first = path[len(root) + 1 :].split(os.sep)[0]
+            (scanned if event == "os.scandir" else opened).add(first)
+sys.addaudithook(hook)
 import engine.builder.run as run
 built = []
 def counted(*args, **kwargs):
@@ -33,7 +44,9 @@ def counted(*args, **kwargs):
 build_spec, run.build_spec = run.build_spec, counted
 from engine.cli.main import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "path": "full" if built else "stamp"}), file=sys.stderr)
+probe = {"code": code, "path": "full" if built else "stamp"}
+probe |= {"scanned": sorted(scanned), "opened": sorted(opened)}
+print(json.dumps(probe), file=sys.stderr)
 sys.exit(code)
 """
 
@@ -289,3 +302,171 @@ def test_a_footprint_is_trusted_only_if_no_key_is_racy_or_too_big() -> None:
     assert not footprint(old, (10, old[1], 1 << 63, old[3])).trusted(now)  # no int64 holds it
     # Only the mtime decides raciness, as in git's index: a recent ctime (a chmod) does not.
     assert footprint((10, old[1], 7, now)).trusted(now)
+
+
+# -- a change in some layers: the others are held, taken from their records unplanned --------
+
+LAYERED = """\
+spec-version: v1
+layers:
+  - directory: {path: /a, source: ./a}
+  - directory: {path: /b, source: ./b}
+  - directory: {path: /c, source: ./c}
+"""
+LAYER_DIRS = ("a", "b", "c")
+
+
+@pytest.fixture(scope="module")
+def layered_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three directory layers of a few files each (b with a subdirectory and a link)."""
+    root = tmp_path_factory.mktemp("layered") / "src"
+    for name in LAYER_DIRS:
+        (root / name / "sub").mkdir(parents=True)
+        (root / name / "one.txt").write_text(f"{name} one\n")
+        (root / name / "sub" / "two.txt").write_text(f"{name} two\n" * 50)
+    (root / "b" / "current").symlink_to("one.txt")
+    (root / "vinci.yaml").write_text(LAYERED)
+    _age(root)
+    return root
+
+
+@pytest.fixture
+def layered(layered_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the three-layer tree (its spec's path), old mtimes kept."""
+    shutil.copytree(layered_template, tmp_path / "src", symlinks=True)
+    return tmp_path / "src" / "vinci.yaml"
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text)
+    os.utime(path, (OLD + 1, OLD + 1))
+
+
+def _rebuild(spec: Path, cache: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """(stdout: the digest or --json's document, probe) of a rebuild that must succeed; the
+    probe's "scanned" and "opened" name only the layers' source directories."""
+    proc, probe = _probe(spec, cache, *args)
+    assert proc.returncode == 0, proc.stderr
+    for seen in ("scanned", "opened"):
+        probe[seen] = [name for name in probe[seen] if name in LAYER_DIRS]
+    return proc.stdout.strip(), probe
+
+
+def test_a_change_in_one_layer_plans_only_that_layer(layered: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _build(layered, cache)
+    records = list((cache / "v1/layers").iterdir())
+    for record in records:
+        os.utime(record, (OLD, OLD))
+    _append(layered.parent / "b/sub/two.txt", "changed\n")
+    digest, probe = _rebuild(layered, cache)
+    assert digest == _cold(layered, tmp_path)
+    # Only b was walked and read; a and c were taken from their records unplanned.
+    assert probe["scanned"] == ["b"] and probe["opened"] == ["b"], probe
+    # Their records were touched, as a cache hit touches them (what `vinci cache gc` sees);
+    # b's old one was not used.
+    assert sorted(r.stat().st_mtime > OLD for r in records) == [False, True, True]
+    # The new stamp carried their footprints over: the next build is answered by it.
+    again, probe = _rebuild(layered, cache)
+    assert (again, probe["path"], probe["scanned"], probe["opened"]) == (digest, "stamp", [], [])
+
+
+HELD_LAYER_CHANGES: dict[str, Callable[[Path], None]] = {
+    "file added": lambda root: (root / "a/sub/new.txt").write_text("new\n"),
+    "file removed": lambda root: (root / "a/one.txt").unlink(),
+    "link retargeted": lambda root: _retarget(root / "b/current", "sub/two.txt"),
+    "directory removed": lambda root: shutil.rmtree(root / "a/sub"),
+}
+
+
+@pytest.mark.parametrize("change", list(HELD_LAYER_CHANGES))
+def test_a_change_in_another_layer_is_seen_too(layered: Path, tmp_path: Path, change: str) -> None:
+    """c changes (so the stamp does not answer) and so does a or b, which must be planned."""
+    cache = tmp_path / "cache"
+    _build(layered, cache)
+    _append(layered.parent / "c/one.txt", "changed\n")
+    HELD_LAYER_CHANGES[change](layered.parent)
+    changed = "b" if "link" in change else "a"
+    digest, probe = _rebuild(layered, cache)
+    assert probe["scanned"] == sorted([changed, "c"]), probe
+    assert digest == _cold(layered, tmp_path)
+
+
+def test_a_spec_edit_plans_every_layer(layered: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _build(layered, cache)
+    layered.write_text(LAYERED + "# a comment\n")
+    digest, probe = _rebuild(layered, cache)
+    assert probe["scanned"] == list(LAYER_DIRS), probe
+    assert digest == _cold(layered, tmp_path)
+
+
+def test_a_held_layer_whose_record_is_gone_is_planned(layered: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _build(layered, cache)
+    result = json.loads(_rebuild(layered, cache, "--json")[0])
+    key_of_a = result["layers"][0]["cache_key"]
+    (cache / "v1/layers" / f"{key_of_a}.json").unlink()
+    _append(layered.parent / "c/one.txt", "changed\n")
+    digest, probe = _rebuild(layered, cache)
+    assert probe["scanned"] == ["a", "c"], probe
+    assert digest == _cold(layered, tmp_path)
+
+
+def test_json_of_held_layers_is_a_full_builds(layered: Path, tmp_path: Path) -> None:
+    """`--json` is never answered by the stamp, but its unchanged layers are held: the JSON
+    is what a build that plans every layer prints, the held layers cache hits."""
+    cache = tmp_path / "cache"
+    _build(layered, cache)
+    _append(layered.parent / "b/one.txt", "changed\n")
+    out, probe = _rebuild(layered, cache, "--json")
+    assert probe["scanned"] == ["b"], probe
+    held = json.loads(out)
+    out, probe = _rebuild(layered, cache, "--json", "--replan")
+    assert probe["scanned"] == list(LAYER_DIRS), probe
+    planned = json.loads(out)
+
+    def timeless(data: dict[str, Any]) -> dict[str, Any]:
+        layers = [{k: v for k, v in layer.items() if k != "seconds"} for layer in data["layers"]]
+        return {k: v for k, v in data.items() if k != "seconds"} | {"layers": layers}
+
+    # The planned build found b cached too (the held build made it): all hits but b's first.
+    assert [layer["cache_hit"] for layer in held["layers"]] == [True, False, True]
+    held["layers"][1]["cache_hit"] = True
+    assert timeless(held) == timeless(planned)
+    # With nothing changed, every layer is held and nothing is walked.
+    out, probe = _rebuild(layered, cache, "--json")
+    assert (probe["path"], probe["scanned"], probe["opened"]) == ("full", [], []), probe
+    assert timeless(json.loads(out)) == timeless(planned)
+
+
+def test_held_layers_with_a_lock(layered: Path, tmp_path: Path) -> None:
+    """A held layer is checked against vinci.lock as a planned one is."""
+    cache = tmp_path / "cache"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "VINCI_CACHE_DIR": str(cache)}
+    subprocess.run(
+        [sys.executable, "-m", "engine.cli", "lock", str(layered)], cwd=REPO, env=env, check=True
+    )
+    _age(layered.parent)
+    _build(layered, cache)
+    _append(layered.parent / "c/one.txt", "changed\n")
+    digest, probe = _rebuild(layered, cache)
+    assert probe["scanned"] == ["c"], probe
+    assert digest == _cold(layered, tmp_path)
+
+
+def test_sboms_plan_every_layer(layered: Path, tmp_path: Path) -> None:
+    """SBOMs list each layer's planned entries: asked for (here by the spec), no layer is
+    held, and the documents are a full build's."""
+    cache = tmp_path / "cache"
+    layered.write_text(LAYERED + "sbom: [spdx]\n")
+    _age(layered.parent)
+    _build(layered, cache)
+    _append(layered.parent / "c/one.txt", "changed\n")
+    digest, probe = _rebuild(layered, cache)
+    assert probe["scanned"] == list(LAYER_DIRS), probe
+    assert digest == _cold(layered, tmp_path)
+    sbom = (layered.parent / "vinci.oci.spdx.json").read_bytes()
+    _rebuild(layered, cache, "--replan")
+    assert (layered.parent / "vinci.oci.spdx.json").read_bytes() == sbom
