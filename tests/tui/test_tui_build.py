@@ -268,3 +268,30 @@ async def test_workbench_builds_with_the_spec_lock(project: Path) -> None:
         await wait_built(pilot, unlocked)
         assert unlocked.result is not None
         assert str(unlocked.result.manifest.digest) != locked
+
+
+async def test_a_rebuilt_layer_says_how_much_it_copied(
+    project: Path, app_factory: Callable[..., Workbench]
+) -> None:
+    """An edit beside a large file: the layer is rebuilt, but the large file's members are
+    copied from the last build's blob, and the Details pane says how much."""
+    big = b"".join(b"row %d of the large asset\n" % i for i in range(100_000))
+    (project / "site" / "assets" / "big.txt").write_bytes(big)
+    app = app_factory()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_built(pilot, app)
+        (project / "site" / "about.html").write_text("<p>about us, at more length</p>\n")
+        app.post_message(SourcesChanged((project / "site" / "about.html",)))
+        await wait_built(pilot, app, generation=2)
+        assert app.result is not None
+        layer = app.result.layers[1]
+        assert not layer.cache_hit and layer.reused > 1 << 20
+        app.query_one(LayersTable).move_cursor(row=1)
+        details = app.query_one(DetailsTable)
+
+        def cache_row() -> str:
+            rows = [details.get_row_at(i) for i in range(details.row_count)]
+            return next((str(r[1]) for r in rows if str(r[0]).strip() == "cache"), "")
+
+        await wait_for(pilot, lambda: "copied from its last build's members" in cache_row())
+        assert cache_row().startswith("miss: built in ")

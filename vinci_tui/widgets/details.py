@@ -175,7 +175,12 @@ class DetailsTable(DataTable[Text]):
         self._row("cache key", layer.record.key, layer.record.key)
         how = "hit: nothing rebuilt" if layer.cache_hit else "miss: built"
         seconds = format_seconds(self.clock.seconds(layer.seconds))
-        self._row("cache", f"{how} in {seconds}")
+        copied = ""
+        if layer.reused and not layer.cache_hit:
+            usize = sum(info.uncompressed_size or 0 for info in parts)
+            share = f"{layer.reused / usize:.0%}" if usize else human_bytes(layer.reused)
+            copied = f", {share} copied from its last build's members"
+        self._row("cache", f"{how} in {seconds}{copied}")
         if layer.plan is None:
             self._row("key inputs", "the imported image's layers (by digest)")
         else:
