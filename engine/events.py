@@ -196,11 +196,16 @@ class ProgressThrottle:
         self._total = total
         self._interval = interval
         self._last = 0.0
+        self._reached = False
         self.done = 0
 
     def advance(self, n: int) -> None:
         self.done += n
         now = time.monotonic()
-        if now - self._last >= self._interval or self.done >= self._total:
+        # The total may be an estimate (engine/builder/layer.py): reaching it sends one event,
+        # not one per write from then on.
+        reached = self.done >= self._total and not self._reached
+        if reached or now - self._last >= self._interval:
+            self._reached = self._reached or reached
             self._last = now
             self._sink(LayerProgress(self._index, self._phase, self.done, self._total))

@@ -87,9 +87,10 @@ class TarSink:
 
 
 def uncompressed_size(plan: LayerPlan) -> int:
-    return sum(
-        len(tar_header(e, plan.mtime)) + e.size + len(padding(e.size)) for e in plan.entries
-    ) + len(END)
+    """The tar's size for progress, counting one 512-byte header per entry: an entry whose
+    name needs a PAX header adds a few hundred bytes more. Encoding every header just to
+    count them cost a 1,000-file layer ~20 ms."""
+    return sum(512 + e.size + (-e.size % 512) for e in plan.entries) + len(END)
 
 
 def write_layer(

@@ -60,11 +60,17 @@ def _entry_size(header: bytes) -> int | None:
 
 
 class TarCutter:
-    """Takes a tar stream in writes of any size and hands `emit` one piece at a time."""
+    """Takes a tar stream in writes of any size and hands `emit` one piece at a time.
+
+    A piece is gathered as a list of parts: slices of the `bytes` written (immutable, so kept
+    by reference) or copies of anything mutable, joined once when the piece is cut. A piece
+    that is one whole write (a CHUNK of a large file, as the layer writer reads them) is
+    passed on as it is, without a copy."""
 
     def __init__(self, emit: Callable[[bytes], None]) -> None:
         self._emit = emit
-        self._buf = bytearray()  # the piece being gathered
+        self._parts: list[bytes | memoryview] = []  # the piece being gathered
+        self._held = 0  # its length
         self._at = 0  # stream offset of the next byte to arrive
         self._next = 0  # stream offset of the next header or data cut
         self._kind = _HEADER
@@ -75,59 +81,57 @@ class TarCutter:
 
     def write(self, data: bytes | memoryview) -> int:
         n = len(data)
+        whole = type(data) is bytes
         view = memoryview(data)
         off = 0
         while off < n:
             if self._at < self._next:
                 take = min(self._next - self._at, n - off)
-                if (
-                    not self._buf
-                    and self._kind == _DATA
-                    and take == n
-                    and self._at + take == self._next
-                    and type(data) is bytes
-                ):
-                    # A whole chunk of a large file, as the layer writer reads them: passed on
-                    # as it is, without a copy.
-                    self._at += n
-                    self._cut_data(data)
-                    return n
-                self._buf += view[off : off + take]
+                if take == n:
+                    self._parts.append(data if whole else bytes(data))
+                elif whole:
+                    self._parts.append(view[off : off + take])
+                else:
+                    self._parts.append(bytes(view[off : off + take]))
+                self._held += take
                 self._at += take
                 off += take
-                continue
-            if self._kind == _DATA:
-                self._cut_data(None)
-                continue
-            # A header starts here: gather its 512 bytes before deciding.
-            take = min(_BLOCK - len(self._header), n - off)
-            self._header += view[off : off + take]
-            off += take
-            if len(self._header) == _BLOCK:
-                self._at += _BLOCK
-                self._on_header(bytes(self._header))
-                self._header.clear()
+            elif self._kind == _DATA:
+                self._cut_data()
+            elif not self._header and n - off >= _BLOCK:
+                # A header starts here, whole in this write (as the tar writer writes them).
+                self._on_header(bytes(view[off : off + _BLOCK]))
+                off += _BLOCK
+            else:
+                # A header arriving in parts: its 512 bytes are gathered before deciding.
+                take = min(_BLOCK - len(self._header), n - off)
+                self._header += view[off : off + take]
+                off += take
+                if len(self._header) == _BLOCK:
+                    header = bytes(self._header)
+                    self._header.clear()
+                    self._on_header(header)
         return n
 
     def close(self) -> None:
         if self._header:
-            self._buf += self._header
+            self._parts.append(bytes(self._header))
+            self._held += len(self._header)
             self._header.clear()
-        if self._buf or not self.pieces:
+        if self._held or not self.pieces:
             self._flush()
 
-    def _flush(self, piece: bytes | None = None) -> None:
-        if piece is None:
-            piece = bytes(self._buf)
-            self._buf.clear()
+    def _flush(self) -> None:
+        parts = self._parts
+        piece = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+        self._parts = []
+        self._held = 0
         self.pieces += 1
         self._emit(piece)
 
-    def _cut_data(self, whole: bytes | None) -> None:
-        """At a CHUNK boundary inside an entry's data (or the end of a headerless chunk)."""
-        if whole is not None:
-            self._flush(whole)
-        elif self._buf:
+    def _cut_data(self) -> None:
+        """At a CHUNK boundary inside an entry's data (or of a stream that is not a tar)."""
+        if self._held:
             self._flush()
         if not self._tar or self._next + CHUNK < self._data_end:
             self._next += CHUNK
@@ -135,24 +139,29 @@ class TarCutter:
             self._next, self._kind = self._data_end, _HEADER
 
     def _on_header(self, header: bytes) -> None:
-        start = self._at - _BLOCK
+        """A 512-byte block where a header should start: cut before it or not, and find
+        where the next one starts."""
+        start = self._at
+        self._at += _BLOCK
         size = _entry_size(header) if self._tar else None
         if size is None:
             # Not a tar (any more): fixed cuts from here on, this block the first bytes.
             self._tar = False
-            if self._buf:
+            if self._held:
                 self._flush()
-            self._buf += header
+            self._parts.append(header)
+            self._held = _BLOCK
             self._next, self._kind = start + CHUNK, _DATA
             return
         padded = size + (-size % _BLOCK)
-        held = len(self._buf)
+        held = self._held
         if held >= MAX or (
             held >= MIN
             and zlib.crc32(header) < min(1 << 32, ((_BLOCK + padded) << 32) // CHANCE_BYTES)
         ):
             self._flush()
-        self._buf += header
+        self._parts.append(header)
+        self._held += _BLOCK
         self._data_end = self._at + padded
         if padded > CHUNK:
             self._next, self._kind = self._at + CHUNK, _DATA

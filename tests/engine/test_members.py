@@ -12,13 +12,14 @@ import os
 import random
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
 from conftest import REPO, VinciRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_codec import _FRESH as FRESH_GZIP
+from test_codec import _members
 
 from engine.codec import Members, Reusable, get_codec
 from engine.codec.cut import CHUNK, MAX_PIECE
@@ -64,16 +65,6 @@ def _compress(data: bytes, chunks: list[int], threads: int, reuse: Reusable | No
         i, k = i + n, k + 1
     w.close()
     return out.getvalue(), w
-
-
-def _members(raw: bytes) -> list[bytes]:
-    found = []
-    while raw:
-        d = zlib.decompressobj(31)
-        found.append(d.decompress(raw))
-        assert d.eof
-        raw = d.unused_data
-    return found
 
 
 REFERENCE = hashlib.sha256(_compress(TAR, [CHUNK], 1)[0]).hexdigest()
@@ -165,36 +156,14 @@ def test_a_wrong_table_or_damaged_blob_costs_time_never_a_byte(tmp_path: Path) -
         Members.from_bytes(w.members.to_bytes()[:-5])
 
 
-_FRESH = """
-import hashlib, io, random, sys
-seed = int(sys.argv[1])
-rng = random.Random(seed)
-keep = [bytearray(rng.randrange(1, 1 << 16)) for _ in range(rng.randrange(1, 200))]  # heap shift
-from engine.codec import get_codec
-data = sys.stdin.buffer.read()
-out = io.BytesIO()
-w = get_codec("gzip").open(out, rng.randint(1, 4))
-i = 0
-while i < len(data):
-    n = rng.choice([1, 511, 512, 4096, 65536, 1 << 20, rng.randrange(1, 1 << 22)])
-    w.write(memoryview(data)[i : i + n])
-    i += n
-w.close()
-print(hashlib.sha256(out.getvalue()).hexdigest())
-"""
-
-
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_a_tar_compresses_the_same_in_fresh_processes(seed: int) -> None:
-    env = {
-        **os.environ,
-        "PYTHONMALLOC": "malloc",
-        "PYTHONHASHSEED": str(seed),
-        "PYTHONPATH": str(REPO),
-    }
+    """As test_codec's for raw bytes: another hash seed, a shifted C heap, a random thread
+    count and random write sizes, in a fresh interpreter."""
+    env = {**os.environ, "PYTHONMALLOC": "malloc", "PYTHONHASHSEED": str(seed)}
     proc = subprocess.run(
-        [sys.executable, "-c", _FRESH, str(seed)],
+        [sys.executable, "-c", FRESH_GZIP, str(seed), str(REPO)],
         input=TAR,
         env=env,
         capture_output=True,
