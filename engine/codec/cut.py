@@ -26,6 +26,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 
+from engine.tar.header import header_data_size
+
 # Part of every block codec's identity: changing any of these changes the bytes of layers.
 CHUNK = 1 << 20
 MIN = 256 << 10
@@ -37,26 +39,6 @@ RULE = f"tar-cut={CHUNK >> 20}m,{MIN >> 10}k,{MAX >> 20}m,{CHANCE_BYTES >> 20}m"
 
 _BLOCK = 512
 _HEADER, _DATA = 0, 1
-
-
-def _entry_size(header: bytes) -> int | None:
-    """The data size a tar header announces, or None if the block is not a valid header. An
-    all-zero block (the end of an archive) announces nothing."""
-    if not any(header):
-        return 0
-    stored = header[148:156].rstrip(b"\0 ")
-    try:
-        if int(stored, 8) != sum(header[:148]) + 256 + sum(header[156:]):
-            return None
-    except ValueError:
-        return None
-    field = header[124:136]
-    if field[0] & 0x80:  # base-256 (GNU); a negative size is no size
-        return 0 if field[0] & 0x40 else int.from_bytes(field[1:], "big")
-    try:
-        return int(field.rstrip(b"\0 ") or b"0", 8)
-    except ValueError:
-        return None
 
 
 class TarCutter:
@@ -143,7 +125,7 @@ class TarCutter:
         where the next one starts."""
         start = self._at
         self._at += _BLOCK
-        size = _entry_size(header) if self._tar else None
+        size = header_data_size(header) if self._tar else None
         if size is None:
             # Not a tar (any more): fixed cuts from here on, this block the first bytes.
             self._tar = False

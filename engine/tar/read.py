@@ -27,6 +27,7 @@ from typing import IO, BinaryIO
 from engine.cancel import CancelToken
 from engine.errors import LayerReadError
 from engine.tar.compression import DECODE_ERRORS, decompressed
+from engine.tar.header import check_sum, number
 
 BLOCK = 512
 READ = 1 << 20
@@ -185,20 +186,6 @@ def _text(field: bytes) -> str:
     return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def _number(field: bytes, at: int) -> int:
-    """An octal field (NUL/space terminated), or GNU base-256 when the high bit is set."""
-    if field and field[0] & 0x80:
-        value = int.from_bytes(field[1:], "big")
-        return -value if field[0] & 0x40 else value
-    digits = field.replace(b"\0", b" ").strip()
-    if not digits:
-        return 0
-    try:
-        return int(digits, 8)
-    except ValueError:
-        raise LayerReadError(f"invalid number {field!r} in the tar header at offset {at}") from None
-
-
 def _pax_number(records: dict[str, str], key: str, at: int) -> int | None:
     if key not in records:
         return None
@@ -228,15 +215,6 @@ def _pax_records(data: bytes, at: int) -> dict[str, str]:
         records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
         pos += length
     return records
-
-
-def _check_sum(block: bytes, at: int) -> None:
-    stored = _number(block[148:156], at)
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    # Some old writers summed signed bytes; tarfile accepts either, and so do we.
-    signed = unsigned - 256 * sum(1 for b in block[:148] + block[156:] if b > 127)
-    if stored not in (unsigned, signed):
-        raise LayerReadError(f"not a tar stream: bad header checksum at offset {at}")
 
 
 class TarReader:
@@ -293,12 +271,12 @@ class TarReader:
             if block == _ZERO_BLOCK:
                 end_offset = at
                 break
-            _check_sum(block, at)
+            check_sum(block, at)
             if start < 0:
                 start = at
             raw_headers.update(block)
             typeflag = block[156:157]
-            size = _number(block[124:136], at)
+            size = number(block[124:136], at)
             if size < 0:
                 raise LayerReadError(f"negative size {size} in the tar header at offset {at}")
             if typeflag in (b"x", b"g", b"L", b"K"):
@@ -393,16 +371,16 @@ class TarReader:
         return TarEntry(
             path=normalize(name),
             type=kind,
-            mode=_number(block[100:108], at) & 0o7777,
-            uid=uid if uid is not None else _number(block[108:116], at),
-            gid=gid if gid is not None else _number(block[116:124], at),
+            mode=number(block[100:108], at) & 0o7777,
+            uid=uid if uid is not None else number(block[108:116], at),
+            gid=gid if gid is not None else number(block[116:124], at),
             uname=merged.get("uname", _text(block[265:297]) if fmt != "v7" else ""),
             gname=merged.get("gname", _text(block[297:329]) if fmt != "v7" else ""),
             size=size if kind == "file" or kind not in TYPES.values() else 0,
-            mtime=merged.get("mtime", str(_number(block[136:148], at))),
+            mtime=merged.get("mtime", str(number(block[136:148], at))),
             linkname=linkname if kind in ("symlink", "hardlink") else "",
-            devmajor=_number(block[329:337], at) if device else 0,
-            devminor=_number(block[337:345], at) if device else 0,
+            devmajor=number(block[329:337], at) if device else 0,
+            devminor=number(block[337:345], at) if device else 0,
             digest="",
             format=fmt,
             pax_keys=tuple(sorted(pax)),
