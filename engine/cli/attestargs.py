@@ -86,6 +86,10 @@ def attestations(
 ) -> list[Document]:
     """The documents asked for: each image's SBOMs (an index's per platform) and one
     provenance statement for the whole build."""
+    if not formats and not provenance:
+        # Most builds ask for nothing: the SBOM modules (and importlib.metadata under them)
+        # would cost ~20 ms after the image is written, time no core works for.
+        return []
     from engine.attest.sbom import sbom_documents
     from engine.builder.result import images_of
 
@@ -109,11 +113,11 @@ def write_attestations(
 ) -> list[Path]:
     """Write each document beside `output` (or into `out_dir`), named after it (after the
     spec file when the output is a stream) and its platform, atomically; the paths."""
+    if not docs:
+        return []
     from engine.attest.sbom import FORMATS
     from engine.cache.atomic import write_atomic
 
-    if not docs:
-        return []
     directory = Path(out_dir) if out_dir else Path(os.path.abspath(output)).parent
     stem = spec.stem if to_stdout else Path(os.path.abspath(output)).name
     written = []
