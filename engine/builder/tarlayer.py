@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from engine.builder import testhooks
+from engine.builder.allocator import keep_block_memory
 from engine.builder.layer import TarSink
 from engine.builder.plan import READ_CHUNK, Planner, sort_key
 from engine.cache.records import LayerRecord, RecordIndex
@@ -160,6 +161,7 @@ def tar_layer(
         total = sum(e.size for e in entries)
         progress = ProgressThrottle(sink, index, "building", total)
         with store.writer() as blob:
+            keep_block_memory()
             compressor = testhooks.open_codec(codec, blob, threads)  # type: ignore[arg-type]
             tar = TarSink(compressor, progress, cancel)
             try:
