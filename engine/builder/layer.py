@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from engine.builder import testhooks
+from engine.builder.allocator import keep_block_memory
 from engine.builder.plan import READ_CHUNK, LayerPlan, PlannedEntry
 from engine.cache.statkey import stat_key
 from engine.cache.store import BlobStore
@@ -108,6 +109,7 @@ def write_layer(
     total = uncompressed_size(plan)
     progress = ProgressThrottle(sink, index, "building", total)
     with store.writer() as blob:
+        keep_block_memory()
         # testhooks: knobs `vinci verify` turns to prove they never change the bytes.
         compressor = testhooks.open_codec(codec, blob, threads, reuse)  # type: ignore[arg-type]
         tar = TarSink(compressor, progress, cancel)

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from engine.builder import testhooks
+from engine.builder.allocator import keep_block_memory
 from engine.builder.layer import TarSink
 from engine.builder.plan import READ_CHUNK, Planner, sort_key
 from engine.cache.members import remember, reusable, slot_of
@@ -164,6 +165,7 @@ def tar_layer(
         # A new version of the same archive shares most members with the last one's layer.
         slot = slot_of(f"{node.source}|{layer_summary(node)}", codec.identity)
         with store.writer() as blob:
+            keep_block_memory()
             compressor = testhooks.open_codec(
                 codec,
                 blob,  # type: ignore[arg-type]

@@ -14,6 +14,9 @@ vinci.lock) keep both fsyncs.
 A large file is flushed to disk behind its writer, every WRITE_BEHIND bytes, on a thread of its
 own: the fsync before the link then waits for the last few MiB instead of the whole file (half
 a second for a 200 MB layer here, when two layers finished together: time no core worked).
+8 MiB rather than 32: the commit of a 400 MB blob then waits ~1-2 ms instead of 11-19 ms, at
+the end of a build when nothing else runs; the flusher makes 4x the fdatasync calls, on its
+own thread, for the same ~0.04 s of CPU.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import os
 import threading
 from pathlib import Path
 
-WRITE_BEHIND = 32 << 20
+WRITE_BEHIND = 8 << 20
 
 
 def _link_fd(fd: int, dest: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -159,4 +160,8 @@ def run() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _quiet_broken_pipe()
+    # The process ends here. The interpreter's teardown runs the cyclic collector several
+    # times over every object the command made (~20 ms after a cold build, with no core
+    # busy); frozen objects are skipped by it, and still freed as the modules are cleared.
+    gc.freeze()
     sys.exit(code)
