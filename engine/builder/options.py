@@ -11,7 +11,7 @@ from typing import Literal
 
 from engine.cpus import available_cpus
 from engine.errors import UsageError
-from engine.oci.reference import parse_reference
+from engine.oci.reference import parse_repository
 
 MAX_DEFAULT_JOBS = 8  # each job holds a few MiB in flight: a big machine's default stays modest
 
@@ -147,9 +147,6 @@ def _repository(text: str | None, flag: str) -> str:
     if not text:
         return ""
     try:
-        ref = parse_reference(text)
+        return parse_repository(text).name
     except ValueError as e:
         raise UsageError(f"{flag}: {e}") from None
-    if ref.tag or ref.digest is not None:
-        raise UsageError(f"{flag} {text}: name a repository, without a tag or digest")
-    return ref.name

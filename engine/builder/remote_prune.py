@@ -23,7 +23,7 @@ from engine.builder.remote import ARTIFACT_TYPE, CREATED, TAG_PREFIX, parse_rfc3
 from engine.cancel import CancelToken
 from engine.errors import NotInRegistry, RegistryError, RegistryStatusError, UsageError
 from engine.oci.digest import Digest
-from engine.oci.reference import parse_reference
+from engine.oci.reference import parse_repository
 from engine.registry.client import RegistryClient
 from engine.registry.options import RegistryOptions
 
@@ -62,12 +62,7 @@ def prune_remote(
     more than `older_than` seconds before `now` (default: the clock)."""
     if older_than < 0:
         raise UsageError("--older-than must not be negative")
-    try:
-        ref = parse_reference(repository)
-    except ValueError as e:
-        raise UsageError(f"{repository}: {e}") from None
-    if ref.tag or ref.digest is not None:
-        raise UsageError(f"{repository}: name a repository, without a tag or digest")
+    ref = parse_repository(repository)
     cutoff = (time.time() if now is None else now) - older_than
     with RegistryClient(ref.registry, options) as client:
         tags = client.list_tags(ref.repository, cancel)

@@ -6,7 +6,6 @@ import argparse
 import json
 
 from engine.cli.registryargs import add_registry_arguments, apply_registry_options
-from engine.errors import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,12 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.oci.reference import parse_reference
+    from engine.oci.reference import parse_repository
     from engine.registry.client import RegistryClient
 
-    ref = parse_reference(args.repository)
-    if ref.tag or ref.digest is not None:
-        raise UsageError(f"{args.repository}: name a repository, without a tag or digest")
+    ref = parse_repository(args.repository)
     with RegistryClient(ref.registry, apply_registry_options(args)) as client:
         tags = client.list_tags(ref.repository)
     if args.json:

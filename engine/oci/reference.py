@@ -94,6 +94,15 @@ def parse_reference(text: str) -> ImageReference:
     return ImageReference(registry, repository, tag, digest)
 
 
+def parse_repository(text: str) -> ImageReference:
+    """A registry repository (`registry/name`, as `vinci ls` and the fleet cache take one): a
+    reference with neither tag nor digest. InvalidValue for anything else."""
+    ref = parse_reference(text)
+    if ref.tag or ref.digest is not None:
+        raise InvalidValue(f"{text}: name a repository, without a tag or digest")
+    return ref
+
+
 def _is_host(first: str) -> bool:
     """Whether the first '/'-separated part names a registry, by docker's rule: it has a '.' or
     ':', is localhost, or has an uppercase letter (which a repository cannot)."""
