@@ -87,7 +87,7 @@ class TarSink:
         return Digest(self._hash.hexdigest())
 
 
-def uncompressed_size(plan: LayerPlan) -> int:
+def _progress_total(plan: LayerPlan) -> int:
     """The tar's size for progress, counting one 512-byte header per entry: an entry whose
     name needs a PAX header adds a few hundred bytes more. Encoding every header just to
     count them cost a 1,000-file layer ~20 ms."""
@@ -106,7 +106,7 @@ def write_layer(
 ) -> BuiltLayer:
     """Writes the layer into the store; `reuse`, an earlier blob of the same codec, lets the
     codec copy members it already made (never changing a byte: engine/codec/gzip.py)."""
-    total = uncompressed_size(plan)
+    total = _progress_total(plan)
     progress = ProgressThrottle(sink, index, "building", total)
     with store.writer() as blob:
         keep_block_memory()
@@ -125,8 +125,8 @@ def write_layer(
         tar.digest,
         tar.size,
         tuple(content),
-        getattr(compressor, "members", None),
-        getattr(compressor, "reused", 0),
+        compressor.members,
+        compressor.reused,
     )
 
 

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,19 @@ def own_files(spec: Spec, store: BlobStore) -> frozenset[str]:
         store.root,
     )
     return frozenset(os.path.realpath(p) for p in mine)
+
+
+@contextlib.contextmanager
+def _failure_reported(sink: EventSink, index: int) -> Iterator[None]:
+    """A layer that fails says so (LayerFailed: "cancelled", or the error) before it raises."""
+    try:
+        yield
+    except BuildCancelled:
+        sink(LayerFailed(index, "cancelled"))
+        raise
+    except VinciError as e:
+        sink(LayerFailed(index, str(e)))
+        raise
 
 
 class Builder:
@@ -306,7 +319,7 @@ class Builder:
         build on the pool."""
         plan: LayerPlan | None = None
         tar_key: TarKey | None = None
-        try:
+        with _failure_reported(sink, index):
             token.check()
             sink(LayerStarted(index, node.label))
             with cpu:
@@ -318,12 +331,6 @@ class Builder:
                     assert not isinstance(node, ImportSpec | ImportOCISpec)  # _remote_kind
                     plan = planner.plan(node, index)
             remote = opening.result()  # its errors are the settings' (a bad timeout)
-        except BuildCancelled:
-            sink(LayerFailed(index, "cancelled"))
-            raise
-        except VinciError as e:
-            sink(LayerFailed(index, str(e)))
-            raise
         key = plan.key if plan is not None else tar_key.key if tar_key is not None else ""
         held = self.index.get(key) is not None
         found = remote.lookup(key, held)
@@ -362,7 +369,7 @@ class Builder:
         cache still has it, and then never planned."""
         started = time.monotonic()
         summary = layer_summary(node)
-        try:
+        with _failure_reported(sink, index):
             token.check()
             if planned is None and tar_key is None:
                 sink(LayerStarted(index, node.label))
@@ -391,7 +398,16 @@ class Builder:
                     sink(LayerCached(index, tar_key.key, record.descriptors))
                 else:
                     record, hit, reused = tar_layer(
-                        node, planner, store, self.codec, index, sink, token, self.threads, tar_key
+                        node,
+                        planner,
+                        store,
+                        self.codec,
+                        index,
+                        sink,
+                        token,
+                        self.threads,
+                        self._slot(spec, node, summary),
+                        tar_key,
                     )
                 if remote is not None:
                     remote.offer(record, store)
@@ -429,12 +445,10 @@ class Builder:
                     record = cached
                     sink(LayerCached(index, record.key, record.descriptors))
                 else:
-                    from engine.cache.members import remember, reusable, slot_of
+                    from engine.cache.members import remember, reusable
 
                     assert plan is not None  # planned whenever no record was found
-                    # Which layer of which spec this is, as written, never its contents.
-                    where = f"{spec.path}|{node.label}|{summary}|{getattr(node, 'source', '')}"
-                    slot = slot_of(where, self.codec.identity)
+                    slot = self._slot(spec, node, summary)
                     built = write_layer(
                         plan,
                         self.codec,
@@ -472,15 +486,17 @@ class Builder:
                     plan,
                     reused,
                 )
-        except BuildCancelled:
-            sink(LayerFailed(index, "cancelled"))
-            raise
-        except VinciError as e:
-            sink(LayerFailed(index, str(e)))
-            raise
         done = result.record
         sink(LayerDone(index, done.descriptors, done.diff_ids, result.cache_hit, result.seconds))
         return result
+
+    def _slot(self, spec: Spec, node: LayerSpec, summary: str) -> str:
+        """The slot naming the blob this layer's last build made (engine/cache/members.py):
+        which layer of which spec this is, as written, never its contents."""
+        from engine.cache.members import slot_of
+
+        where = f"{spec.path}|{node.label}|{summary}|{getattr(node, 'source', '')}"
+        return slot_of(where, self.codec.identity)
 
     def _accounts(
         self,
@@ -499,7 +515,7 @@ class Builder:
         index = len(spec.layers)
         started = time.monotonic()
         sink(LayerStarted(index, ACCOUNTS_LABEL))
-        try:
+        with _failure_reported(sink, index):
             record, hit = accounts_layer(
                 spec.accounts,
                 below,
@@ -512,9 +528,6 @@ class Builder:
                 self.threads,
                 remote,
             )
-        except VinciError as e:
-            sink(LayerFailed(index, str(e)))
-            raise
         seconds = time.monotonic() - started
         sink(LayerDone(index, record.descriptors, record.diff_ids, hit, seconds))
         return LayerResult(index, ACCOUNTS_LABEL, SUMMARY, record, hit, seconds)

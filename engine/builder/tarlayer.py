@@ -45,7 +45,7 @@ from engine.builder import testhooks
 from engine.builder.allocator import keep_block_memory
 from engine.builder.layer import TarSink
 from engine.builder.plan import READ_CHUNK, Planner, sort_key
-from engine.cache.members import remember, reusable, slot_of
+from engine.cache.members import remember, reusable
 from engine.cache.records import LayerRecord, RecordIndex
 from engine.cache.statkey import StatKey, stat_key
 from engine.cache.store import BlobStore
@@ -147,11 +147,13 @@ def tar_layer(
     sink: EventSink,
     cancel: CancelToken | None,
     threads: int,
+    slot: str,
     known: TarKey | None = None,
 ) -> tuple[LayerRecord, bool, int]:
     """The layer of `node`, from the cache or written now; whether it was cached; and how
-    many of its bytes were copied from its last build's members instead of compressed.
-    `known`: its key, if tar_key_of made it already."""
+    many of its bytes were copied from its last build's members (the blob `slot` names,
+    engine/cache/members.py) instead of compressed. `known`: its key, if tar_key_of made it
+    already."""
     known = known or tar_key_of(node, planner, codec, index)
     key, key_stat = known.key, known.stat
     cached = RecordIndex(store).get(key)
@@ -163,7 +165,6 @@ def tar_layer(
         total = sum(e.size for e in entries)
         progress = ProgressThrottle(sink, index, "building", total)
         # A new version of the same archive shares most members with the last one's layer.
-        slot = slot_of(f"{node.source}|{layer_summary(node)}", codec.identity)
         with store.writer() as blob:
             keep_block_memory()
             compressor = testhooks.open_codec(
@@ -179,7 +180,7 @@ def tar_layer(
                 compressor.close()
             blob_digest = blob.commit()
             size = blob.size
-        members = getattr(compressor, "members", None)
+        members = compressor.members
         if members is not None:
             remember(store, slot, blob_digest, members)
     record = LayerRecord(
@@ -191,7 +192,7 @@ def tar_layer(
         summary=layer_summary(node),
     )
     RecordIndex(store).put(record)
-    return record, False, getattr(compressor, "reused", 0)
+    return record, False, compressor.reused
 
 
 @contextmanager

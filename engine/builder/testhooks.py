@@ -31,7 +31,7 @@ import time
 import zlib
 from typing import BinaryIO
 
-from engine.codec import Codec, Compressor, Reusable
+from engine.codec import Codec, LayerCompressor, Members, Reusable
 from engine.errors import VinciError
 from engine.tar.format import REGULAR, TarHeader, encode_header, padding
 
@@ -79,7 +79,7 @@ def read_chunk(default: int) -> int:
 
 def open_codec(
     codec: Codec, sink: BinaryIO, threads: int, reuse: Reusable | None = None
-) -> Compressor:
+) -> LayerCompressor | _FlushingGzip:
     """`codec.open(sink, threads, reuse)`, with the thread-count knob and the chunked-codec
     fault."""
     threads = _positive(CODEC_THREADS_ENV, 256) or threads
@@ -104,6 +104,9 @@ def trailer() -> bytes:
 class _FlushingGzip:
     """A gzip writer whose output depends on how its input is cut: a sync flush after every
     write puts a block boundary wherever a write ends."""
+
+    members: Members | None = None  # one stream: nothing a later build could copy
+    reused = 0
 
     def __init__(self, sink: BinaryIO) -> None:
         self._sink = sink
