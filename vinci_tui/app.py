@@ -740,8 +740,7 @@ class Workbench(App[int]):
             self.log_line("error", f"cache: {problem}")
         status = "ok" if report.ok else f"{len(report.problems)} problem(s), see the log"
         text = f"verified {report.blobs} blobs: {status}"
-        self.log_line("info" if report.ok else "error", f"cache: {text}")
-        self.notify(text, title="cache", severity="information" if report.ok else "error")
+        self._cache_said(text, report.ok)
         self.query_one(CacheTable).mark_corrupt(dict(report.corrupt))
         self.refresh_cache()
         if report.corrupt:
@@ -774,13 +773,17 @@ class Workbench(App[int]):
             answered,
         )
 
+    def _cache_said(self, text: str, ok: bool = True) -> None:
+        """A cache task's outcome, in the log and as a notification."""
+        self.log_line("info" if ok else "error", f"cache: {text}")
+        self.notify(text, title="cache", severity="information" if ok else "error")
+
     def _done_cache_remove(self, report: Any) -> None:
         text = (
             f"removed {report.blobs} corrupt blob(s) ({human_bytes(report.bytes)}) and "
             f"{report.records} layer record(s) naming them"
         )
-        self.log_line("info", f"cache: {text}")
-        self.notify(text, title="cache")
+        self._cache_said(text)
         self.refresh_cache()
 
     def on_cache_table_collect(self, message: CacheTable.Collect) -> None:
@@ -854,8 +857,7 @@ class Workbench(App[int]):
             f"removed {report.removed_blobs} blobs ({human_bytes(report.freed_bytes)}) and "
             f"{report.removed_records} records, kept {report.kept_blobs} blobs"
         )
-        self.log_line("info", f"cache: {text}")
-        self.notify(text, title="cache")
+        self._cache_said(text)
         self.refresh_cache()
 
     def _done_push(self, result: Any) -> None:
